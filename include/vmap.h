@@ -1,0 +1,324 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vmap.h - the vmap-area allocator with a lock-free lazy-free list.
+ *
+ * This header is the reference manual of libvmap.
+ *
+ * ==== What it is ====
+ *
+ * A *space* is a range of integers [base, base + length), cut into pages of a
+ * power-of-two size.  vmap hands out *areas*: page-granular, contiguous pieces
+ * of the space, placed at the lowest (or, on request, highest) address that
+ * satisfies the caller's size, alignment, phase, boundary and range
+ * constraints.  The search runs over a balanced tree of free blocks, each node
+ * knowing the largest free block below it, so it costs O(log n) in the number
+ * of free blocks.
+ *
+ * Freeing an area does not make its range reusable at once.  The area goes onto
+ * a lock-free *lazy list*; when the pages waiting there pass `lazy_max_pages`,
+ * or when an allocation finds no room, the list is *purged*: taken whole in one
+ * atomic exchange, sorted, coalesced, and handed to the space's *flush*
+ * callback in one call.  Only after that call returns do the ranges go back to
+ * the free tree.  One flush per batch instead of one per free is the point: for
+ * real memory each flush is a TLB shootdown, which costs about the same for a
+ * thousand ranges as for one.
+ *
+ * A *range space* (this version's only kind) manages any integer range -- GPU
+ * virtual addresses, IOVAs, file offsets, a simulated kernel VA space -- and the
+ * caller's flush callback does whatever "release" means there (invalidate a
+ * TLB, flush an IOTLB, count).  vmap touches no memory at those addresses.
+ *
+ * ==== Conventions ====
+ *
+ *  - Addresses and sizes are uint64_t and in bytes unless a name says pages.
+ *  - Actions return 0 on success or a negative errno.  Out-parameters are
+ *    written only on success; on failure they are left untouched and the space
+ *    is unchanged.
+ *  - Bad input is reported, never acted on.  No function prints anything except
+ *    vmap_dump() and a failing vmap_check().
+ *
+ * ==== The one rule that must hold: no reuse before flush ====
+ *
+ * A freed range is never handed out again before the flush that covers it has
+ * *returned*.  Allocations that run while a flush is in progress get other
+ * ranges, or wait for the purge (see vmap_alloc), never the ranges being
+ * flushed.
+ *
+ * ==== Synchronization ====
+ *
+ * Every function is thread-safe: any number of threads may call any function
+ * on the same space at once, except vmap_space_destroy(), which must be the
+ * last call on a space.  Inside a space:
+ *
+ *   what                              protected by
+ *   --------------------------------  ------------------------------------------
+ *   free-space tree, free counters    free lock (a mutex), held for one carve
+ *                                     or one bounded chunk of a purge
+ *   busy map (start -> area)          one mutex per shard of the map (64 shards,
+ *                                     chosen by a hash of the start address)
+ *   lazy list                         lock-free: CAS push, take-all by exchange
+ *   lazy page and area counters       atomic; add-and-return on free
+ *   event counters (purges, ...)      atomic, relaxed
+ *   purge state, flush vector         purge mutex
+ *
+ *   lock order: purge mutex -> free lock -> busy shard locks (ascending).
+ *
+ *   - vmap_free() takes only one busy shard lock; pushing onto the lazy list
+ *     and counting are lock-free, so frees never wait for a purge or a flush.
+ *   - vmap_alloc() holds the free lock while it carves, and never during a
+ *     flush; it waits for the purge mutex only when the space is full.
+ *   - A purge holds the purge mutex throughout, calls the flush callback with
+ *     no other lock held, and gives ranges back under the free lock in chunks
+ *     of at most VMAP_PURGE_CHUNK ranges, so allocators wait at most one chunk.
+ *   - vmap_check() and vmap_dump() take every lock (so they wait for a running
+ *     purge and briefly stop allocation and freeing) and see an exact snapshot.
+ *   - vmap_stats() takes no lock but the free lock; each field is exact, but
+ *     the fields together are a consistent snapshot only when no other call is
+ *     running on the space.
+ */
+#ifndef VMAP_H
+#define VMAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Exported from the shared library; everything else in it is hidden. */
+#if defined(VMAP_BUILD) && defined(__GNUC__)
+#define VMAP_API __attribute__((visibility("default")))
+#else
+#define VMAP_API
+#endif
+
+#define VMAP_VERSION_MAJOR 0
+#define VMAP_VERSION_MINOR 1
+
+/* A space.  Opaque; create with vmap_space_create(). */
+typedef struct vmap_space vmap_space;
+
+/* A half-open range [start, end) of a space, in bytes. */
+struct vmap_range {
+	uint64_t start;
+	uint64_t end;
+};
+
+/*
+ * The flush callback.  A purge calls it once with the ranges it is about to
+ * give back to the free space: sorted by address, coalesced (no two ranges
+ * touch or overlap), each page-aligned and inside the space.  n may be 0 when
+ * a purge with VMAP_PURGE_FORCE_FLUSH found nothing lazy: flush anyway.
+ *
+ * The callback runs with the purge mutex held and no other lock of the space.
+ * It may take as long as it needs (allocations elsewhere in the space go on),
+ * but it must not call vmap_alloc, vmap_xalloc, vmap_purge, vmap_unmap_aliases,
+ * vmap_check or vmap_dump on the same space: they may wait for the purge that
+ * is calling it.  vmap_free and vmap_stats are safe to call from it.
+ * The ranges array is only valid during the call.
+ *
+ * If memory for the vector cannot be had, a purge calls the callback several
+ * times with pieces of the sorted vector instead of once; none of its ranges
+ * is reused before the last of those calls returns.  vmap_stats() counts every
+ * call in `flushes`.
+ */
+typedef void (*vmap_flush_fn)(void *ctx, const struct vmap_range *ranges,
+			      size_t n);
+
+/* vmap_config.flags: none defined yet for range spaces; any bit is -EINVAL. */
+#define VMAP_SPACE_FLAGS_KNOWN 0u
+
+/*
+ * The configuration of a space.  Fill it with vmap_config_init(), then set the
+ * fields you need.  `size` lets the structure grow: a caller built against an
+ * older header passes a smaller size and gets defaults for the fields it does
+ * not know; a caller built against a newer header may pass a larger one if
+ * every byte past the fields this library knows is zero (else -E2BIG).
+ */
+struct vmap_config {
+	size_t size;		 /* sizeof(struct vmap_config) */
+	uint64_t base;		 /* first address; a multiple of page_size */
+	uint64_t length;	 /* bytes; > 0, a multiple of page_size, and
+				    base + length must not pass UINT64_MAX */
+	uint64_t page_size;	 /* a power of two; default 4096 */
+	uint64_t lazy_max_pages; /* lazy pages that trigger a purge; 0 = the
+				    kernel's fls(online CPUs) * 32 MiB/page */
+	vmap_flush_fn flush;	 /* may be NULL: purges then release silently */
+	void *flush_ctx;	 /* passed to flush */
+	unsigned flags;		 /* VMAP_SPACE_*; none yet */
+};
+
+/* Fill *cfg with defaults: size set, everything else 0 but page_size = 4096. */
+VMAP_API void vmap_config_init(struct vmap_config *cfg);
+
+/*
+ * Create a space covering [cfg->base, cfg->base + cfg->length), all free.
+ *
+ * Errors:
+ *   -EINVAL  cfg or out is NULL; cfg->size too small to hold the base fields;
+ *            page_size not a power of two; base or length not a multiple of
+ *            page_size; length 0; base + length overflows; unknown flags.
+ *   -E2BIG   cfg->size is larger than this library's struct and the extra
+ *            bytes are not all zero.
+ *   -ENOMEM  out of memory for the space's own records.
+ * Nothing is allocated on failure.
+ */
+VMAP_API int vmap_space_create(const struct vmap_config *cfg, vmap_space **out);
+
+/*
+ * Destroy a space: every busy and lazy area is dropped without a flush, and all
+ * the library's memory for the space is freed.  NULL is a no-op.  Must not run
+ * concurrently with any other call on the space.
+ */
+VMAP_API void vmap_space_destroy(vmap_space *space);
+
+/*
+ * Allocate an area of `size` bytes (rounded up to whole pages), aligned to
+ * `align` (a power of two; 0 or anything below the page size means the page
+ * size), lying wholly inside [vstart, vend) intersected with the space.  The
+ * area is placed at the lowest address that fits.  Pass vstart = 0 and
+ * vend = UINT64_MAX for "anywhere in the space".
+ *
+ * When nothing fits, the call runs a synchronous purge (waiting for any purge
+ * already running, so ranges it is flushing come back) and tries once more.
+ *
+ * Errors:
+ *   -EINVAL  space or addr is NULL; size 0 or so large that rounding it up
+ *            overflows; align not a power of two; vstart >= vend; or
+ *            [vstart, vend) holds no whole page of the space.
+ *   -ENOSPC  no free range satisfies the constraints, even after the purge
+ *            (this includes sizes or alignments larger than the space).
+ *   -ENOMEM  out of memory for the area's record.
+ * Concurrency: thread-safe; holds the free lock only while carving.
+ */
+VMAP_API int vmap_alloc(vmap_space *space, uint64_t size, uint64_t align,
+	       uint64_t vstart, uint64_t vend, uint64_t *addr);
+
+/* vmap_xalloc flags */
+#define VMAP_XALLOC_TOPDOWN 0x1u /* the highest fitting address, not lowest */
+#define VMAP_XALLOC_FLAGS_KNOWN VMAP_XALLOC_TOPDOWN
+
+/*
+ * vmap_alloc with the constraints of Bonwick and Adams' vmem_xalloc:
+ *   phase    the area starts at an address a with (a - phase) % align == 0;
+ *            a multiple of the page size and less than the (effective) align.
+ *   nocross  0, or a power of two: the area must not cross a multiple of it
+ *            (a DMA segment boundary, say).  size must not exceed it.
+ *   flags    VMAP_XALLOC_TOPDOWN: place at the highest fitting address, as
+ *            IOVA allocators do.
+ * Errors: those of vmap_alloc, plus -EINVAL for a bad phase, a nocross that is
+ * not a power of two or is smaller than the page size or than size, or an
+ * unknown flag.
+ */
+VMAP_API int vmap_xalloc(vmap_space *space, uint64_t size, uint64_t align,
+		uint64_t phase, uint64_t nocross, uint64_t vstart,
+		uint64_t vend, unsigned flags, uint64_t *addr);
+
+/*
+ * Free the area that starts at addr.  The area's range is not reusable yet: it
+ * goes onto the lazy list and is released by a later purge.  If this free takes
+ * the lazy pages past lazy_max_pages, the call tries a purge (VMAP_PURGE_TRY):
+ * it purges unless another purge is already running.
+ *
+ * Errors:
+ *   -EINVAL  space is NULL.
+ *   -ENOENT  addr is not the start of a busy area: never allocated, inside an
+ *            area, already freed (double free), or outside the space.
+ * Concurrency: thread-safe and lock-free with respect to the lazy list; takes
+ * one busy-shard lock for the lookup.  It does not wait for a running purge.
+ */
+VMAP_API int vmap_free(vmap_space *space, uint64_t addr);
+
+/* vmap_purge modes: one of TRY or SYNC, optionally or'ed with FORCE_FLUSH. */
+#define VMAP_PURGE_TRY 0x0u	    /* skip if another purge is running */
+#define VMAP_PURGE_SYNC 0x1u	    /* wait for a running purge, then purge */
+#define VMAP_PURGE_FORCE_FLUSH 0x2u /* call flush even if nothing is lazy;
+				       implies SYNC */
+
+/* At most this many ranges go back to the free tree per hold of the free lock. */
+#define VMAP_PURGE_CHUNK 64
+
+/*
+ * Purge the lazy list: take it whole, sort it, coalesce touching areas, call
+ * the flush callback once with the result, and give the ranges back to the
+ * free space.  With nothing lazy and no FORCE_FLUSH, no flush is called.
+ *
+ * Errors:
+ *   -EINVAL  space is NULL or how has unknown bits.
+ *   -EBUSY   VMAP_PURGE_TRY found another purge running and did nothing.
+ */
+VMAP_API int vmap_purge(vmap_space *space, unsigned how);
+
+/*
+ * Release everything lazy in one flush, and flush even if nothing is lazy:
+ * vmap_purge(space, VMAP_PURGE_SYNC | VMAP_PURGE_FORCE_FLUSH).
+ * Errors: -EINVAL if space is NULL.
+ */
+VMAP_API int vmap_unmap_aliases(vmap_space *space);
+
+/*
+ * Counters of a space.  Pages are the space's pages.  `size` must be set by
+ * the caller (to sizeof(struct vmap_stats)); fields past it are not written.
+ */
+struct vmap_stats {
+	size_t size;		      /* set by the caller */
+	uint64_t total_pages;	      /* pages in the space */
+	uint64_t busy_areas;	      /* allocated, not freed */
+	uint64_t busy_pages;
+	uint64_t free_pages;	      /* in the free tree */
+	uint64_t free_blocks;	      /* nodes of the free tree */
+	uint64_t largest_free_pages;  /* largest free block */
+	uint64_t lazy_areas;	      /* freed, waiting for or in a purge */
+	uint64_t lazy_pages;
+	uint64_t lazy_max_pages;      /* the threshold in force */
+	uint64_t allocs;	      /* successful allocations, ever */
+	uint64_t frees;		      /* successful frees, ever */
+	uint64_t alloc_failures;      /* -ENOSPC / -ENOMEM returns */
+	uint64_t purge_retries;	      /* allocations that purged and retried */
+	uint64_t purges;	      /* purges that ran (not skipped TRYs) */
+	uint64_t flushes;	      /* flush callback calls */
+	uint64_t ranges_flushed;      /* ranges passed to those calls */
+	uint64_t areas_purged;	      /* lazy areas released by purges */
+	uint64_t purge_max_areas;     /* largest batch one purge took */
+	uint64_t purge_max_hold_ns;   /* longest free-lock hold by a purge */
+	uint64_t purge_last_ns;	      /* wall time of the last purge */
+};
+
+/*
+ * Fill *st.  st->size must be set; a smaller size gets the leading fields.
+ * Errors: -EINVAL if space or st is NULL, or st->size is smaller than
+ * offsetof(struct vmap_stats, busy_areas).
+ */
+VMAP_API int vmap_stats(vmap_space *space, struct vmap_stats *st);
+
+/*
+ * Print the space like /proc/vmallocinfo, one line per busy area, lazy area
+ * and free block, by address:
+ *   0x0000000000100000-0x0000000000103000      12288 busy
+ * Errors: -EINVAL if space or f is NULL; -ENOMEM if the snapshot cannot be
+ * allocated; -EIO if writing to f fails.
+ */
+VMAP_API int vmap_dump(vmap_space *space, FILE *f);
+
+/*
+ * Validate every invariant of the space: the free tree's order, balance and
+ * augmentation; free blocks never touching (always merged); busy, lazy and
+ * free ranges inside the space, page-aligned and never overlapping; together
+ * covering the whole space; and every counter equal to what the structures
+ * hold.  Meant as a test oracle; costs O(n log n).
+ *
+ * Returns 0, or -EUCLEAN after printing what is wrong to stderr, or -ENOMEM if
+ * the snapshot cannot be allocated, or -EINVAL if space is NULL.
+ */
+VMAP_API int vmap_check(vmap_space *space);
+
+/* A static English message for a negative (or positive) errno value. */
+VMAP_API const char *vmap_strerror(int err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VMAP_H */

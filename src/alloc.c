@@ -1,0 +1,175 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * alloc.c - the allocation and free paths, and the public purge entry points.
+ *
+ * Allocation: check the request, allocate the records it may need (before
+ * any lock, so running out of memory never happens with the free lock held),
+ * then under the free lock find the lowest fit, carve it out of its free
+ * block, and enter the area in the busy map.  If nothing fits, purge
+ * synchronously and try once more.
+ *
+ * Free: take the area out of the busy map and push it onto the lazy list; see
+ * the comment in vmap_free about the order of those steps.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+static inline void count(atomic_uint_fast64_t *c)
+{
+	atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+}
+
+/* Turn a caller's request into a struct fit, or -EINVAL. */
+static int make_fit(const vmap_space *s, uint64_t size, uint64_t align,
+		    uint64_t phase, uint64_t nocross, uint64_t vstart,
+		    uint64_t vend, unsigned flags, struct fit *f)
+{
+	uint64_t pmask = s->page_size - 1;
+
+	if (!size || size > UINT64_MAX - pmask || (align & (align - 1)) ||
+	    (nocross & (nocross - 1)) || (flags & ~VMAP_XALLOC_FLAGS_KNOWN) ||
+	    vstart >= vend)
+		return -EINVAL;
+	f->size = (size + pmask) & ~pmask;
+	f->align = align > pmask ? align : s->page_size;
+	if ((phase & pmask) || phase >= f->align)
+		return -EINVAL;
+	if (nocross && (nocross <= pmask || nocross < f->size))
+		return -EINVAL;
+	f->phase = phase;
+	f->nocross = nocross;
+	f->topdown = flags & VMAP_XALLOC_TOPDOWN;
+
+	/* Clip [vstart, vend) to the space and to whole pages. */
+	f->lo = vstart > s->base ? vstart : s->base;
+	f->hi = vend < s->end ? vend : s->end;
+	if (f->lo >= f->hi || f->lo > UINT64_MAX - pmask)
+		return -EINVAL;
+	f->lo = (f->lo + pmask) & ~pmask;
+	f->hi &= ~pmask;
+	if (f->lo >= f->hi)
+		return -EINVAL;
+	return 0;
+}
+
+static int alloc_fit(vmap_space *s, const struct fit *f, uint64_t *addr)
+{
+	struct va *area = malloc(sizeof(*area));
+	struct va *spare = malloc(sizeof(*spare));
+
+	if (!area || !spare) {
+		free(area);
+		free(spare);
+		count(&s->alloc_failures);
+		return -ENOMEM;
+	}
+	for (int attempt = 0;; attempt++) {
+		struct va *block, *used;
+		struct busy_shard *shard;
+		uint64_t a;
+
+		pthread_mutex_lock(&s->free_lock);
+		block = ft_find(&s->free, f, &a);
+		if (block) {
+			used = ft_carve(&s->free, block, a, f->size, &spare);
+			area->start = a;
+			area->end = a + f->size;
+			/* Still under the free lock, so the area is never
+			 * in neither structure when vmap_check looks. */
+			shard = busy_shard_of(&s->busy, a);
+			pthread_mutex_lock(&shard->lock);
+			__busy_insert(shard, area);
+			pthread_mutex_unlock(&shard->lock);
+			pthread_mutex_unlock(&s->free_lock);
+
+			free(used);
+			free(spare);
+			count(&s->allocs);
+			*addr = a;
+			return 0;
+		}
+		pthread_mutex_unlock(&s->free_lock);
+		if (attempt)
+			break;
+		/* Waits for a running purge too: the ranges it is flushing
+		 * are free space a moment from now. */
+		count(&s->purge_retries);
+		vm_purge(s, VMAP_PURGE_SYNC);
+	}
+	free(area);
+	free(spare);
+	count(&s->alloc_failures);
+	return -ENOSPC;
+}
+
+int vmap_xalloc(vmap_space *s, uint64_t size, uint64_t align, uint64_t phase,
+		uint64_t nocross, uint64_t vstart, uint64_t vend,
+		unsigned flags, uint64_t *addr)
+{
+	struct fit f;
+	int err;
+
+	if (!s || !addr)
+		return -EINVAL;
+	err = make_fit(s, size, align, phase, nocross, vstart, vend, flags, &f);
+	if (err)
+		return err;
+	return alloc_fit(s, &f, addr);
+}
+
+int vmap_alloc(vmap_space *s, uint64_t size, uint64_t align, uint64_t vstart,
+	       uint64_t vend, uint64_t *addr)
+{
+	return vmap_xalloc(s, size, align, 0, 0, vstart, vend, 0, addr);
+}
+
+int vmap_free(vmap_space *s, uint64_t addr)
+{
+	struct busy_shard *shard;
+	struct va *va;
+	uint64_t lazy;
+
+	if (!s)
+		return -EINVAL;
+	shard = busy_shard_of(&s->busy, addr);
+	pthread_mutex_lock(&shard->lock);
+	va = __busy_remove(shard, addr);
+	if (!va) {
+		pthread_mutex_unlock(&shard->lock);
+		return -ENOENT;
+	}
+	/*
+	 * The order here is the seed's fix, and it matters.  Once va is on
+	 * the lazy list, a purge on another thread may take it, give its
+	 * range back and free the record -- at any instant.  Before 2016 the
+	 * kernel marked the area lazy first and then read its size to update
+	 * the counter: a use-after-free that Roman Pen found in review of the
+	 * llist patch.  So everything that reads va (its size, here) happens
+	 * before the push, and the decision to purge uses the value that the
+	 * atomic add *returned*, not a re-read of the counter or of va.
+	 * lazy_push() adds then publishes; after it, va is not ours.
+	 */
+	lazy = lazy_push(&s->lazy, va, space_pages(s, va->end - va->start));
+	pthread_mutex_unlock(&shard->lock);
+	count(&s->frees);
+
+	/* An extra try on the boundary, when two frees cross it at once, is
+	 * harmless: the second finds the purge running and returns. */
+	if (lazy > s->lazy_max_pages)
+		vm_purge(s, VMAP_PURGE_TRY);
+	return 0;
+}
+
+int vmap_purge(vmap_space *s, unsigned how)
+{
+	if (!s || (how & ~(VMAP_PURGE_SYNC | VMAP_PURGE_FORCE_FLUSH)))
+		return -EINVAL;
+	return vm_purge(s, how);
+}
+
+int vmap_unmap_aliases(vmap_space *s)
+{
+	return vmap_purge(s, VMAP_PURGE_SYNC | VMAP_PURGE_FORCE_FLUSH);
+}

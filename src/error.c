@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * error.c - messages for the errno values vmap returns, in vmap's own terms.
+ */
+#include <errno.h>
+
+#include "vmap.h"
+
+const char *vmap_strerror(int err)
+{
+	switch (err < 0 ? -err : err) {
+	case 0:
+		return "success";
+	case EINVAL:
+		return "invalid argument";
+	case ENOSPC:
+		return "no free range satisfies the request";
+	case ENOENT:
+		return "address is not the start of a busy area";
+	case ENOMEM:
+		return "out of memory for vmap's own records";
+	case EBUSY:
+		return "another purge is running";
+	case E2BIG:
+		return "config is larger than this library knows, with "
+		       "nonzero extra bytes";
+	case EUCLEAN:
+		return "space invariants are violated";
+	case EIO:
+		return "output error";
+	default:
+		return "unknown error";
+	}
+}

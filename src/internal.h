@@ -1,0 +1,169 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * internal.h - the records every part of vmap shares, and the cross-file API
+ * grouped by the file that defines it.  A map of the library in one page.
+ */
+#ifndef VMAP_INTERNAL_H
+#define VMAP_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vmap.h"
+
+#define VMAP_BUSY_SHARDS 64
+
+/*
+ * One range of the space: a busy area, a lazy area or a free block.  A record
+ * is in exactly one of those roles at a time, so the links share storage:
+ *   busy: in one busy-map chain   (protected by that shard's lock)
+ *   lazy: on the lazy list        (immutable once pushed; owned by the purge
+ *                                  that takes it)
+ *   free: a node of the free tree (protected by the free lock)
+ * Records live in the library's own heap, never next to the caller's data.
+ */
+struct va {
+	uint64_t start; /* [start, end), page-aligned */
+	uint64_t end;
+	union {
+		struct va *next; /* busy chain or lazy list */
+		struct {
+			struct va *left, *right, *parent;
+			uint64_t max; /* largest end - start in this subtree */
+			int height;
+		} ft;
+	};
+};
+
+/* ---- freetree.c: free blocks by address, augmented with the largest ---- */
+
+struct freetree {
+	struct va *root;
+	uint64_t nodes; /* free blocks */
+	uint64_t bytes; /* total free bytes */
+};
+
+/* What an allocation asks for; lo/hi already clipped to the space. */
+struct fit {
+	uint64_t size, align, phase, nocross;
+	uint64_t lo, hi; /* the area must lie in [lo, hi) */
+	bool topdown;
+};
+
+void ft_init(struct freetree *t);
+/* The block holding the lowest (or highest) fitting address, which goes in
+ * *addr; NULL if nothing fits. */
+struct va *ft_find(const struct freetree *t, const struct fit *f,
+		   uint64_t *addr);
+/* Remove [addr, addr + size) from block b, which holds it.  May take *spare
+ * (and set it to NULL) for a right-hand remainder; returns b if b was used up
+ * and unlinked (the caller frees or reuses it), else NULL. */
+struct va *ft_carve(struct freetree *t, struct va *b, uint64_t addr,
+		    uint64_t size, struct va **spare);
+/* Add [start, end), which must not overlap any free block, merging with
+ * touching neighbours.  Takes *node (setting it to NULL) only when no merge
+ * happened; returns a node a three-way merge made redundant, for the caller to
+ * free, or NULL. */
+struct va *ft_insert(struct freetree *t, uint64_t start, uint64_t end,
+		     struct va **node);
+/* Unlink every node and hand it to release(); the tree is empty after. */
+void ft_destroy(struct freetree *t, void (*release)(struct va *));
+/* Validate order, links, balance and augmentation; message in msg. */
+int ft_validate(const struct freetree *t, char *msg, size_t len);
+/* In-order walk (stops at fn's first nonzero, which it returns). */
+int ft_walk(const struct freetree *t, int (*fn)(void *, const struct va *),
+	    void *arg);
+static inline uint64_t ft_largest(const struct freetree *t)
+{
+	return t->root ? t->root->ft.max : 0;
+}
+
+/* ---- busy.c: start address -> busy area, sharded ---- */
+
+struct busy_shard {
+	pthread_mutex_t lock;
+	struct va **buckets; /* chains; protected by lock */
+	uint64_t mask;	     /* nbuckets - 1; protected by lock */
+	uint64_t count;	     /* protected by lock */
+	uint64_t bytes;	     /* protected by lock */
+} __attribute__((aligned(64)));
+
+struct busy_map {
+	struct busy_shard shard[VMAP_BUSY_SHARDS];
+};
+
+int busy_init(struct busy_map *m);
+void busy_fini(struct busy_map *m, void (*release)(struct va *));
+struct busy_shard *busy_shard_of(struct busy_map *m, uint64_t start);
+/* Caller holds the shard's lock (the leading __). */
+void __busy_insert(struct busy_shard *s, struct va *va);
+struct va *__busy_remove(struct busy_shard *s, uint64_t start);
+void busy_lock_all(struct busy_map *m);
+void busy_unlock_all(struct busy_map *m);
+/* With every shard locked: visit all areas (stops at fn's first nonzero). */
+int __busy_walk(struct busy_map *m, int (*fn)(void *, const struct va *),
+		void *arg);
+/* With every shard locked: areas in the right shard, counters right. */
+int __busy_validate(struct busy_map *m, char *msg, size_t len);
+
+/* ---- lazy.c: the lock-free lazy list and its counters ---- */
+
+struct lazy_list {
+	_Atomic(struct va *) head; /* CAS push, exchange take-all */
+	atomic_uint_fast64_t pages; /* pages pushed and not yet given back */
+	atomic_uint_fast64_t areas;
+};
+
+void lazy_init(struct lazy_list *l);
+/* Count, then publish; returns the lazy page count including va.  va must not
+ * be touched by the caller after this returns. */
+uint64_t lazy_push(struct lazy_list *l, struct va *va, uint64_t pages);
+struct va *lazy_take_all(struct lazy_list *l);
+/* A purge has given back `pages` pages in `areas` areas. */
+void lazy_retire(struct lazy_list *l, uint64_t pages, uint64_t areas);
+
+/* ---- space.c ---- */
+
+struct vmap_space {
+	/* Immutable after create. */
+	uint64_t base, end; /* [base, end) */
+	unsigned page_shift;
+	uint64_t page_size;
+	uint64_t lazy_max_pages;
+	vmap_flush_fn flush;
+	void *flush_ctx;
+
+	pthread_mutex_t free_lock;
+	struct freetree free; /* protected by free_lock */
+
+	struct busy_map busy; /* per-shard locks */
+
+	struct lazy_list lazy; /* lock-free */
+
+	pthread_mutex_t purge_lock;
+	struct vmap_range *vec; /* flush vector; protected by purge_lock */
+	size_t vec_cap;		/* protected by purge_lock */
+
+	/* Event counters: atomic, relaxed; read by vmap_stats. */
+	atomic_uint_fast64_t allocs, frees, alloc_failures, purge_retries;
+	atomic_uint_fast64_t purges, flushes, ranges_flushed, areas_purged;
+	atomic_uint_fast64_t purge_max_areas, purge_max_hold_ns, purge_last_ns;
+};
+
+static inline uint64_t space_pages(const vmap_space *s, uint64_t bytes)
+{
+	return bytes >> s->page_shift;
+}
+
+/* ---- purge.c ---- */
+
+int vm_purge(vmap_space *s, unsigned how);
+
+/* ---- util ---- */
+
+uint64_t vm_now_ns(void);
+void vm_stat_max(atomic_uint_fast64_t *c, uint64_t v);
+
+#endif /* VMAP_INTERNAL_H */

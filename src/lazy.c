@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * lazy.c - the lazy-free list: freed areas waiting for a purge.
+ *
+ * A lock-free LIFO in the manner of the kernel's llist.  Any number of
+ * threads push (a compare-and-swap on the head); a purge takes the whole list
+ * with one atomic exchange, after which it alone owns those records.  Nothing
+ * is ever removed one at a time, so there is no ABA problem: a record that
+ * left the list can only return to it through a new push.
+ *
+ * The counters say how much is lazy: pages and areas pushed and not yet given
+ * back to the free space by a purge.  They are raised *before* the push (the
+ * pusher may no longer touch the record afterwards) and lowered by the purge
+ * only after the ranges are back in the free tree, so they never under-count
+ * what is unavailable.
+ */
+#include "internal.h"
+
+void lazy_init(struct lazy_list *l)
+{
+	atomic_init(&l->head, NULL);
+	atomic_init(&l->pages, 0);
+	atomic_init(&l->areas, 0);
+}
+
+uint64_t lazy_push(struct lazy_list *l, struct va *va, uint64_t pages)
+{
+	uint64_t nr = atomic_fetch_add_explicit(&l->pages, pages,
+						memory_order_relaxed) + pages;
+	struct va *old = atomic_load_explicit(&l->head, memory_order_relaxed);
+
+	atomic_fetch_add_explicit(&l->areas, 1, memory_order_relaxed);
+	/* Release: the purge that takes va must see its start and end. */
+	do
+		va->next = old;
+	while (!atomic_compare_exchange_weak_explicit(&l->head, &old, va,
+						      memory_order_release,
+						      memory_order_relaxed));
+	return nr;
+}
+
+struct va *lazy_take_all(struct lazy_list *l)
+{
+	if (!atomic_load_explicit(&l->head, memory_order_relaxed))
+		return NULL;
+	return atomic_exchange_explicit(&l->head, NULL, memory_order_acquire);
+}
+
+void lazy_retire(struct lazy_list *l, uint64_t pages, uint64_t areas)
+{
+	atomic_fetch_sub_explicit(&l->pages, pages, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&l->areas, areas, memory_order_relaxed);
+}

@@ -1,0 +1,186 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * space.c - creating and destroying spaces, their configuration, their stats.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* The fields of the first published vmap_config; older callers pass no less. */
+#define CONFIG_SIZE_V1 (offsetof(struct vmap_config, flags) + sizeof(unsigned))
+
+void vmap_config_init(struct vmap_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->size = sizeof(*cfg);
+	cfg->page_size = 4096;
+}
+
+/* The kernel's lazy_max_pages(): fls(online CPUs) * 32 MiB worth of pages.
+ * Logarithmic in the CPUs, to bound the latency of one purge on big machines. */
+static uint64_t default_lazy_max(uint64_t page_size)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	int fls = 0;
+	uint64_t per = (32ull << 20) / page_size;
+
+	for (unsigned long c = cpus > 0 ? (unsigned long)cpus : 1; c; c >>= 1)
+		fls++;
+	return (uint64_t)fls * (per ? per : 1);
+}
+
+/* Copy a caller's config of any size into ours; see struct vmap_config. */
+static int read_config(const struct vmap_config *in, struct vmap_config *c)
+{
+	size_t n = in->size;
+
+	vmap_config_init(c);
+	if (n < CONFIG_SIZE_V1)
+		return -EINVAL;
+	if (n > sizeof(*c)) {
+		const unsigned char *extra = (const unsigned char *)in;
+
+		for (size_t i = sizeof(*c); i < n; i++)
+			if (extra[i])
+				return -E2BIG;
+		n = sizeof(*c);
+	}
+	memcpy(c, in, n);
+	c->size = sizeof(*c);
+	return 0;
+}
+
+static int check_config(const struct vmap_config *c)
+{
+	uint64_t ps = c->page_size;
+
+	if (!ps || (ps & (ps - 1)) || (c->base & (ps - 1)) ||
+	    (c->length & (ps - 1)) || !c->length ||
+	    c->length > UINT64_MAX - c->base ||
+	    (c->flags & ~VMAP_SPACE_FLAGS_KNOWN))
+		return -EINVAL;
+	return 0;
+}
+
+int vmap_space_create(const struct vmap_config *cfg, vmap_space **out)
+{
+	struct vmap_config c;
+	vmap_space *s;
+	struct va *all;
+	int err;
+
+	if (!cfg || !out)
+		return -EINVAL;
+	err = read_config(cfg, &c);
+	if (!err)
+		err = check_config(&c);
+	if (err)
+		return err;
+
+	s = aligned_alloc(64, (sizeof(*s) + 63) & ~(size_t)63);
+	all = malloc(sizeof(*all));
+	if (!s || !all || busy_init(&s->busy)) {
+		free(s);
+		free(all);
+		return -ENOMEM;
+	}
+	s->base = c.base;
+	s->end = c.base + c.length;
+	s->page_size = c.page_size;
+	s->page_shift = (unsigned)__builtin_ctzll(c.page_size);
+	s->lazy_max_pages = c.lazy_max_pages ? c.lazy_max_pages
+					     : default_lazy_max(c.page_size);
+	s->flush = c.flush;
+	s->flush_ctx = c.flush_ctx;
+	pthread_mutex_init(&s->free_lock, NULL);
+	pthread_mutex_init(&s->purge_lock, NULL);
+	ft_init(&s->free);
+	lazy_init(&s->lazy);
+	s->vec = NULL;
+	s->vec_cap = 0;
+	atomic_uint_fast64_t *counters[] = {
+		&s->allocs,	    &s->frees,		   &s->alloc_failures,
+		&s->purge_retries,  &s->purges,		   &s->flushes,
+		&s->ranges_flushed, &s->areas_purged,	   &s->purge_max_areas,
+		&s->purge_max_hold_ns, &s->purge_last_ns,
+	};
+	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++)
+		atomic_init(counters[i], 0);
+
+	ft_insert(&s->free, s->base, s->end, &all);
+	*out = s;
+	return 0;
+}
+
+static void release(struct va *va)
+{
+	free(va);
+}
+
+void vmap_space_destroy(vmap_space *s)
+{
+	struct va *v, *next;
+
+	if (!s)
+		return;
+	for (v = lazy_take_all(&s->lazy); v; v = next) {
+		next = v->next;
+		free(v);
+	}
+	busy_fini(&s->busy, release);
+	ft_destroy(&s->free, release);
+	pthread_mutex_destroy(&s->free_lock);
+	pthread_mutex_destroy(&s->purge_lock);
+	free(s->vec);
+	free(s);
+}
+
+static inline uint64_t get(atomic_uint_fast64_t *c)
+{
+	return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+int vmap_stats(vmap_space *s, struct vmap_stats *out)
+{
+	struct vmap_stats st;
+	size_t n;
+
+	if (!s || !out || out->size < offsetof(struct vmap_stats, busy_areas))
+		return -EINVAL;
+	n = out->size < sizeof(st) ? out->size : sizeof(st);
+	memset(&st, 0, sizeof(st));
+	st.size = n;
+	st.total_pages = space_pages(s, s->end - s->base);
+	for (int i = 0; i < VMAP_BUSY_SHARDS; i++) {
+		struct busy_shard *sh = &s->busy.shard[i];
+
+		pthread_mutex_lock(&sh->lock);
+		st.busy_areas += sh->count;
+		st.busy_pages += space_pages(s, sh->bytes);
+		pthread_mutex_unlock(&sh->lock);
+	}
+	pthread_mutex_lock(&s->free_lock);
+	st.free_pages = space_pages(s, s->free.bytes);
+	st.free_blocks = s->free.nodes;
+	st.largest_free_pages = space_pages(s, ft_largest(&s->free));
+	pthread_mutex_unlock(&s->free_lock);
+	st.lazy_areas = get(&s->lazy.areas);
+	st.lazy_pages = get(&s->lazy.pages);
+	st.lazy_max_pages = s->lazy_max_pages;
+	st.allocs = get(&s->allocs);
+	st.frees = get(&s->frees);
+	st.alloc_failures = get(&s->alloc_failures);
+	st.purge_retries = get(&s->purge_retries);
+	st.purges = get(&s->purges);
+	st.flushes = get(&s->flushes);
+	st.ranges_flushed = get(&s->ranges_flushed);
+	st.areas_purged = get(&s->areas_purged);
+	st.purge_max_areas = get(&s->purge_max_areas);
+	st.purge_max_hold_ns = get(&s->purge_max_hold_ns);
+	st.purge_last_ns = get(&s->purge_last_ns);
+	memcpy(out, &st, n);
+	return 0;
+}
