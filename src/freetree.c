@@ -99,27 +99,37 @@ static struct va *rotate_right(struct freetree *t, struct va *x)
 	return y;
 }
 
-/* Restore balance and augmentation from n up to the root. */
-static void rebalance(struct freetree *t, struct va *n)
+/*
+ * Restore balance and augmentation from n upwards.  Above the point where a
+ * node's height and maximum come out unchanged (and no rotation happened),
+ * nothing can have changed, so the walk stops there -- but never below
+ * `until`, a node whose children were relinked and must be recomputed.
+ */
+static void rebalance(struct freetree *t, struct va *n, const struct va *until)
 {
 	while (n) {
-		int bf;
+		bool changed = update(n), reached = n == until;
+		int bf = height(n->ft.left) - height(n->ft.right);
 
-		update(n);
-		bf = height(n->ft.left) - height(n->ft.right);
 		if (bf > 1) {
 			struct va *l = n->ft.left;
 
 			if (height(l->ft.left) < height(l->ft.right))
 				rotate_left(t, l);
 			n = rotate_right(t, n);
+			changed = true;
 		} else if (bf < -1) {
 			struct va *r = n->ft.right;
 
 			if (height(r->ft.right) < height(r->ft.left))
 				rotate_right(t, r);
 			n = rotate_left(t, n);
+			changed = true;
 		}
+		if (reached)
+			until = NULL;
+		if (!changed && !until)
+			return;
 		n = n->ft.parent;
 	}
 }
@@ -145,13 +155,13 @@ static void link_node(struct freetree *t, struct va *z)
 	z->ft.height = 1;
 	z->ft.max = len(z);
 	*link = z;
-	rebalance(t, parent);
+	rebalance(t, parent, NULL);
 	t->nodes++;
 }
 
 static void erase(struct freetree *t, struct va *z)
 {
-	struct va *fix;
+	struct va *fix, *until = NULL;
 
 	if (!z->ft.left || !z->ft.right) {
 		fix = z->ft.parent;
@@ -172,8 +182,10 @@ static void erase(struct freetree *t, struct va *z)
 		replace(t, z, y);
 		y->ft.left = z->ft.left;
 		y->ft.left->ft.parent = y;
+		y->ft.height = 0; /* stale: it must be recomputed */
+		until = y;
 	}
-	rebalance(t, fix);
+	rebalance(t, fix, until);
 	t->nodes--;
 }
 

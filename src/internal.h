@@ -124,6 +124,22 @@ struct va *lazy_take_all(struct lazy_list *l);
 /* A purge has given back `pages` pages in `areas` areas. */
 void lazy_retire(struct lazy_list *l, uint64_t pages, uint64_t areas);
 
+/* ---- sort.c: a purge's batch in address order ---- */
+
+struct sort_item {
+	uint64_t key; /* page index in the space */
+	struct va *va;
+};
+
+struct sortbuf {
+	struct sort_item *a, *b; /* radix sort source and destination */
+	size_t cap;
+};
+
+/* Sort the list by start; *count gets its length.  Purge mutex held. */
+struct va *batch_sort(vmap_space *s, struct va *list, uint64_t *count);
+void sortbuf_free(struct sortbuf *b);
+
 /* ---- space.c ---- */
 
 struct vmap_space {
@@ -145,6 +161,7 @@ struct vmap_space {
 	pthread_mutex_t purge_lock;
 	struct vmap_range *vec; /* flush vector; protected by purge_lock */
 	size_t vec_cap;		/* protected by purge_lock */
+	struct sortbuf sortbuf; /* protected by purge_lock */
 
 	/* Event counters: atomic, relaxed; read by vmap_stats. */
 	atomic_uint_fast64_t allocs, frees, alloc_failures, purge_retries;

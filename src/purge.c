@@ -5,8 +5,8 @@
  * A purge, under the purge mutex:
  *   1. takes the whole lazy list with one exchange (frees go on pushing onto
  *      a fresh list meanwhile);
- *   2. sorts it by address (a merge sort of the list itself, so sorting
- *      needs no memory) and coalesces touching areas into ranges;
+ *   2. sorts it by address (sort.c) and coalesces touching areas into
+ *      ranges;
  *   3. calls the flush callback once with those ranges, holding no other lock:
  *      allocation and freeing go on during the flush, and cannot be handed
  *      these ranges, which are in no structure but this purge's list;
@@ -46,46 +46,6 @@ void vm_stat_max(atomic_uint_fast64_t *c, uint64_t v)
 static inline void count(atomic_uint_fast64_t *c, uint64_t n)
 {
 	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
-}
-
-static struct va *merge(struct va *a, struct va *b)
-{
-	struct va *head = NULL, **tail = &head;
-
-	while (a && b) {
-		struct va **min = a->start < b->start ? &a : &b;
-
-		*tail = *min;
-		tail = &(*min)->next;
-		*min = (*min)->next;
-	}
-	*tail = a ? a : b;
-	return head;
-}
-
-/* Bottom-up merge sort: bin[i] holds a sorted run of 2^i records. */
-static struct va *sort(struct va *list, uint64_t *n)
-{
-	struct va *bin[64] = { NULL }, *run = NULL;
-	int i, top = 0;
-
-	*n = 0;
-	while (list) {
-		run = list;
-		list = list->next;
-		run->next = NULL;
-		for (i = 0; bin[i]; i++) {
-			run = merge(bin[i], run);
-			bin[i] = NULL;
-		}
-		bin[i] = run;
-		top = i > top ? i : top;
-		++*n;
-	}
-	run = NULL;
-	for (i = 0; i <= top; i++)
-		run = merge(bin[i], run);
-	return run;
 }
 
 static size_t count_runs(const struct va *v)
@@ -222,7 +182,7 @@ int vm_purge(vmap_space *s, unsigned how)
 	t0 = vm_now_ns();
 	list = lazy_take_all(&s->lazy);
 	if (list || force) {
-		list = sort(list, &n);
+		list = batch_sort(s, list, &n);
 		flush_list(s, list);
 		give_back(s, list);
 		count(&s->purges, 1);

@@ -101,6 +101,7 @@ int vmap_space_create(const struct vmap_config *cfg, vmap_space **out)
 	lazy_init(&s->lazy);
 	s->vec = NULL;
 	s->vec_cap = 0;
+	memset(&s->sortbuf, 0, sizeof(s->sortbuf));
 	atomic_uint_fast64_t *counters[] = {
 		&s->allocs,	    &s->frees,		   &s->alloc_failures,
 		&s->purge_retries,  &s->purges,		   &s->flushes,
@@ -135,6 +136,7 @@ void vmap_space_destroy(vmap_space *s)
 	pthread_mutex_destroy(&s->free_lock);
 	pthread_mutex_destroy(&s->purge_lock);
 	free(s->vec);
+	sortbuf_free(&s->sortbuf);
 	free(s);
 }
 

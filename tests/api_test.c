@@ -1,2 +1,498 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * api_test.c - every public function through vmap.h alone: normal use, every
+ * class of bad input (documented errno, out-parameter untouched, nothing
+ * changed), the purge modes, the flush contract, and no reuse before flush.
+ *
+ * Pictures: one character per page from the space's base.
+ *   'A', 'B', ... busy areas    '+' lazy    '.' free
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <unistd.h>
+
 #include "test.h"
-int main(void) { return test_summary("api_test"); }
+#include "vmap.h"
+
+#define PG 4096ull
+#define BASE 0x40000000ull
+
+/* ---- a flush callback that records, and can be made to wait ---- */
+
+struct recorder {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	size_t calls;
+	size_t n;		  /* ranges in the last call */
+	struct vmap_range r[64];  /* the last call's ranges */
+	int hold;		  /* while set, a flush waits in the callback */
+	int in_flush, flush_done; /* set on entry and at exit */
+};
+
+static struct recorder rec = { .lock = PTHREAD_MUTEX_INITIALIZER,
+			       .cond = PTHREAD_COND_INITIALIZER };
+
+static void record(void *ctx, const struct vmap_range *r, size_t n)
+{
+	struct recorder *x = ctx;
+
+	pthread_mutex_lock(&x->lock);
+	x->calls++;
+	x->n = n;
+	memcpy(x->r, r, (n < 64 ? n : 64) * sizeof(*r));
+	x->in_flush = 1;
+	pthread_cond_broadcast(&x->cond);
+	while (x->hold)
+		pthread_cond_wait(&x->cond, &x->lock);
+	x->in_flush = 0;
+	x->flush_done = 1;
+	pthread_mutex_unlock(&x->lock);
+}
+
+static void rec_reset(void)
+{
+	rec.calls = rec.n = 0;
+	rec.hold = rec.in_flush = rec.flush_done = 0;
+}
+
+static vmap_space *space(uint64_t pages, uint64_t lazy_max)
+{
+	struct vmap_config c;
+	vmap_space *s = NULL;
+
+	vmap_config_init(&c);
+	c.base = BASE;
+	c.length = pages * PG;
+	c.lazy_max_pages = lazy_max;
+	c.flush = record;
+	c.flush_ctx = &rec;
+	REQUIRE(vmap_space_create(&c, &s) == 0 && s);
+	rec_reset();
+	return s;
+}
+
+static struct vmap_stats stats(vmap_space *s)
+{
+	struct vmap_stats st;
+
+	memset(&st, 0, sizeof(st));
+	st.size = sizeof(st);
+	REQUIRE(vmap_stats(s, &st) == 0);
+	return st;
+}
+
+static uint64_t alloc(vmap_space *s, uint64_t pages)
+{
+	uint64_t a = 0;
+
+	REQUIRE(vmap_alloc(s, pages * PG, 0, 0, UINT64_MAX, &a) == 0);
+	return a;
+}
+
+/* Assert a call failed with `err` and changed nothing. */
+#define CHECK_REJECTED(s, call, err)                                        \
+	do {                                                                \
+		struct vmap_stats _before = stats(s), _after;               \
+		CHECK_EQ((call), (err));                                    \
+		_after = stats(s);                                          \
+		CHECK(memcmp(&_before, &_after, sizeof(_before)) == 0);     \
+		CHECK_EQ(vmap_check(s), 0);                                 \
+	} while (0)
+
+static void test_config(void)
+{
+	struct vmap_config c;
+	vmap_space *s = (vmap_space *)&c; /* a sentinel: must stay */
+	struct {
+		struct vmap_config c;
+		uint64_t future;
+	} big;
+
+	vmap_config_init(&c);
+	CHECK_EQ(c.size, sizeof(c));
+	CHECK_EQ(c.page_size, 4096);
+	CHECK_EQ(c.lazy_max_pages, 0);
+	c.length = 16 * PG;
+
+	CHECK_EQ(vmap_space_create(NULL, &s), -EINVAL);
+	CHECK_EQ(vmap_space_create(&c, NULL), -EINVAL);
+#define BAD(field, value, err)                                              \
+	do {                                                                \
+		struct vmap_config _c = c;                                  \
+		_c.field = value;                                           \
+		CHECK_EQ(vmap_space_create(&_c, &s), err);                  \
+		CHECK(s == (vmap_space *)&c);                               \
+	} while (0)
+	BAD(size, 8, -EINVAL);
+	BAD(page_size, 0, -EINVAL);
+	BAD(page_size, 3000, -EINVAL);
+	BAD(base, 100, -EINVAL);
+	BAD(length, 0, -EINVAL);
+	BAD(length, PG + 1, -EINVAL);
+	BAD(base, UINT64_MAX - 8 * PG + 1, -EINVAL); /* base + length wraps */
+	BAD(flags, 0x80, -EINVAL);
+#undef BAD
+
+	/* A newer caller's bigger config: fine if the extra bytes are 0. */
+	memset(&big, 0, sizeof(big));
+	big.c = c;
+	big.c.size = sizeof(big);
+	big.future = 1;
+	CHECK_EQ(vmap_space_create(&big.c, &s), -E2BIG);
+	CHECK(s == (vmap_space *)&c);
+	big.future = 0;
+	CHECK_EQ(vmap_space_create(&big.c, &s), 0);
+	CHECK_EQ(vmap_check(s), 0);
+	vmap_space_destroy(s);
+
+	/* A space may start at 0 and end just below 2^64 (which a uint64_t
+	 * end cannot hold). */
+	c.base = UINT64_MAX - 17 * PG + 1;
+	c.length = 16 * PG;
+	CHECK_EQ(vmap_space_create(&c, &s), 0);
+	CHECK_EQ(stats(s).total_pages, 16);
+	vmap_space_destroy(s);
+	c.base = 0;
+	CHECK_EQ(vmap_space_create(&c, &s), 0);
+	{
+		uint64_t a = 1;
+		CHECK_EQ(vmap_alloc(s, PG, 0, 0, UINT64_MAX, &a), 0);
+		CHECK_EQ(a, 0);
+		CHECK_EQ(vmap_free(s, 0), 0);
+	}
+	vmap_space_destroy(s);
+	vmap_space_destroy(NULL);
+}
+
+static void test_bad_alloc(void)
+{
+	vmap_space *s = space(64, 1000);
+	uint64_t a = 0xdead, sentinel = 0xdead;
+	unsigned T = VMAP_XALLOC_TOPDOWN;
+
+	alloc(s, 3); /* something busy, so "nothing changed" means something */
+	CHECK_EQ(vmap_alloc(NULL, PG, 0, 0, UINT64_MAX, &a), -EINVAL);
+	CHECK_REJECTED(s, vmap_alloc(s, PG, 0, 0, UINT64_MAX, NULL), -EINVAL);
+	CHECK_REJECTED(s, vmap_alloc(s, 0, 0, 0, UINT64_MAX, &a), -EINVAL);
+	CHECK_REJECTED(s, vmap_alloc(s, UINT64_MAX, 0, 0, UINT64_MAX, &a),
+		       -EINVAL);
+	CHECK_REJECTED(s, vmap_alloc(s, PG, 3, 0, UINT64_MAX, &a), -EINVAL);
+	CHECK_REJECTED(s, vmap_alloc(s, PG, 3 * PG, 0, UINT64_MAX, &a),
+		       -EINVAL);
+	CHECK_REJECTED(s, vmap_alloc(s, PG, 0, BASE + PG, BASE + PG, &a),
+		       -EINVAL);
+	CHECK_REJECTED(s, vmap_alloc(s, PG, 0, BASE + 2 * PG, BASE, &a),
+		       -EINVAL);
+	/* Ranges outside the space, or with no whole page of it. */
+	CHECK_REJECTED(s, vmap_alloc(s, PG, 0, 0, BASE, &a), -EINVAL);
+	CHECK_REJECTED(s, vmap_alloc(s, PG, 0, BASE + 64 * PG, UINT64_MAX, &a),
+		       -EINVAL);
+	CHECK_REJECTED(s, vmap_alloc(s, PG, 0, BASE + 1, BASE + PG + 1, &a),
+		       -EINVAL);
+	/* xalloc's own constraints. */
+	CHECK_REJECTED(s, vmap_xalloc(s, PG, 4 * PG, 4 * PG, 0, 0, UINT64_MAX,
+				      0, &a), -EINVAL); /* phase >= align */
+	CHECK_REJECTED(s, vmap_xalloc(s, PG, 4 * PG, 100, 0, 0, UINT64_MAX,
+				      0, &a), -EINVAL); /* phase not a page */
+	CHECK_REJECTED(s, vmap_xalloc(s, PG, 0, 0, 3 * PG, 0, UINT64_MAX, 0,
+				      &a), -EINVAL); /* nocross not 2^n */
+	CHECK_REJECTED(s, vmap_xalloc(s, 4 * PG, 0, 0, 2 * PG, 0, UINT64_MAX,
+				      0, &a), -EINVAL); /* nocross < size */
+	CHECK_REJECTED(s, vmap_xalloc(s, PG, 0, 0, 0, 0, UINT64_MAX, T << 1,
+				      &a), -EINVAL); /* unknown flag */
+	CHECK_EQ(a, sentinel);
+
+	/* Too big, or aligned beyond the space: no room, after a purge. */
+	CHECK_EQ(vmap_alloc(s, 65 * PG, 0, 0, UINT64_MAX, &a), -ENOSPC);
+	CHECK_EQ(vmap_alloc(s, PG, 1ull << 40, 0, UINT64_MAX, &a), -ENOSPC);
+	CHECK_EQ(a, sentinel);
+	CHECK_EQ(stats(s).alloc_failures, 2);
+	CHECK_EQ(stats(s).purge_retries, 2);
+	CHECK_EQ(rec.calls, 0); /* nothing was lazy: no flush */
+	CHECK_EQ(vmap_check(s), 0);
+	vmap_space_destroy(s);
+}
+
+static void test_bad_free(void)
+{
+	vmap_space *s = space(64, 1000);
+	uint64_t a = alloc(s, 4);
+
+	CHECK_EQ(vmap_free(NULL, a), -EINVAL);
+	CHECK_REJECTED(s, vmap_free(s, a + PG), -ENOENT);	/* inside */
+	CHECK_REJECTED(s, vmap_free(s, a + 4 * PG), -ENOENT); /* never */
+	CHECK_REJECTED(s, vmap_free(s, 0), -ENOENT);	/* outside */
+	CHECK_REJECTED(s, vmap_free(s, a + 1), -ENOENT);	/* unaligned */
+	CHECK_EQ(vmap_free(s, a), 0);
+	CHECK_REJECTED(s, vmap_free(s, a), -ENOENT); /* double free, lazy */
+	vmap_purge(s, VMAP_PURGE_SYNC);
+	CHECK_REJECTED(s, vmap_free(s, a), -ENOENT); /* double free, purged */
+
+	CHECK_EQ(vmap_purge(NULL, VMAP_PURGE_SYNC), -EINVAL);
+	CHECK_REJECTED(s, vmap_purge(s, 0x10), -EINVAL);
+	CHECK_EQ(vmap_unmap_aliases(NULL), -EINVAL);
+	CHECK_EQ(vmap_check(NULL), -EINVAL);
+	CHECK_EQ(vmap_dump(NULL, stdout), -EINVAL);
+	CHECK_EQ(vmap_dump(s, NULL), -EINVAL);
+	{
+		struct vmap_stats st = { .size = 4 };
+		CHECK_EQ(vmap_stats(s, &st), -EINVAL);
+		CHECK_EQ(vmap_stats(NULL, &st), -EINVAL);
+		CHECK_EQ(vmap_stats(s, NULL), -EINVAL);
+		/* A smaller struct gets its leading fields only. */
+		struct vmap_stats small[2];
+		memset(small, 0x5a, sizeof(small));
+		small[0].size = offsetof(struct vmap_stats, busy_pages);
+		CHECK_EQ(vmap_stats(s, &small[0]), 0);
+		CHECK_EQ(small[0].total_pages, 64);
+		CHECK_EQ(small[0].busy_pages, 0x5a5a5a5a5a5a5a5aull);
+	}
+	vmap_space_destroy(s);
+}
+
+/*
+ *   AAAABBCCDD......   four areas, then free A, C, D and B in that order:
+ *   ++++++++++......   lazy, and no flush yet (lazy_max 100);
+ *   ................   one purge, one flush with one coalesced range.
+ */
+static void test_purge_once_coalesced(void)
+{
+	vmap_space *s = space(16, 100);
+	uint64_t a = alloc(s, 4), b = alloc(s, 2), c = alloc(s, 2),
+		 d = alloc(s, 2), e;
+
+	CHECK_EQ(a, BASE);
+	CHECK_EQ(d, BASE + 8 * PG);
+	CHECK_EQ(vmap_free(s, a), 0);
+	CHECK_EQ(vmap_free(s, c), 0);
+	CHECK_EQ(vmap_free(s, d), 0);
+	CHECK_EQ(vmap_free(s, b), 0);
+	CHECK_EQ(rec.calls, 0);
+	CHECK_EQ(stats(s).lazy_pages, 10);
+	CHECK_EQ(stats(s).lazy_areas, 4);
+	CHECK_EQ(stats(s).free_pages, 6);
+	/* The lazy range is not free: 7 pages cannot fit yet... */
+	CHECK_EQ(vmap_purge(s, VMAP_PURGE_TRY), 0);
+	CHECK_EQ(rec.calls, 1);
+	CHECK_EQ(rec.n, 1);
+	CHECK_EQ(rec.r[0].start, BASE);
+	CHECK_EQ(rec.r[0].end, BASE + 10 * PG);
+	CHECK_EQ(stats(s).free_pages, 16);
+	CHECK_EQ(stats(s).free_blocks, 1);
+	CHECK_EQ(stats(s).purges, 1);
+	CHECK_EQ(stats(s).ranges_flushed, 1);
+	CHECK_EQ(stats(s).areas_purged, 4);
+	/* Nothing lazy: no flush, unless forced. */
+	CHECK_EQ(vmap_purge(s, VMAP_PURGE_SYNC), 0);
+	CHECK_EQ(rec.calls, 1);
+	CHECK_EQ(vmap_purge(s, VMAP_PURGE_FORCE_FLUSH), 0);
+	CHECK_EQ(rec.calls, 2);
+	CHECK_EQ(rec.n, 0);
+	CHECK_EQ(vmap_unmap_aliases(s), 0);
+	CHECK_EQ(rec.calls, 3);
+	/* Separate ranges stay separate and sorted:  A.B.C...  */
+	a = alloc(s, 1);
+	e = alloc(s, 1);
+	b = alloc(s, 1);
+	c = alloc(s, 1);
+	d = alloc(s, 1);
+	vmap_free(s, d);
+	vmap_free(s, b);
+	vmap_free(s, a);
+	CHECK_EQ(vmap_unmap_aliases(s), 0);
+	CHECK_EQ(rec.n, 3);
+	CHECK_EQ(rec.r[0].start, a);
+	CHECK_EQ(rec.r[1].start, b);
+	CHECK_EQ(rec.r[2].start, d);
+	CHECK_EQ(rec.r[2].end, d + PG);
+	(void)c;
+	(void)e;
+	CHECK_EQ(vmap_check(s), 0);
+	vmap_space_destroy(s);
+}
+
+/* Frees past lazy_max_pages purge by themselves; the counter decides. */
+static void test_lazy_threshold(void)
+{
+	vmap_space *s = space(64, 8);
+	uint64_t a[5];
+
+	CHECK_EQ(stats(s).lazy_max_pages, 8);
+	for (int i = 0; i < 5; i++)
+		a[i] = alloc(s, 2);
+	for (int i = 0; i < 4; i++)
+		CHECK_EQ(vmap_free(s, a[i]), 0);
+	CHECK_EQ(rec.calls, 0); /* 8 pages lazy: not past the threshold */
+	CHECK_EQ(vmap_free(s, a[4]), 0);
+	CHECK_EQ(rec.calls, 1); /* 10 > 8: purged */
+	CHECK_EQ(stats(s).lazy_pages, 0);
+	CHECK_EQ(stats(s).free_pages, 64);
+	vmap_space_destroy(s);
+
+	/* The default is the kernel's fls(cpus) * 32 MiB of pages. */
+	s = space(64, 0);
+	{
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		uint64_t fls = 0;
+		for (; cpus; cpus >>= 1)
+			fls++;
+		CHECK_EQ(stats(s).lazy_max_pages, fls * 8192);
+	}
+	vmap_space_destroy(s);
+}
+
+/* An allocation that finds no room purges and retries once. */
+static void test_purge_retry(void)
+{
+	vmap_space *s = space(8, 100);
+	uint64_t a = alloc(s, 8), b = 0;
+
+	vmap_free(s, a);
+	CHECK_EQ(stats(s).free_pages, 0);
+	CHECK_EQ(vmap_alloc(s, 8 * PG, 0, 0, UINT64_MAX, &b), 0);
+	CHECK_EQ(b, a);
+	CHECK_EQ(rec.calls, 1);
+	CHECK_EQ(stats(s).purge_retries, 1);
+	CHECK_EQ(stats(s).alloc_failures, 0);
+	vmap_space_destroy(s);
+}
+
+/* ---- no reuse before flush ---- */
+
+struct ctx {
+	vmap_space *s;
+	uint64_t addr;
+	int err;
+	int done_saw_flush_done;
+};
+
+static void *purger(void *arg)
+{
+	struct ctx *c = arg;
+
+	c->err = vmap_purge(c->s, VMAP_PURGE_SYNC);
+	return NULL;
+}
+
+static void *allocator(void *arg)
+{
+	struct ctx *c = arg;
+
+	c->err = vmap_alloc(c->s, PG, 0, 0, UINT64_MAX, &c->addr);
+	pthread_mutex_lock(&rec.lock);
+	c->done_saw_flush_done = rec.flush_done;
+	pthread_mutex_unlock(&rec.lock);
+	return NULL;
+}
+
+static void wait_in_flush(void)
+{
+	pthread_mutex_lock(&rec.lock);
+	while (!rec.in_flush)
+		pthread_cond_wait(&rec.cond, &rec.lock);
+	pthread_mutex_unlock(&rec.lock);
+}
+
+static void release_flush(void)
+{
+	pthread_mutex_lock(&rec.lock);
+	rec.hold = 0;
+	pthread_cond_broadcast(&rec.cond);
+	pthread_mutex_unlock(&rec.lock);
+}
+
+/*
+ *   ++++++++AAAAAAAA....   8 lazy pages being flushed, 4 free:
+ *   an allocation during the flush gets a free page, never a lazy one;
+ *   ++++++++AAAAAAAAAAAA   and with no free page left, it waits for the
+ *   flush to finish and then gets the first flushed page.
+ */
+static void test_no_reuse_before_flush(void)
+{
+	vmap_space *s = space(20, 1000);
+	uint64_t first = alloc(s, 8), got;
+	struct ctx p = { s, 0, 0, 0 }, a1 = { s, 0, 0, 0 }, a2 = { s, 0, 0, 0 };
+	pthread_t tp, ta;
+	struct vmap_stats st;
+
+	alloc(s, 8);
+	vmap_free(s, first);
+	rec.hold = 1;
+	REQUIRE(pthread_create(&tp, NULL, purger, &p) == 0);
+	wait_in_flush();
+
+	/* During the flush: the try-purge sees it running. */
+	CHECK_EQ(vmap_purge(s, VMAP_PURGE_TRY), -EBUSY);
+	/* Four allocations get the free pages 16..19, none of 0..7. */
+	for (int i = 0; i < 4; i++) {
+		got = alloc(s, 1);
+		CHECK(got >= BASE + 16 * PG);
+	}
+	st = stats(s);
+	CHECK_EQ(st.lazy_pages, 8); /* still counted until given back */
+	CHECK_EQ(st.free_pages, 0);
+	/* vmap_stats and vmap_free are allowed during a flush. */
+	CHECK_EQ(vmap_free(s, BASE + 19 * PG), 0);
+
+	/* The fifth finds nothing free and must wait for the flush. */
+	REQUIRE(pthread_create(&ta, NULL, allocator, &a1) == 0);
+	usleep(20000);
+	release_flush();
+	pthread_join(ta, NULL);
+	pthread_join(tp, NULL);
+	CHECK_EQ(a1.err, 0);
+	CHECK_EQ(a1.done_saw_flush_done, 1);
+	CHECK_EQ(a1.addr, BASE);
+	CHECK_EQ(p.err, 0);
+	(void)a2;
+	CHECK_EQ(vmap_check(s), 0);
+	vmap_space_destroy(s);
+}
+
+static void test_dump_and_strerror(void)
+{
+	vmap_space *s = space(16, 100);
+	uint64_t a = alloc(s, 2);
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	alloc(s, 1);
+	vmap_free(s, a);
+	REQUIRE(f);
+	CHECK_EQ(vmap_dump(s, f), 0);
+	fclose(f);
+	CHECK(strstr(buf, "0x0000000040000000-0x0000000040002000         8192 "
+			  "lazy\n") != NULL);
+	CHECK(strstr(buf, "0x0000000040002000-0x0000000040003000         4096 "
+			  "busy\n") != NULL);
+	CHECK(strstr(buf, "0x0000000040003000-0x0000000040010000        53248 "
+			  "free\n") != NULL);
+	free(buf);
+
+	int errs[] = { 0, EINVAL, ENOSPC, ENOENT, ENOMEM, EBUSY, E2BIG,
+		       EUCLEAN, EIO };
+	for (size_t i = 0; i < sizeof(errs) / sizeof(errs[0]); i++) {
+		CHECK(vmap_strerror(-errs[i]) != NULL);
+		CHECK(strcmp(vmap_strerror(-errs[i]), "unknown error") != 0);
+		for (size_t j = 0; j < i; j++)
+			CHECK(strcmp(vmap_strerror(-errs[i]),
+				     vmap_strerror(-errs[j])) != 0);
+	}
+	CHECK(strcmp(vmap_strerror(-12345), "unknown error") == 0);
+	vmap_space_destroy(s);
+}
+
+int main(void)
+{
+	test_config();
+	test_bad_alloc();
+	test_bad_free();
+	test_purge_once_coalesced();
+	test_lazy_threshold();
+	test_purge_retry();
+	test_no_reuse_before_flush();
+	test_dump_and_strerror();
+	return test_summary("api_test");
+}
