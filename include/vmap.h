@@ -54,7 +54,7 @@
  *   --------------------------------  ------------------------------------------
  *   free-space tree, free counters    free lock (a mutex), held for one carve
  *                                     or one bounded chunk of a purge
- *   busy map (start -> area)          one mutex per shard of the map (64 shards,
+ *   busy map (start -> area)          one mutex per shard of the map (32 shards,
  *                                     chosen by a hash of the start address)
  *   lazy list                         lock-free: CAS push, take-all by exchange
  *   lazy page and area counters       atomic; add-and-return on free

@@ -8,7 +8,7 @@
  * each other and with allocation (which holds the free lock, not these).
  *
  * Each shard is a chained table that doubles when it holds more areas than
- * buckets.  Doubling rehashes one shard only (1/64 of the areas), under that
+ * buckets.  Doubling rehashes one shard only (1/32 of the areas), under that
  * shard's lock; if memory for the bigger table cannot be had, the shard keeps
  * its table and its chains grow longer, which is slower but never wrong.
  */
@@ -33,7 +33,7 @@ static inline uint64_t mix(uint64_t x)
 /* The top bits pick the shard, the low bits the bucket. */
 struct busy_shard *busy_shard_of(struct busy_map *m, uint64_t start)
 {
-	return &m->shard[mix(start) >> 58];
+	return &m->shard[mix(start) >> (64 - __builtin_ctz(VMAP_BUSY_SHARDS))];
 }
 
 static inline struct va **bucket(struct busy_shard *s, uint64_t start)

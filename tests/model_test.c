@@ -457,7 +457,8 @@ static void spoil(struct op *o)
 	case 1: o->size = UINT64_MAX - rnd(m.ps - 1); break;
 	case 2: o->align = 3ull << rnd(62); break;
 	case 3: o->phase += 1 + rnd(m.ps - 1); break;
-	case 4: o->phase = (o->align < m.ps ? m.ps : o->align) << rnd(2); break;
+	case 4: o->phase = (o->align < m.ps ? m.ps : o->align) + rnd(4) * m.ps;
+		break;
 	case 5: o->nocross = 3ull << rnd(62); break;
 	case 6: o->nocross = m.ps >> (1 + rnd(3)); break;
 	case 7: o->size = (2 + rnd(30)) * m.ps, o->nocross = m.ps; break;
@@ -634,6 +635,7 @@ int main(void)
 	struct timespec t0, t1;
 
 	seed = rng = test_seed("model_test");
+	fflush(stdout);		/* the seed before any failure on stderr */
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	while (op_index < total) {
 		uint64_t n = 20000 + rnd(60000);
