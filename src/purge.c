@@ -103,16 +103,17 @@ static void flush_list(vmap_space *s, const struct va *list)
 		return;
 	}
 	/* No memory for one vector: flush the sorted ranges piece by piece. */
-	for (size_t i = 0; list; i = 0) {
-		for (; list && (i < 64 || piece[63].end == list->start);
-		     list = list->next) {
-			if (i && piece[i - 1].end == list->start) {
+	while (list) {
+		size_t i = 0;
+
+		for (; list; list = list->next) {
+			if (i && piece[i - 1].end == list->start)
 				piece[i - 1].end = list->end;
-			} else if (i < 64) {
-				piece[i].start = list->start;
-				piece[i].end = list->end;
-				i++;
-			}
+			else if (i < 64)
+				piece[i++] = (struct vmap_range){ list->start,
+								  list->end };
+			else
+				break;
 		}
 		call_flush(s, piece, i);
 	}
