@@ -23,10 +23,13 @@
  * real memory each flush is a TLB shootdown, which costs about the same for a
  * thousand ranges as for one.
  *
- * A *range space* (this version's only kind) manages any integer range -- GPU
- * virtual addresses, IOVAs, file offsets, a simulated kernel VA space -- and the
- * caller's flush callback does whatever "release" means there (invalidate a
- * TLB, flush an IOTLB, count).  vmap touches no memory at those addresses.
+ * There are two kinds of space.  A *range space* manages any integer range --
+ * GPU virtual addresses, IOVAs, file offsets, a simulated kernel VA space --
+ * and the caller's flush callback does whatever "release" means there
+ * (invalidate a TLB, flush an IOTLB, count); vmap touches no memory at those
+ * addresses.  A *memory space* (VMAP_SPACE_MEMORY) is real memory of this
+ * process: one reserved region from which vmap_vmalloc() hands out memory, and
+ * whose freed pages a purge gives back to the kernel in batched system calls.
  *
  * ==== Conventions ====
  *
@@ -127,8 +130,29 @@ struct vmap_range {
 typedef void (*vmap_flush_fn)(void *ctx, const struct vmap_range *ranges,
 			      size_t n);
 
-/* vmap_config.flags: none defined yet for range spaces; any bit is -EINVAL. */
-#define VMAP_SPACE_FLAGS_KNOWN 0u
+/*
+ * vmap_config.flags.
+ *
+ * VMAP_SPACE_MEMORY: a *memory space*.  Instead of managing [base, base +
+ *   length), the space reserves `length` bytes of this process's address space
+ *   (0 = VMAP_MEMORY_DEFAULT_LENGTH) as one readable, writable mapping that
+ *   commits no memory, and serves vmap_vmalloc()/vmap_vzalloc()/vmap_vfree()
+ *   from it.  base must be 0, flush NULL (the library's own release is the
+ *   flush), and page_size the system's page size (or left at 4096 where that
+ *   is it).  A purge gives the pages of freed areas back to the kernel with
+ *   MADV_DONTNEED: with one process_madvise() call per up to 1024 ranges where
+ *   the kernel accepts it for the calling process (Linux >= 6.13; Linux >= 6.16
+ *   shares one TLB flush per call), else one madvise() per coalesced range.
+ *   Which path is in use, and how many system calls purges made, is in
+ *   vmap_stats().  The reservation is unmapped by vmap_space_destroy().
+ * VMAP_SPACE_STRICT: release at once: every free runs a synchronous purge.
+ *   For chasing use-after-free bugs, and as the eager baseline.
+ */
+#define VMAP_SPACE_MEMORY 0x1u
+#define VMAP_SPACE_STRICT 0x2u
+#define VMAP_SPACE_FLAGS_KNOWN (VMAP_SPACE_MEMORY | VMAP_SPACE_STRICT)
+
+#define VMAP_MEMORY_DEFAULT_LENGTH (64ull << 30)
 
 /*
  * The configuration of a space.  Fill it with vmap_config_init(), then set the
@@ -195,6 +219,31 @@ VMAP_API void vmap_space_destroy(vmap_space *space);
  */
 VMAP_API int vmap_alloc(vmap_space *space, uint64_t size, uint64_t align,
 	       uint64_t vstart, uint64_t vend, uint64_t *addr);
+
+/*
+ * Memory spaces: the vmalloc family.
+ *
+ * vmap_vmalloc: `size` bytes (rounded up to pages), page-aligned, readable and
+ * writable, from a memory space.  Returns NULL and sets errno on failure:
+ *   EINVAL  space is NULL or not a memory space; size is 0 or overflows.
+ *   ENOSPC  the reservation has no room, even after a purge.
+ *   ENOMEM  out of memory for the area's record.
+ * Memory from a memory space always reads as zero when handed out (it was
+ * never touched, or its pages were released by a purge); vmap_vzalloc
+ * promises it, as the kernel's vzalloc does.
+ *
+ * vmap_vfree: free an area of a memory space, lazily: its pages stay mapped
+ * and keep their contents until the purge that releases them (see the
+ * security note in the README); then they read as zero, and only then can the
+ * range be handed out again.  NULL is a no-op returning 0.
+ *   -EINVAL  space is NULL or not a memory space.
+ *   -ENOENT  ptr is not the start of a busy area (never returned, inside an
+ *            area, or already freed).
+ * Concurrency: as vmap_alloc and vmap_free.
+ */
+VMAP_API void *vmap_vmalloc(vmap_space *space, size_t size);
+VMAP_API void *vmap_vzalloc(vmap_space *space, size_t size);
+VMAP_API int vmap_vfree(vmap_space *space, const void *ptr);
 
 /* vmap_xalloc flags */
 #define VMAP_XALLOC_TOPDOWN 0x1u /* the highest fitting address, not lowest */
@@ -284,7 +333,17 @@ struct vmap_stats {
 	uint64_t purge_max_areas;     /* largest batch one purge took */
 	uint64_t purge_max_hold_ns;   /* longest free-lock hold by a purge */
 	uint64_t purge_last_ns;	      /* wall time of the last purge */
+	/* Memory spaces (0 in range spaces): */
+	uint64_t release_path;	      /* VMAP_RELEASE_* */
+	uint64_t release_syscalls;    /* system calls purges made to release */
+	uint64_t release_errors;      /* releases the kernel refused (pages were
+					 zeroed by hand instead) */
 };
+
+/* vmap_stats.release_path */
+#define VMAP_RELEASE_NONE 0		/* a range space: the flush callback */
+#define VMAP_RELEASE_PROCESS_MADVISE 1	/* vectored, up to 1024 per call */
+#define VMAP_RELEASE_MADVISE 2		/* one madvise per coalesced range */
 
 /*
  * Fill *st.  st->size must be set; a smaller size gets the leading fields.

@@ -157,7 +157,9 @@ int vmap_free(vmap_space *s, uint64_t addr)
 
 	/* An extra try on the boundary, when two frees cross it at once, is
 	 * harmless: the second finds the purge running and returns. */
-	if (lazy > s->lazy_max_pages)
+	if (s->strict)
+		vm_purge(s, VMAP_PURGE_SYNC);
+	else if (lazy > s->lazy_max_pages)
 		vm_purge(s, VMAP_PURGE_TRY);
 	return 0;
 }

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "os.h"
 #include "vmap.h"
 
 #define VMAP_BUSY_SHARDS 32 /* all held by vmap_check: stay under TSan's 64 */
@@ -150,6 +151,10 @@ struct vmap_space {
 	uint64_t lazy_max_pages;
 	vmap_flush_fn flush;
 	void *flush_ctx;
+	bool memory; /* VMAP_SPACE_MEMORY */
+	bool strict; /* VMAP_SPACE_STRICT */
+	const struct vmap_os *os;  /* memory spaces: the OS seam */
+	enum os_release_path path; /* memory spaces: how purges release */
 
 	pthread_mutex_t free_lock;
 	struct freetree free; /* protected by free_lock */
@@ -167,12 +172,20 @@ struct vmap_space {
 	atomic_uint_fast64_t allocs, frees, alloc_failures, purge_retries;
 	atomic_uint_fast64_t purges, flushes, ranges_flushed, areas_purged;
 	atomic_uint_fast64_t purge_max_areas, purge_max_hold_ns, purge_last_ns;
+	atomic_uint_fast64_t release_syscalls, release_errors;
 };
 
 static inline uint64_t space_pages(const vmap_space *s, uint64_t bytes)
 {
 	return bytes >> s->page_shift;
 }
+
+/* ---- memory.c: memory spaces ---- */
+
+int memory_check_config(const struct vmap_config *c);
+/* Reserve the space's memory and make release() its flush. */
+int memory_init(vmap_space *s, uint64_t length);
+void memory_fini(vmap_space *s);
 
 /* ---- purge.c ---- */
 

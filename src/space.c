@@ -53,9 +53,16 @@ static int read_config(const struct vmap_config *in, struct vmap_config *c)
 	return 0;
 }
 
-static int check_config(const struct vmap_config *c)
+static int check_config(struct vmap_config *c)
 {
 	uint64_t ps = c->page_size;
+
+	if (c->flags & VMAP_SPACE_MEMORY) {
+		if (!c->length)
+			c->length = VMAP_MEMORY_DEFAULT_LENGTH;
+		if (memory_check_config(c))
+			return -EINVAL;
+	}
 
 	if (!ps || (ps & (ps - 1)) || (c->base & (ps - 1)) ||
 	    (c->length & (ps - 1)) || !c->length ||
@@ -63,6 +70,11 @@ static int check_config(const struct vmap_config *c)
 	    (c->flags & ~VMAP_SPACE_FLAGS_KNOWN))
 		return -EINVAL;
 	return 0;
+}
+
+static void release(struct va *va)
+{
+	free(va);
 }
 
 int vmap_space_create(const struct vmap_config *cfg, vmap_space **out)
@@ -87,6 +99,10 @@ int vmap_space_create(const struct vmap_config *cfg, vmap_space **out)
 		free(all);
 		return -ENOMEM;
 	}
+	s->memory = c.flags & VMAP_SPACE_MEMORY;
+	s->strict = c.flags & VMAP_SPACE_STRICT;
+	s->os = NULL;
+	s->path = 0;
 	s->base = c.base;
 	s->end = c.base + c.length;
 	s->page_size = c.page_size;
@@ -106,19 +122,23 @@ int vmap_space_create(const struct vmap_config *cfg, vmap_space **out)
 		&s->allocs,	    &s->frees,		   &s->alloc_failures,
 		&s->purge_retries,  &s->purges,		   &s->flushes,
 		&s->ranges_flushed, &s->areas_purged,	   &s->purge_max_areas,
-		&s->purge_max_hold_ns, &s->purge_last_ns,
+		&s->purge_max_hold_ns, &s->purge_last_ns, &s->release_syscalls,
+		&s->release_errors,
 	};
 	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++)
 		atomic_init(counters[i], 0);
+	if (s->memory && (err = memory_init(s, c.length))) {
+		busy_fini(&s->busy, release);
+		pthread_mutex_destroy(&s->free_lock);
+		pthread_mutex_destroy(&s->purge_lock);
+		free(s);
+		free(all);
+		return err;
+	}
 
 	ft_insert(&s->free, s->base, s->end, &all);
 	*out = s;
 	return 0;
-}
-
-static void release(struct va *va)
-{
-	free(va);
 }
 
 void vmap_space_destroy(vmap_space *s)
@@ -133,6 +153,8 @@ void vmap_space_destroy(vmap_space *s)
 	}
 	busy_fini(&s->busy, release);
 	ft_destroy(&s->free, release);
+	if (s->memory)
+		memory_fini(s);
 	pthread_mutex_destroy(&s->free_lock);
 	pthread_mutex_destroy(&s->purge_lock);
 	free(s->vec);
@@ -183,6 +205,9 @@ int vmap_stats(vmap_space *s, struct vmap_stats *out)
 	st.purge_max_areas = get(&s->purge_max_areas);
 	st.purge_max_hold_ns = get(&s->purge_max_hold_ns);
 	st.purge_last_ns = get(&s->purge_last_ns);
+	st.release_path = s->memory ? (uint64_t)s->path : VMAP_RELEASE_NONE;
+	st.release_syscalls = get(&s->release_syscalls);
+	st.release_errors = get(&s->release_errors);
 	memcpy(out, &st, n);
 	return 0;
 }

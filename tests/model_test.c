@@ -5,12 +5,12 @@
  *
  * Random operations run on small spaces (256..1024 pages, so the model can
  * afford O(pages) per step), and after every one the return value, the
- * address, the flushed ranges, every counter of vmap_stats() and vmap_check()
+ * address, the flushed ranges, the counters of vmap_stats() and vmap_check()
  * must agree with the model.  The first disagreement prints the seed, the
- * operation and its index, and stops.  VMAP_SEED replays a run and
+ * operation and its index, and stops.  VMAP_SEED replays a run,
  * VMAP_MODEL_OPS sets the number of operations.
  *
- * In the pictures below A, B are busy areas, + lazy pages, . free pages.
+ * In the pictures, A and B are busy areas, + lazy pages and . free pages.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -20,27 +20,26 @@
 
 #include "test.h"
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define SANITIZED 1
+#ifndef __has_feature
+#define __has_feature(x) 0	/* gcc < 14 defines __SANITIZE_*__ instead */
 #endif
-#endif
-#ifdef SANITIZED
-#define DEFAULT_OPS 200000u	/* sanitizers cost ~5x; keep ctest short */
+#if defined(__SANITIZE_THREAD__) || __has_feature(thread_sanitizer)
+#define DEFAULT_OPS 50000	/* single-threaded: TSan only costs here */
+#elif defined(__SANITIZE_ADDRESS__) || __has_feature(address_sanitizer)
+#define DEFAULT_OPS 200000
 #else
-#define DEFAULT_OPS 1000000u
+#define DEFAULT_OPS 1000000
 #endif
 
 #define MAX_PAGES 1024
-#define SENTINEL 0x5e5e5e5e5e5e5e5eull /* out-parameter never written */
+#define SENTINEL 0x5e5e5e5e5e5e5e5eull /* an out-parameter not written */
+
+typedef unsigned long long ull;
 
 enum { FREE, BUSY, LAZY };
-enum { OP_ALLOC, OP_XALLOC, OP_FREE, OP_BAD_FREE, OP_PURGE, OP_UNMAP,
-       OP_BAD_ARGS, OP_BAD_CALL };
-static const char *const op_name[] = { "alloc", "xalloc", "free", "bad free",
-	"purge", "unmap_aliases", "bad-argument xalloc", "bad call" };
+enum { OP_ALLOC, OP_XALLOC, OP_BAD_ARGS, OP_FREE, OP_BAD_FREE, OP_PURGE };
+static const char *const op_name[] = { "alloc", "xalloc", "bad xalloc",
+				       "free", "bad free", "purge" };
 
 struct op {
 	int kind, variant;
@@ -48,27 +47,27 @@ struct op {
 	unsigned flags, how;
 };
 
-/* What the model asks of an allocation, clipped as the header says. */
+/* An allocation request as the header defines it: size in whole pages,
+ * align at least a page, [lo, hi) the window clipped to the space. */
 struct fit {
 	uint64_t size, align, phase, nocross, lo, hi;
 	bool topdown;
 };
 
 static struct model {
-	uint64_t base, end, ps, npages, lazy_max;
+	uint64_t base, end, ps, npages, lazy_max, purge_rate, cap;
+	bool small;			/* 1- and 2-page areas only */
 	uint8_t state[MAX_PAGES];
 	uint32_t len_at[MAX_PAGES];	/* pages of the area starting here */
-	uint32_t busy[MAX_PAGES];	/* start pages of busy areas */
-	size_t nbusy;
+	uint32_t busy[MAX_PAGES];	/* first pages of the busy areas */
+	size_t nbusy, nexp;
 	uint64_t busy_pages, lazy_areas, lazy_pages;
-	struct vmap_stats st;	/* the event counters the model predicts */
-	bool flushed;		/* this operation flushed ... */
-	size_t nexp;		/* ... these ranges */
-	struct vmap_range exp[MAX_PAGES];
+	struct vmap_stats st;		/* what vmap_stats() must say */
+	struct vmap_range exp[MAX_PAGES]; /* what this op must flush */
 } m;
 
-/* Everything the flush callback saw; it is called at most once per op. */
-static struct flush_log {
+/* What the flush callback saw: at most one call per operation here. */
+static struct {
 	uint64_t calls;
 	size_t n;
 	struct vmap_range r[MAX_PAGES];
@@ -93,18 +92,15 @@ static void fail(int line, const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "model_test.c:%d: FAILED, seed %#llx, op %llu: %s\n"
-		"  size %#llx align %#llx phase %#llx nocross %#llx\n"
-		"  window [%#llx, %#llx) flags %#x addr %#llx how %#x var %d\n"
-		"  space [%#llx, %#llx) page %#llx lazy_max %llu\n  ",
-		line, (unsigned long long)seed, (unsigned long long)op_index,
-		op_name[cur.kind], (unsigned long long)cur.size,
-		(unsigned long long)cur.align, (unsigned long long)cur.phase,
-		(unsigned long long)cur.nocross, (unsigned long long)cur.vstart,
-		(unsigned long long)cur.vend, cur.flags,
-		(unsigned long long)cur.addr, cur.how, cur.variant,
-		(unsigned long long)m.base, (unsigned long long)m.end,
-		(unsigned long long)m.ps, (unsigned long long)m.lazy_max);
+	fprintf(stderr, "model_test.c:%d: seed %#llx, op %llu (%s): size %#llx "
+		"align %#llx phase %#llx nocross %#llx window [%#llx, %#llx) "
+		"flags %#x addr %#llx how %#x variant %d; space [%#llx, "
+		"%#llx) page %#llx lazy_max %llu:\n  ", line, (ull)seed,
+		(ull)op_index, op_name[cur.kind], (ull)cur.size,
+		(ull)cur.align, (ull)cur.phase, (ull)cur.nocross,
+		(ull)cur.vstart, (ull)cur.vend, cur.flags, (ull)cur.addr,
+		cur.how, cur.variant, (ull)m.base, (ull)m.end, (ull)m.ps,
+		(ull)m.lazy_max);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
@@ -119,25 +115,24 @@ static void fail(int line, const char *fmt, ...)
 			fail(__LINE__, __VA_ARGS__);                        \
 	} while (0)
 
-/* The properties the header promises each flush, checked as it happens. */
+/* Check what the header promises of every flush as it happens; the exact
+ * ranges are compared with the model's after the operation. */
 static void flush_cb(void *ctx, const struct vmap_range *r, size_t n)
 {
-	struct flush_log *log = ctx;
-
-	log->calls++;
-	log->n = n;
-	if (n > MAX_PAGES) {
-		log->bad = "more ranges than pages";
-		return;
-	}
-	for (size_t i = 0; i < n; i++) {
-		if (r[i].start >= r[i].end || (r[i].start | r[i].end) % m.ps)
-			log->bad = "empty or unaligned range";
+	(void)ctx;
+	flog.calls++;
+	flog.n = n;
+	for (size_t i = 0; i < n && !flog.bad; i++) {
+		if (n > MAX_PAGES / 2 + 1)
+			flog.bad = "more ranges than can be apart";
+		else if (r[i].start >= r[i].end || (r[i].start | r[i].end) % m.ps)
+			flog.bad = "an empty or unaligned range";
 		else if (r[i].start < m.base || r[i].end > m.end)
-			log->bad = "range outside the space";
+			flog.bad = "a range outside the space";
 		else if (i && r[i - 1].end >= r[i].start)
-			log->bad = "ranges unsorted, overlapping or touching";
-		log->r[i] = r[i];
+			flog.bad = "ranges unsorted, overlapping or touching";
+		else
+			flog.r[i] = r[i];
 	}
 }
 
@@ -149,25 +144,25 @@ static uint64_t addr_of(uint64_t page)
 }
 
 /*
- * All lazy pages become free in one flush.  Touching lazy areas are one
- * range, so the expected ranges are just the maximal runs of lazy pages:
+ * Every lazy page becomes free in one flush, of the maximal runs of lazy
+ * pages (touching lazy areas coalesce, lazy and free pages do not):
  *   AA++++..++BB+  ->  flush [2,6) [8,10) [12,13)
  */
 static void model_purge(bool force)
 {
+	bool in_run = false;
+
 	if (!m.lazy_areas && !force)
 		return;
 	m.nexp = 0;
-	for (uint64_t p = 0, in_run = 0; p < m.npages; p++) {
-		if (m.state[p] != LAZY) {
-			in_run = 0;
-			continue;
-		}
-		if (!in_run++)
+	for (uint64_t p = 0; p < m.npages; p++) {
+		if (m.state[p] == LAZY && !in_run)
 			m.exp[m.nexp++].start = addr_of(p);
-		m.exp[m.nexp - 1].end = addr_of(p + 1);
-		m.state[p] = FREE;
-		m.len_at[p] = 0;
+		if ((in_run = m.state[p] == LAZY)) {
+			m.exp[m.nexp - 1].end = addr_of(p + 1);
+			m.state[p] = FREE;
+			m.len_at[p] = 0;
+		}
 	}
 	m.st.purges++;
 	m.st.flushes++;
@@ -176,7 +171,6 @@ static void model_purge(bool force)
 	if (m.lazy_areas > m.st.purge_max_areas)
 		m.st.purge_max_areas = m.lazy_areas;
 	m.lazy_areas = m.lazy_pages = 0;
-	m.flushed = true;
 }
 
 /* The -EINVAL rules of vmap_xalloc, straight from the header. */
@@ -197,12 +191,10 @@ static int model_args(const struct op *o, struct fit *f)
 		return -EINVAL;
 	lo = o->vstart > m.base ? o->vstart : m.base;
 	hi = o->vend < m.end ? o->vend : m.end;
-	if (lo >= hi)
-		return -EINVAL;
-	/* lo < end <= 2^64 - page, so rounding up cannot overflow. */
+	/* Rounding up overflows only if lo >= hi, which is -EINVAL anyway. */
 	f->lo = (lo + pmask) & ~pmask;
 	f->hi = hi & ~pmask;
-	if (f->lo >= f->hi)
+	if (lo >= hi || f->lo >= f->hi)
 		return -EINVAL;
 	f->phase = o->phase;
 	f->nocross = o->nocross;
@@ -210,10 +202,13 @@ static int model_args(const struct op *o, struct fit *f)
 	return 0;
 }
 
-/* Try every page in order; run[p] = free pages from p on. */
+/*
+ * Try every page of the window, lowest (or highest) first.  Lazy pages are
+ * not free: in "AA++..B" a 3-page area does not fit until a purge.
+ */
 static bool model_find(const struct fit *f, uint64_t *page)
 {
-	static uint32_t run[MAX_PAGES + 1];
+	static uint32_t run[MAX_PAGES + 1];	/* free pages from p on */
 	uint64_t lo = (f->lo - m.base) / m.ps, hi = (f->hi - m.base) / m.ps;
 	uint64_t pages = f->size / m.ps;
 
@@ -244,9 +239,7 @@ static int model_alloc(const struct op *o, uint64_t *addr)
 	if (err)
 		return err;
 	if (!model_find(&f, &p)) {
-		/* Lazy pages are not free ("AA++" has no room for 2 pages)
-		 * until the purge the failed attempt runs. */
-		m.st.purge_retries++;
+		m.st.purge_retries++;	/* counted even if nothing is lazy */
 		model_purge(false);
 		if (!model_find(&f, &p)) {
 			m.st.alloc_failures++;
@@ -265,13 +258,13 @@ static int model_alloc(const struct op *o, uint64_t *addr)
 static int model_free(uint64_t addr)
 {
 	uint64_t p = (addr - m.base) / m.ps;
-	size_t i;
+	size_t i = 0;
 
 	if (addr < m.base || addr >= m.end || (addr - m.base) % m.ps ||
 	    m.state[p] != BUSY || !m.len_at[p])
 		return -ENOENT;
-	for (i = 0; m.busy[i] != p; i++)
-		;
+	while (m.busy[i] != p)
+		i++;
 	m.busy[i] = m.busy[--m.nbusy];
 	memset(&m.state[p], LAZY, m.len_at[p]);
 	m.busy_pages -= m.len_at[p];
@@ -279,52 +272,43 @@ static int model_free(uint64_t addr)
 	m.lazy_areas++;
 	m.st.frees++;
 	if (m.lazy_pages > m.lazy_max)
-		model_purge(false);	/* a TRY that nothing else contends */
+		model_purge(false);	/* a TRY that nothing contends */
 	return 0;
 }
 
 /* ---- comparing ---- */
 
-static void check_flush(void)
-{
-	EXPECT(!flog.bad, "flush callback: %s", flog.bad);
-	EXPECT(flog.calls == m.st.flushes, "%llu flush calls, model %llu",
-	       (unsigned long long)flog.calls,
-	       (unsigned long long)m.st.flushes);
-	if (!m.flushed)
-		return;
-	EXPECT(flog.n == m.nexp, "flushed %zu ranges, model %zu", flog.n,
-	       m.nexp);
-	for (size_t i = 0; i < m.nexp; i++)
-		EXPECT(flog.r[i].start == m.exp[i].start &&
-		       flog.r[i].end == m.exp[i].end,
-		       "flush range %zu is [%#llx, %#llx), model [%#llx, %#llx)",
-		       i, (unsigned long long)flog.r[i].start,
-		       (unsigned long long)flog.r[i].end,
-		       (unsigned long long)m.exp[i].start,
-		       (unsigned long long)m.exp[i].end);
-}
+#define STATS(X)                                                            \
+	X(total_pages) X(busy_areas) X(busy_pages) X(free_pages)            \
+	X(free_blocks) X(largest_free_pages) X(lazy_areas) X(lazy_pages)    \
+	X(lazy_max_pages) X(allocs) X(frees) X(alloc_failures)              \
+	X(purge_retries) X(purges) X(flushes) X(ranges_flushed)             \
+	X(areas_purged) X(purge_max_areas)
+#define COMPARE(f)                                                          \
+	EXPECT(st.f == m.st.f, "stats." #f " = %llu, model %llu",           \
+	       (ull)st.f, (ull)m.st.f);
 
-#define FIELD(x) { #x, offsetof(struct vmap_stats, x) }
-static const struct {
-	const char *name;
-	size_t off;
-} fields[] = {
-	FIELD(total_pages),    FIELD(busy_areas),	  FIELD(busy_pages),
-	FIELD(free_pages),     FIELD(free_blocks),	  FIELD(largest_free_pages),
-	FIELD(lazy_areas),     FIELD(lazy_pages),	  FIELD(lazy_max_pages),
-	FIELD(allocs),	       FIELD(frees),		  FIELD(alloc_failures),
-	FIELD(purge_retries),  FIELD(purges),		  FIELD(flushes),
-	FIELD(ranges_flushed), FIELD(areas_purged),	  FIELD(purge_max_areas),
-};
-
-static void check_state(void)
+static void check_state(uint64_t flushes_before)
 {
 	struct vmap_stats st = { .size = sizeof(st) };
 	uint64_t run = 0;
-	int err = vmap_check(space);
+	int err;
 
+	EXPECT(!flog.bad, "flush callback got %s", flog.bad);
+	EXPECT(flog.calls == m.st.flushes, "%llu flushes, model %llu",
+	       (ull)flog.calls, (ull)m.st.flushes);
+	if (m.st.flushes != flushes_before) {
+		EXPECT(flog.n == m.nexp, "flushed %zu ranges, model %zu",
+		       flog.n, m.nexp);
+		for (size_t i = 0; i < m.nexp; i++)
+			EXPECT(!memcmp(&flog.r[i], &m.exp[i], sizeof(m.exp[i])),
+			       "flushed [%#llx, %#llx), model [%#llx, %#llx)",
+			       (ull)flog.r[i].start, (ull)flog.r[i].end,
+			       (ull)m.exp[i].start, (ull)m.exp[i].end);
+	}
+	err = vmap_check(space);
 	EXPECT(err == 0, "vmap_check() = %d", err);
+
 	m.st.total_pages = m.npages;
 	m.st.busy_areas = m.nbusy;
 	m.st.busy_pages = m.busy_pages;
@@ -342,65 +326,17 @@ static void check_state(void)
 	}
 	err = vmap_stats(space, &st);
 	EXPECT(err == 0, "vmap_stats() = %d", err);
-	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-		uint64_t got, want;
-
-		memcpy(&got, (char *)&st + fields[i].off, sizeof(got));
-		memcpy(&want, (char *)&m.st + fields[i].off, sizeof(want));
-		EXPECT(got == want, "stats.%s = %llu, model %llu",
-		       fields[i].name, (unsigned long long)got,
-		       (unsigned long long)want);
-	}
-	check_flush();
-}
-
-/* vmap_dump lists each busy and each lazy area, and each free block. */
-static void check_dump(void)
-{
-	static const char *const name[] = { "free", "busy", "lazy" };
-	char *got = NULL, *want = NULL, *g, *w;
-	size_t glen, wlen;
-	FILE *gf = open_memstream(&got, &glen);
-	FILE *wf = open_memstream(&want, &wlen);
-	int err;
-
-	REQUIRE(gf && wf);
-	err = vmap_dump(space, gf);
-	fclose(gf);
-	for (uint64_t p = 0, n; p < m.npages; p += n) {
-		n = m.len_at[p];
-		if (m.state[p] == FREE)
-			for (n = 1; p + n < m.npages && !m.state[p + n]; n++)
-				;
-		fprintf(wf, "0x%016llx-0x%016llx %12llu %s\n",
-			(unsigned long long)addr_of(p),
-			(unsigned long long)addr_of(p + n),
-			(unsigned long long)(n * m.ps), name[m.state[p]]);
-	}
-	fclose(wf);
-	for (g = got, w = want; *g && *g == *w; g++, w++)
-		;
-	while (g > got && g[-1] != '\n')
-		g--, w--;
-	EXPECT(err == 0 && !*g && !*w, "vmap_dump() = %d, first difference:"
-	       "\n  got   %.60s\n  model %.60s", err, g, w);
-	free(got);
-	free(want);
+	STATS(COMPARE)
 }
 
 /* ---- generating operations ---- */
 
-static uint64_t pow2(uint64_t k)
-{
-	return (uint64_t)1 << k;
-}
-
 static uint64_t log2_up(uint64_t x)
 {
-	return 64 - __builtin_clzll((x - 1) | 1) - (x == 1);
+	return x <= 1 ? 0 : 64 - __builtin_clzll(x - 1);
 }
 
-/* A sub-window of the space, sometimes unaligned or hanging out of it. */
+/* A window in the space, sometimes unaligned or hanging out of it. */
 static void gen_window(struct op *o)
 {
 	uint64_t a = rnd(m.npages), b = rnd(m.npages), t;
@@ -415,23 +351,25 @@ static void gen_window(struct op *o)
 		o->vend = m.end + rnd(UINT64_MAX - m.end) + 1;
 }
 
-/* A valid request, mostly ordinary, sometimes at the edges. */
+/* A valid request (or an -EINVAL window), mostly ordinary. */
 static void gen_alloc(struct op *o, bool x)
 {
 	uint64_t align;
 
-	o->size = (1 + rnd(chance(80) ? 16 : 64)) * m.ps;
+	o->size = (1 + rnd(m.small ? 2 : chance(80) ? 16 : 64)) * m.ps;
 	if (chance(20))
 		o->size -= rnd(m.ps);	/* rounds up to the same pages */
 	else if (chance(2))
 		o->size = (m.npages + 1 + rnd(m.npages)) * m.ps;
-	if (chance(50))		/* below the page size means the page size */
-		o->align = pow2(rnd(log2_up(m.ps) + 7));
-	else if (chance(2))	/* only base 0 (or a lucky base) has room */
-		o->align = pow2(40 + rnd(24));
 	o->vstart = 0;
 	o->vend = UINT64_MAX;
-	if (chance(30))
+	if (m.small)		/* nothing to fail on, so the lazy list grows */
+		o->align = 1ull << rnd(log2_up(m.ps) + 1);
+	else if (chance(50))	/* below the page size means the page size */
+		o->align = 1ull << rnd(log2_up(m.ps) + 7);
+	else if (chance(2))	/* only base 0 or a lucky base has room */
+		o->align = 1ull << (40 + rnd(24));
+	if (!m.small && chance(30))
 		gen_window(o);
 	if (!x)
 		return;
@@ -439,33 +377,34 @@ static void gen_alloc(struct op *o, bool x)
 	if (chance(50))
 		o->phase = rnd(align / m.ps) * m.ps;
 	if (chance(40)) {
-		uint64_t k = log2_up((o->size + m.ps - 1) & ~(m.ps - 1));
+		uint64_t k = log2_up(o->size) + rnd(3);
 
-		k += rnd(3);
-		o->nocross = k < 64 ? pow2(k) : 0;
+		o->nocross = k < 64 ? 1ull << k : 0;
+		if (o->nocross && o->nocross < m.ps)
+			o->nocross = m.ps;
 	}
 	o->flags = chance(50) ? VMAP_XALLOC_TOPDOWN : 0;
 }
 
-/* Spoil one argument of a valid xalloc so that it must be -EINVAL. */
+/* Spoil one argument of a valid xalloc: it must be -EINVAL. */
 static void spoil(struct op *o)
 {
-	uint64_t p = addr_of(rnd(m.npages - 1));
+	uint64_t p = addr_of(rnd(m.npages - 1)), al;
 
-	switch (o->variant = rnd(12)) {
+	al = o->align < m.ps ? m.ps : o->align;
+	switch (o->variant = (int)rnd(12)) {
 	case 0: o->size = 0; break;
 	case 1: o->size = UINT64_MAX - rnd(m.ps - 1); break;
 	case 2: o->align = 3ull << rnd(62); break;
 	case 3: o->phase += 1 + rnd(m.ps - 1); break;
-	case 4: o->phase = (o->align < m.ps ? m.ps : o->align) + rnd(4) * m.ps;
-		break;
+	case 4: o->phase = al + rnd(4) * m.ps; break;
 	case 5: o->nocross = 3ull << rnd(62); break;
 	case 6: o->nocross = m.ps >> (1 + rnd(3)); break;
 	case 7: o->size = (2 + rnd(30)) * m.ps, o->nocross = m.ps; break;
 	case 8: o->flags = 2u << rnd(30); break;
 	case 9: o->vstart = rnd(UINT64_MAX), o->vend = rnd(o->vstart + 1);
 		break;
-	case 10: /* wholly outside the space: [0, base) or [end, max) */
+	case 10: /* wholly outside: [0, base) or [end, UINT64_MAX) */
 		if (m.base && chance(50))
 			o->vstart = 0, o->vend = m.base - rnd(m.base);
 		else
@@ -478,60 +417,27 @@ static void spoil(struct op *o)
 	}
 }
 
-/* An address vmap_free must refuse: -ENOENT, and nothing changes. */
+/* An address vmap_free must refuse with -ENOENT, changing nothing. */
 static uint64_t gen_bad_free(struct op *o)
 {
 	uint64_t p = rnd(m.npages), q;
 
-	switch (o->variant = rnd(4)) {
+	switch (o->variant = (int)rnd(4)) {
 	case 0: /* inside a busy area: AA[A]A */
 		if (!m.nbusy)
 			break;
 		q = m.busy[rnd(m.nbusy)];
 		return addr_of(q) + 1 + rnd(m.len_at[q] * m.ps - 1);
 	case 1: /* a lazy area's start: a double free */
+	case 2: /* a page never allocated, or already back */
 		for (q = 0; q < m.npages; q++, p = (p + 1) % m.npages)
-			if (m.state[p] == LAZY && m.len_at[p])
-				return addr_of(p);
-		break;
-	case 2: /* a page never allocated, or already back in the free */
-		for (q = 0; q < m.npages; q++, p = (p + 1) % m.npages)
-			if (m.state[p] == FREE)
+			if (o->variant == 1 ? m.state[p] == LAZY && m.len_at[p]
+					    : m.state[p] == FREE)
 				return addr_of(p);
 		break;
 	}
 	return chance(50) ? m.end + rnd(-m.end) : rnd(m.base + 1) - 1;
 }
-
-/* Every bad call is -EINVAL, writes no out-parameter, changes nothing. */
-static void op_bad_call(struct op *o)
-{
-	struct vmap_stats st = {
-		.size = offsetof(struct vmap_stats, busy_areas) - 1
-	};
-	uint64_t addr = SENTINEL, a = m.ps;
-	int ret;
-
-	switch (o->variant = rnd(10)) {
-	case 0: ret = vmap_alloc(NULL, a, 0, 0, UINT64_MAX, &addr); break;
-	case 1: ret = vmap_xalloc(NULL, a, 0, 0, 0, 0, -1, 0, &addr); break;
-	case 2: ret = vmap_alloc(space, a, 0, 0, UINT64_MAX, NULL); break;
-	case 3: ret = vmap_xalloc(space, a, 0, 0, 0, 0, -1, 1, NULL); break;
-	case 4: ret = vmap_free(NULL, m.nbusy ? addr_of(m.busy[0]) : 0); break;
-	case 5: ret = vmap_purge(NULL, VMAP_PURGE_SYNC); break;
-	case 6: o->how = (4u << rnd(29)) | (unsigned)rnd(4);
-		ret = vmap_purge(space, o->how);
-		break;
-	case 7: ret = vmap_unmap_aliases(NULL); break;
-	case 8: ret = vmap_stats(chance(50) ? space : NULL, &st); break;
-	default: ret = vmap_check(NULL); break;
-	}
-	EXPECT(ret == -EINVAL && addr == SENTINEL && !st.total_pages,
-	       "returned %d, addr %#llx, stats.total_pages %llu", ret,
-	       (unsigned long long)addr, (unsigned long long)st.total_pages);
-}
-
-static uint64_t n_einval, n_enospc, n_enoent;
 
 static void step(struct op *o, unsigned p_alloc)
 {
@@ -539,10 +445,9 @@ static void step(struct op *o, unsigned p_alloc)
 	int ret, exp;
 
 	memset(o, 0, sizeof(*o));
-	m.flushed = false;
-	o->kind = r < 20 ? OP_PURGE : r < 25 ? OP_UNMAP : r < 40 ? OP_BAD_FREE :
-		  r < 50 ? OP_BAD_ARGS : r < 55 ? OP_BAD_CALL :
-		  m.nbusy && !chance(p_alloc) ? OP_FREE :
+	o->kind = r < 25 ? OP_BAD_FREE : r < 35 ? OP_BAD_ARGS :
+		  r < 35 + m.purge_rate ? OP_PURGE :
+		  m.nbusy && (!chance(p_alloc) || m.busy_pages > m.cap) ? OP_FREE :
 		  chance(60) ? OP_ALLOC : OP_XALLOC;
 	switch (o->kind) {
 	case OP_ALLOC:
@@ -563,10 +468,7 @@ static void step(struct op *o, unsigned p_alloc)
 		       "test bug: the spoiled request is valid");
 		EXPECT(ret == exp && addr == want,
 		       "returned %d (%s), addr %#llx; model %d, addr %#llx",
-		       ret, vmap_strerror(ret), (unsigned long long)addr, exp,
-		       (unsigned long long)want);
-		n_einval += ret == -EINVAL;
-		n_enospc += ret == -ENOSPC;
+		       ret, vmap_strerror(ret), (ull)addr, exp, (ull)want);
 		break;
 	case OP_FREE:
 	case OP_BAD_FREE:
@@ -578,21 +480,22 @@ static void step(struct op *o, unsigned p_alloc)
 		       "test bug: the bad free is valid");
 		EXPECT(ret == exp, "returned %d (%s), model %d", ret,
 		       vmap_strerror(ret), exp);
-		n_enoent += ret == -ENOENT;
-		break;
-	case OP_PURGE:
-	case OP_UNMAP:
-		o->how = (unsigned)rnd(4);	/* TRY or SYNC, FORCE_FLUSH */
-		if (o->kind == OP_UNMAP)
-			ret = vmap_unmap_aliases(space);
-		else
-			ret = vmap_purge(space, o->how);
-		model_purge(o->kind == OP_UNMAP ||
-			    (o->how & VMAP_PURGE_FORCE_FLUSH));
-		EXPECT(ret == 0, "returned %d (%s)", ret, vmap_strerror(ret));
 		break;
 	default:
-		op_bad_call(o);
+		/* TRY or SYNC, maybe FORCE_FLUSH; unmap_aliases is SYNC |
+		 * FORCE_FLUSH; now and then an unknown bit: -EINVAL. */
+		o->how = (unsigned)rnd(4);
+		o->variant = (int)rnd(10);
+		if (o->variant == 0)
+			o->how |= 4u << rnd(29);
+		ret = o->variant == 1 ? vmap_unmap_aliases(space)
+				      : vmap_purge(space, o->how);
+		exp = o->variant == 0 ? -EINVAL : 0;
+		if (!exp)
+			model_purge(o->variant == 1 ||
+				    (o->how & VMAP_PURGE_FORCE_FLUSH));
+		EXPECT(ret == exp, "returned %d (%s), model %d", ret,
+		       vmap_strerror(ret), exp);
 		break;
 	}
 }
@@ -603,12 +506,19 @@ static void new_space(void)
 	struct vmap_config cfg;
 	int err;
 
-	vmap_space_destroy(space);
+	vmap_space_destroy(space);	/* with whatever is busy or lazy */
 	memset(&m, 0, sizeof(m));
 	memset(&flog, 0, sizeof(flog));
 	m.ps = page_sizes[rnd(5)];
-	m.npages = 256 + rnd(MAX_PAGES - 255);
-	m.lazy_max = 16 + rnd(285);
+	/* Mostly purge on the threshold, sometimes on almost every free.  Or
+	 * only when full or asked, rarely, with 1- and 2-page areas: that
+	 * makes purges of hundreds of areas (sorted another way). */
+	m.small = chance(25);
+	m.npages = m.small ? MAX_PAGES : 256 + rnd(MAX_PAGES - 255);
+	m.cap = m.small ? m.npages / 2 : m.npages;	/* busy pages at most */
+	m.lazy_max = m.small ? 4 * MAX_PAGES : chance(80) ? 16 + rnd(285)
+							  : 1 + rnd(4);
+	m.purge_rate = m.small ? 2 : 25;	/* per mille of the ops */
 	switch (rnd(4)) {
 	case 0: m.base = 0; break;	/* 0 is aligned to everything */
 	case 1: m.base = 0x10000000; break;
@@ -622,7 +532,6 @@ static void new_space(void)
 	cfg.page_size = m.ps;
 	cfg.lazy_max_pages = m.lazy_max;
 	cfg.flush = flush_cb;
-	cfg.flush_ctx = &flog;
 	err = vmap_space_create(&cfg, &space);
 	EXPECT(err == 0, "vmap_space_create() = %d", err);
 }
@@ -631,7 +540,7 @@ int main(void)
 {
 	const char *env = getenv("VMAP_MODEL_OPS");
 	uint64_t total = env ? strtoull(env, NULL, 0) : DEFAULT_OPS;
-	uint64_t spaces = 0, allocs = 0, flushes = 0, retries = 0;
+	uint64_t spaces = 0, allocs = 0, fails = 0, flushes = 0, batch = 0;
 	struct timespec t0, t1;
 
 	seed = rng = test_seed("model_test");
@@ -644,29 +553,29 @@ int main(void)
 		new_space();
 		spaces++;
 		for (uint64_t i = 0; i < n && op_index < total; i++) {
-			/* Alternate filling and draining, so that both a full
-			 * space (-ENOSPC, purge and retry) and an emptying
-			 * one are common. */
+			uint64_t flushes_before = m.st.flushes;
+
+			/* Alternate filling and draining, so that both full
+			 * spaces (-ENOSPC, purge and retry) and emptying
+			 * ones are common. */
 			if (i % 2048 == 0)
-				p_alloc = 30 + (unsigned)rnd(50);
+				p_alloc = 10 + (unsigned)rnd(70);
 			step(&cur, p_alloc);
-			check_state();
-			if (op_index++ % 1024 == 0)
-				check_dump();
+			check_state(flushes_before);
+			op_index++;
 		}
 		allocs += m.st.allocs;
+		fails += m.st.alloc_failures;
 		flushes += m.st.flushes;
-		retries += m.st.purge_retries;
+		if (m.st.purge_max_areas > batch)
+			batch = m.st.purge_max_areas;
 	}
 	vmap_space_destroy(space);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	printf("model_test: %llu ops on %llu spaces in %.2f s: %llu allocs, "
-	       "%llu -ENOSPC, %llu -EINVAL, %llu -ENOENT, %llu purge "
-	       "retries, %llu flushes\n",
-	       (unsigned long long)op_index, (unsigned long long)spaces,
+	       "%llu -ENOSPC, %llu flushes, largest purge %llu areas\n",
+	       (ull)op_index, (ull)spaces,
 	       (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9,
-	       (unsigned long long)allocs, (unsigned long long)n_enospc,
-	       (unsigned long long)n_einval, (unsigned long long)n_enoent,
-	       (unsigned long long)retries, (unsigned long long)flushes);
+	       (ull)allocs, (ull)fails, (ull)flushes, (ull)batch);
 	return test_summary("model_test");
 }

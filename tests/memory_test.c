@@ -1,0 +1,281 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * memory_test.c - memory spaces on real memory, through vmap.h alone:
+ * zeroed reuse, data gone after the purge and never seen before it, strict
+ * mode, batched release, bad inputs, and threads writing their own memory.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "test.h"
+#include "vmap.h"
+
+#define PG 4096u
+
+static vmap_space *mspace(uint64_t length, uint64_t lazy_max, unsigned flags)
+{
+	struct vmap_config c;
+	vmap_space *s = NULL;
+
+	vmap_config_init(&c);
+	c.flags = VMAP_SPACE_MEMORY | flags;
+	c.length = length;
+	c.lazy_max_pages = lazy_max;
+	REQUIRE(vmap_space_create(&c, &s) == 0);
+	return s;
+}
+
+static struct vmap_stats stats(vmap_space *s)
+{
+	struct vmap_stats st;
+
+	memset(&st, 0, sizeof(st));
+	st.size = sizeof(st);
+	REQUIRE(vmap_stats(s, &st) == 0);
+	return st;
+}
+
+static int all_zero(const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return 0;
+	return 1;
+}
+
+static void test_release_path(void)
+{
+	vmap_space *s = mspace(0, 0, 0);
+	struct vmap_stats st = stats(s);
+
+	/* Linux >= 6.13 takes process_madvise(MADV_DONTNEED) on ourselves. */
+	printf("memory_test: release path %s\n",
+	       st.release_path == VMAP_RELEASE_PROCESS_MADVISE ?
+		       "process_madvise" : "madvise");
+	CHECK(st.release_path == VMAP_RELEASE_PROCESS_MADVISE ||
+	      st.release_path == VMAP_RELEASE_MADVISE);
+	CHECK_EQ(st.total_pages, VMAP_MEMORY_DEFAULT_LENGTH / PG);
+	vmap_space_destroy(s);
+}
+
+/* Written, freed, purged: the pages read zero, and a new owner sees zero. */
+static void test_zero_after_purge(void)
+{
+	vmap_space *s = mspace(64 * PG, 1000, 0);
+	unsigned char *a = vmap_vmalloc(s, 4 * PG), *b, *z;
+
+	REQUIRE(a);
+	CHECK(all_zero(a, 4 * PG));
+	memset(a, 0xa5, 4 * PG);
+	CHECK_EQ(vmap_vfree(s, a), 0);
+	/* Lazy: still mapped, still the old bytes (the documented window). */
+	CHECK_EQ(a[0], 0xa5);
+	/* Not reused before the purge: a new area is elsewhere, and zero. */
+	b = vmap_vmalloc(s, 4 * PG);
+	REQUIRE(b);
+	CHECK(b != a);
+	CHECK(all_zero(b, 4 * PG));
+	CHECK_EQ(vmap_purge(s, VMAP_PURGE_SYNC), 0);
+	CHECK(all_zero(a, 4 * PG)); /* released: the data is gone */
+	/* Fill the whole space, so the old range must come back, zeroed. */
+	memset(b, 0x5a, 4 * PG);
+	CHECK_EQ(vmap_vfree(s, b), 0);
+	CHECK_EQ(vmap_purge(s, VMAP_PURGE_SYNC), 0);
+	z = vmap_vzalloc(s, 64 * PG);
+	REQUIRE(z);
+	CHECK(all_zero(z, 64 * PG));
+	CHECK_EQ(vmap_vfree(s, z), 0);
+	CHECK_EQ(vmap_check(s), 0);
+	vmap_space_destroy(s);
+}
+
+/* A space too small for a second area: the allocation purges and reuses. */
+static void test_reuse_after_purge(void)
+{
+	vmap_space *s = mspace(8 * PG, 1000, 0);
+	unsigned char *a = vmap_vmalloc(s, 8 * PG), *b;
+
+	REQUIRE(a);
+	memset(a, 0xff, 8 * PG);
+	vmap_vfree(s, a);
+	b = vmap_vzalloc(s, 8 * PG);
+	CHECK(b == a);
+	CHECK(b && all_zero(b, 8 * PG));
+	CHECK_EQ(stats(s).purge_retries, 1);
+	vmap_space_destroy(s);
+}
+
+static void test_strict(void)
+{
+	vmap_space *s = mspace(64 * PG, 1000, VMAP_SPACE_STRICT);
+	unsigned char *a = vmap_vmalloc(s, 2 * PG);
+
+	REQUIRE(a);
+	memset(a, 1, 2 * PG);
+	CHECK_EQ(vmap_vfree(s, a), 0);
+	CHECK(all_zero(a, 2 * PG)); /* released at once */
+	CHECK_EQ(stats(s).purges, 1);
+	CHECK_EQ(stats(s).lazy_pages, 0);
+	vmap_space_destroy(s);
+}
+
+/* 3000 scattered areas go back in ceil(3000 / 1024) vectored calls. */
+static void test_batching(void)
+{
+	vmap_space *s = mspace(8192 * PG, 100000, 0);
+	static char *p[6000];
+	struct vmap_stats st;
+
+	for (int i = 0; i < 6000; i++) {
+		p[i] = vmap_vmalloc(s, PG);
+		REQUIRE(p[i]);
+		p[i][0] = 1;
+	}
+	for (int i = 0; i < 6000; i += 2)
+		vmap_vfree(s, p[i]);
+	vmap_purge(s, VMAP_PURGE_SYNC);
+	st = stats(s);
+	CHECK_EQ(st.ranges_flushed, 3000);
+	if (st.release_path == VMAP_RELEASE_PROCESS_MADVISE)
+		CHECK_EQ(st.release_syscalls, 3);
+	else
+		CHECK_EQ(st.release_syscalls, 3000);
+	CHECK_EQ(st.release_errors, 0);
+	for (int i = 0; i < 6000; i++)
+		CHECK_EQ(p[i][0], i % 2 ? 1 : 0);
+	vmap_space_destroy(s);
+}
+
+static void test_bad_inputs(void)
+{
+	vmap_space *s = mspace(64 * PG, 1000, 0), *r = NULL;
+	struct vmap_config c;
+	char *a = vmap_vmalloc(s, 2 * PG), *m = malloc(16);
+	struct vmap_stats before, after;
+
+	REQUIRE(a && m);
+	before = stats(s);
+	errno = 0;
+	CHECK(vmap_vmalloc(s, 0) == NULL && errno == EINVAL);
+	CHECK(vmap_vmalloc(s, SIZE_MAX) == NULL && errno == EINVAL);
+	CHECK(vmap_vmalloc(NULL, PG) == NULL && errno == EINVAL);
+	CHECK_EQ(vmap_vfree(s, m), -ENOENT);	   /* a malloc pointer */
+	CHECK_EQ(vmap_vfree(s, a + PG), -ENOENT); /* inside an area */
+	CHECK_EQ(vmap_vfree(s, a + 1), -ENOENT);
+	CHECK_EQ(vmap_vfree(NULL, a), -EINVAL);
+	CHECK_EQ(vmap_vfree(s, NULL), 0);
+	after = stats(s);
+	CHECK(memcmp(&before, &after, sizeof(before)) == 0);
+	CHECK_EQ(vmap_vfree(s, a), 0);
+	CHECK_EQ(vmap_vfree(s, a), -ENOENT); /* double free */
+	CHECK_EQ(vmap_check(s), 0);
+	/* A memory space's size too big for the machine fails cleanly. */
+	CHECK(vmap_vmalloc(s, 65 * PG) == NULL && errno == ENOSPC);
+
+	vmap_config_init(&c);
+	c.flags = VMAP_SPACE_MEMORY;
+	c.base = 1 << 20; /* the library picks the address */
+	CHECK_EQ(vmap_space_create(&c, &r), -EINVAL);
+	c.base = 0;
+	c.page_size = 2 * PG;
+	CHECK_EQ(vmap_space_create(&c, &r), -EINVAL);
+	c.page_size = PG;
+	c.flush_ctx = &c; /* the library's own release is the flush */
+	CHECK_EQ(vmap_space_create(&c, &r), -EINVAL);
+	c.flush_ctx = NULL;
+	c.length = 1ull << 62; /* no such reservation */
+	CHECK_EQ(vmap_space_create(&c, &r), -ENOMEM);
+	CHECK(r == NULL);
+	/* vmalloc on a range space. */
+	vmap_config_init(&c);
+	c.length = 16 * PG;
+	REQUIRE(vmap_space_create(&c, &r) == 0);
+	CHECK(vmap_vmalloc(r, PG) == NULL && errno == EINVAL);
+	CHECK_EQ(vmap_vfree(r, (void *)16), -EINVAL);
+	vmap_space_destroy(r);
+	free(m);
+	vmap_space_destroy(s);
+}
+
+/* ---- threads writing and checking their own memory ---- */
+
+struct worker {
+	vmap_space *s;
+	unsigned id;
+	uint64_t seed;
+	unsigned long bad;
+};
+
+static void *work(void *arg)
+{
+	struct worker *w = arg;
+	enum { LIVE = 16 };
+	uint32_t *live[LIVE] = { NULL };
+	size_t words[LIVE] = { 0 };
+
+	for (unsigned op = 0; op < 5000; op++) {
+		unsigned k = (unsigned)(test_rand(&w->seed) % LIVE);
+
+		if (live[k]) {
+			for (size_t i = 0; i < words[k]; i++)
+				if (live[k][i] != (w->id << 24 ^ (uint32_t)i))
+					w->bad++;
+			vmap_vfree(w->s, live[k]);
+			live[k] = NULL;
+		} else {
+			size_t pages = 1 + test_rand(&w->seed) % 8;
+
+			live[k] = vmap_vmalloc(w->s, pages * PG);
+			if (!live[k])
+				continue; /* ENOSPC: the space is small */
+			words[k] = pages * PG / 4;
+			for (size_t i = 0; i < words[k]; i++) {
+				if (live[k][i])
+					w->bad++; /* not zero: someone's data */
+				live[k][i] = w->id << 24 ^ (uint32_t)i;
+			}
+		}
+	}
+	for (unsigned k = 0; k < LIVE; k++)
+		vmap_vfree(w->s, live[k]);
+	return NULL;
+}
+
+static void test_threads(void)
+{
+	vmap_space *s = mspace(1024 * PG, 256, 0);
+	struct worker w[4];
+	pthread_t t[4];
+	uint64_t seed = test_seed("memory_test threads");
+	struct vmap_stats st;
+
+	for (unsigned i = 0; i < 4; i++) {
+		w[i] = (struct worker){ s, i + 1, seed + i, 0 };
+		REQUIRE(pthread_create(&t[i], NULL, work, &w[i]) == 0);
+	}
+	for (unsigned i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		CHECK_EQ(w[i].bad, 0);
+	}
+	vmap_purge(s, VMAP_PURGE_SYNC);
+	st = stats(s);
+	CHECK_EQ(st.busy_pages, 0);
+	CHECK_EQ(st.free_pages, st.total_pages);
+	CHECK(st.purges > 0);
+	CHECK_EQ(vmap_check(s), 0);
+	vmap_space_destroy(s);
+}
+
+int main(void)
+{
+	test_release_path();
+	test_zero_after_purge();
+	test_reuse_after_purge();
+	test_strict();
+	test_batching();
+	test_bad_inputs();
+	test_threads();
+	return test_summary("memory_test");
+}

@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * memory_unit_test.c - the memory logic against a fake OS seam that records
+ * every release call and can refuse them: one vectored call per up to 1024
+ * ranges, one call per coalesced range on the fallback path, and pages zeroed
+ * by hand when the kernel refuses both.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "internal.h"
+#include "test.h"
+
+#define PG 4096u
+
+static struct {
+	enum os_release_path path;	/* what probe answers */
+	int fail;			/* release fails on every path */
+	size_t calls, ranges, biggest;	/* what release saw */
+	int reserved, unreserved;
+} fake;
+
+static int fake_reserve(uint64_t len, uint64_t *out)
+{
+	/* Real memory, so the hand-zeroing fallback has pages to write. */
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	if (p == MAP_FAILED)
+		return -ENOMEM;
+	fake.reserved++;
+	*out = (uint64_t)(uintptr_t)p;
+	return 0;
+}
+
+static int fake_unreserve(uint64_t addr, uint64_t len)
+{
+	fake.unreserved++;
+	return munmap((void *)(uintptr_t)addr, len) ? -errno : 0;
+}
+
+static enum os_release_path fake_probe(uint64_t scratch, uint64_t len)
+{
+	(void)scratch;
+	(void)len;
+	return fake.path;
+}
+
+static int fake_release(enum os_release_path path, const struct vmap_range *r,
+			size_t n, uint64_t *syscalls)
+{
+	size_t calls = path == OS_RELEASE_PROCESS_MADVISE ? 1 : n;
+
+	REQUIRE(n <= OS_IOV_MAX);
+	for (size_t i = 1; i < n; i++)
+		REQUIRE(r[i - 1].end < r[i].start); /* sorted, coalesced */
+	*syscalls += calls;
+	if (fake.fail)
+		return -EINVAL;
+	fake.calls += calls;
+	fake.ranges += n;
+	fake.biggest = n > fake.biggest ? n : fake.biggest;
+	return 0;
+}
+
+static const struct vmap_os fake_os = { fake_reserve, fake_unreserve,
+					fake_probe, fake_release };
+
+static vmap_space *mspace(enum os_release_path path)
+{
+	struct vmap_config c;
+	vmap_space *s;
+
+	memset(&fake, 0, sizeof(fake));
+	fake.path = path;
+	vmap_config_init(&c);
+	c.flags = VMAP_SPACE_MEMORY;
+	c.length = 8192 * PG;
+	c.lazy_max_pages = 1000000;
+	REQUIRE(vmap_space_create(&c, &s) == 0);
+	return s;
+}
+
+/* Free every other page of 5000: 2500 ranges that cannot coalesce. */
+static void scatter(vmap_space *s, char **p)
+{
+	for (int i = 0; i < 5000; i++)
+		REQUIRE((p[i] = vmap_vmalloc(s, PG)));
+	for (int i = 0; i < 5000; i += 2)
+		REQUIRE(vmap_vfree(s, p[i]) == 0);
+}
+
+static void test_vectored(void)
+{
+	static char *p[5000];
+	vmap_space *s = mspace(OS_RELEASE_PROCESS_MADVISE);
+	struct vmap_stats st = { .size = sizeof(st) };
+
+	scatter(s, p);
+	CHECK_EQ(vmap_purge(s, VMAP_PURGE_SYNC), 0);
+	CHECK_EQ(fake.calls, 3); /* 1024 + 1024 + 452 */
+	CHECK_EQ(fake.ranges, 2500);
+	CHECK_EQ(fake.biggest, 1024);
+	vmap_stats(s, &st);
+	CHECK_EQ(st.release_path, VMAP_RELEASE_PROCESS_MADVISE);
+	CHECK_EQ(st.release_syscalls, 3);
+	/* The odd pages are lazy between free pages: 2500 ranges again.  Then
+	 * the space is one free block. */
+	for (int i = 1; i < 5000; i += 2)
+		vmap_vfree(s, p[i]);
+	vmap_purge(s, VMAP_PURGE_SYNC);
+	CHECK_EQ(fake.calls, 6);
+	vmap_stats(s, &st);
+	CHECK_EQ(st.free_blocks, 1);
+	vmap_space_destroy(s);
+	CHECK_EQ(fake.reserved, 1);
+	CHECK_EQ(fake.unreserved, 1);
+}
+
+static void test_fallback(void)
+{
+	static char *p[5000];
+	vmap_space *s = mspace(OS_RELEASE_MADVISE);
+	struct vmap_stats st = { .size = sizeof(st) };
+
+	scatter(s, p);
+	vmap_purge(s, VMAP_PURGE_SYNC);
+	vmap_stats(s, &st);
+	CHECK_EQ(st.release_path, VMAP_RELEASE_MADVISE);
+	CHECK_EQ(fake.calls, 2500); /* one per coalesced range */
+	CHECK_EQ(st.release_syscalls, 2500);
+	vmap_space_destroy(s);
+}
+
+/* The kernel refuses: the data must still be gone, by hand. */
+static void test_refused(void)
+{
+	static char *p[5000];
+	vmap_space *s = mspace(OS_RELEASE_PROCESS_MADVISE);
+	struct vmap_stats st = { .size = sizeof(st) };
+	int dirty = 0;
+
+	for (int i = 0; i < 5000; i++) {
+		REQUIRE((p[i] = vmap_vmalloc(s, PG)));
+		memset(p[i], 0x77, PG);
+	}
+	for (int i = 0; i < 5000; i += 2)
+		vmap_vfree(s, p[i]);
+	fake.fail = 1;
+	vmap_purge(s, VMAP_PURGE_SYNC);
+	vmap_stats(s, &st);
+	CHECK_EQ(st.release_errors, 3);
+	for (int i = 0; i < 5000; i++)
+		dirty += p[i][PG - 1] != (i % 2 ? 0x77 : 0);
+	CHECK_EQ(dirty, 0);
+	CHECK_EQ(vmap_check(s), 0);
+	vmap_space_destroy(s);
+}
+
+int main(void)
+{
+	vm_os = &fake_os;
+	test_vectored();
+	test_fallback();
+	test_refused();
+	return test_summary("memory_unit_test");
+}
