@@ -147,10 +147,18 @@ typedef void (*vmap_flush_fn)(void *ctx, const struct vmap_range *ranges,
  *   vmap_stats().  The reservation is unmapped by vmap_space_destroy().
  * VMAP_SPACE_STRICT: release at once: every free runs a synchronous purge.
  *   For chasing use-after-free bugs, and as the eager baseline.
+ * VMAP_SPACE_GUARD (memory spaces only): every area is followed by a guard
+ *   page, so an access one byte past its end faults (SIGSEGV).  The guard is
+ *   part of the area (stats count it).  It is installed when the area is
+ *   allocated (MADV_GUARD_INSTALL, Linux >= 6.13: no VMA split, no memory;
+ *   mprotect elsewhere) and removed by the purge that releases the area, for
+ *   a whole batch in one vectored call where the kernel takes it.
  */
 #define VMAP_SPACE_MEMORY 0x1u
 #define VMAP_SPACE_STRICT 0x2u
-#define VMAP_SPACE_FLAGS_KNOWN (VMAP_SPACE_MEMORY | VMAP_SPACE_STRICT)
+#define VMAP_SPACE_GUARD 0x4u
+#define VMAP_SPACE_FLAGS_KNOWN \
+	(VMAP_SPACE_MEMORY | VMAP_SPACE_STRICT | VMAP_SPACE_GUARD)
 
 #define VMAP_MEMORY_DEFAULT_LENGTH (64ull << 30)
 
@@ -245,6 +253,40 @@ VMAP_API void *vmap_vmalloc(vmap_space *space, size_t size);
 VMAP_API void *vmap_vzalloc(vmap_space *space, size_t size);
 VMAP_API int vmap_vfree(vmap_space *space, const void *ptr);
 
+/*
+ * vmap_vmap: map pages of a file -- a memfd, or any file that can be mapped
+ * shared -- contiguously into a memory space: page i of the area shows page
+ * pgoff[i] of fd (offsets are in pages of the space's page size), and writes
+ * reach the file.  prot is PROT_READ, PROT_WRITE or both (from <sys/mman.h>).
+ * Each run of consecutive offsets costs one mmap and one mapping (VMA) of the
+ * process, so scattered pages cost one each: mind vm.max_map_count (65530 by
+ * default).  Touching a page beyond the file's end raises SIGBUS.
+ * Returns the area's address, or NULL with errno:
+ *   EINVAL  space NULL or not a memory space; pgoff NULL; n 0 or too large;
+ *           an offset too large; fd < 0; prot 0 or with other bits.
+ *   ENOSPC  no room, even after a purge.
+ *   EBADF, EACCES, ENODEV  from mmap: fd not open, not open for the access
+ *           prot asks, or not mappable.
+ *   ENOMEM  out of memory, or the kernel refused another mapping.
+ * On failure nothing changed: what was mapped is undone.
+ *
+ * vmap_vunmap: free a vmap_vmap area, lazily, like vmap_vfree (which also
+ * takes it).  Until the purge, the file's pages stay mapped there; the purge
+ * drops them (the file keeps its data) and makes the range plain reserved
+ * space again.  Errors as vmap_vfree.
+ */
+VMAP_API void *vmap_vmap(vmap_space *space, int fd, const uint64_t *pgoff,
+			 size_t n, int prot);
+VMAP_API int vmap_vunmap(vmap_space *space, const void *ptr);
+
+/*
+ * A page pool for vmap_vmap: a new memfd of `pages` system pages, zero-filled,
+ * close-on-exec, in *fd.  The caller closes it.  Errors: -EINVAL (fd NULL,
+ * pages 0 or too large), or memfd_create's and ftruncate's (-EMFILE, -ENOMEM,
+ * ...).
+ */
+VMAP_API int vmap_memfd_create(const char *name, uint64_t pages, int *fd);
+
 /* vmap_xalloc flags */
 #define VMAP_XALLOC_TOPDOWN 0x1u /* the highest fitting address, not lowest */
 #define VMAP_XALLOC_FLAGS_KNOWN VMAP_XALLOC_TOPDOWN
@@ -336,8 +378,11 @@ struct vmap_stats {
 	/* Memory spaces (0 in range spaces): */
 	uint64_t release_path;	      /* VMAP_RELEASE_* */
 	uint64_t release_syscalls;    /* system calls purges made to release */
-	uint64_t release_errors;      /* releases the kernel refused (pages were
-					 zeroed by hand instead) */
+	uint64_t release_errors;      /* areas the kernel refused to release or
+					 restore: back on the lazy list, retried
+					 by the next purge */
+	uint64_t guard_syscalls;      /* guard page installs and removals */
+	uint64_t map_syscalls;	      /* mmaps made by vmap_vmap */
 };
 
 /* vmap_stats.release_path */

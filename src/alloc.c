@@ -22,7 +22,7 @@ static inline void count(atomic_uint_fast64_t *c)
 }
 
 /* Turn a caller's request into a struct fit, or -EINVAL. */
-static int make_fit(const vmap_space *s, uint64_t size, uint64_t align,
+int vm_make_fit(const vmap_space *s, uint64_t size, uint64_t align,
 		    uint64_t phase, uint64_t nocross, uint64_t vstart,
 		    uint64_t vend, unsigned flags, struct fit *f)
 {
@@ -33,6 +33,12 @@ static int make_fit(const vmap_space *s, uint64_t size, uint64_t align,
 	    vstart >= vend)
 		return -EINVAL;
 	f->size = (size + pmask) & ~pmask;
+	if (s->guard) {
+		/* The guard page is the area's last page. */
+		if (f->size > UINT64_MAX - s->page_size)
+			return -EINVAL;
+		f->size += s->page_size;
+	}
 	f->align = align > pmask ? align : s->page_size;
 	if ((phase & pmask) || phase >= f->align)
 		return -EINVAL;
@@ -54,7 +60,8 @@ static int make_fit(const vmap_space *s, uint64_t size, uint64_t align,
 	return 0;
 }
 
-static int alloc_fit(vmap_space *s, const struct fit *f, uint64_t *addr)
+static int place(vmap_space *s, const struct fit *f, unsigned kind,
+		 uint64_t *addr)
 {
 	struct va *area = malloc(sizeof(*area));
 	struct va *spare = malloc(sizeof(*spare));
@@ -76,6 +83,7 @@ static int alloc_fit(vmap_space *s, const struct fit *f, uint64_t *addr)
 			used = ft_carve(&s->free, block, a, f->size, &spare);
 			area->start = a;
 			area->end = a + f->size;
+			area->flags = kind | (s->guard ? VA_GUARD : 0);
 			/* Still under the free lock, so the area is never
 			 * in neither structure when vmap_check looks. */
 			shard = busy_shard_of(&s->busy, a);
@@ -86,7 +94,6 @@ static int alloc_fit(vmap_space *s, const struct fit *f, uint64_t *addr)
 
 			free(used);
 			free(spare);
-			count(&s->allocs);
 			*addr = a;
 			return 0;
 		}
@@ -104,6 +111,58 @@ static int alloc_fit(vmap_space *s, const struct fit *f, uint64_t *addr)
 	return -ENOSPC;
 }
 
+/* Undo an allocation nobody has seen: straight back to the free tree. */
+static void unplace(vmap_space *s, uint64_t addr)
+{
+	struct busy_shard *shard = busy_shard_of(&s->busy, addr);
+	struct va *va, *extra;
+
+	pthread_mutex_lock(&s->free_lock);
+	pthread_mutex_lock(&shard->lock);
+	va = __busy_remove(shard, addr);
+	pthread_mutex_unlock(&shard->lock);
+	extra = ft_insert(&s->free, va->start, va->end, &va);
+	pthread_mutex_unlock(&s->free_lock);
+	free(va);
+	free(extra);
+}
+
+int vm_alloc(vmap_space *s, const struct fit *f, unsigned kind,
+	     uint64_t *addr)
+{
+	uint64_t a, calls = 0;
+	int err = place(s, f, kind, &a);
+
+	if (err)
+		return err;
+	if (s->guard) {
+		err = s->os->guard_install(a + f->size - s->page_size,
+					   s->page_size, &calls);
+		atomic_fetch_add_explicit(&s->guard_syscalls, calls,
+					  memory_order_relaxed);
+		if (err) {
+			unplace(s, a);
+			count(&s->alloc_failures);
+			return -ENOMEM;
+		}
+	}
+	*addr = a;
+	return 0;
+}
+
+void vm_unalloc(vmap_space *s, uint64_t addr, uint64_t size)
+{
+	uint64_t guard = addr + size - s->page_size, calls = 0;
+
+	/* A guard left behind would fault a later owner of the page; if it
+	 * cannot be removed, keep the area out of circulation. */
+	if (s->guard && s->os->guard_remove(&guard, 1, s->page_size, &calls))
+		return;
+	atomic_fetch_add_explicit(&s->guard_syscalls, calls,
+				  memory_order_relaxed);
+	unplace(s, addr);
+}
+
 int vmap_xalloc(vmap_space *s, uint64_t size, uint64_t align, uint64_t phase,
 		uint64_t nocross, uint64_t vstart, uint64_t vend,
 		unsigned flags, uint64_t *addr)
@@ -113,10 +172,12 @@ int vmap_xalloc(vmap_space *s, uint64_t size, uint64_t align, uint64_t phase,
 
 	if (!s || !addr)
 		return -EINVAL;
-	err = make_fit(s, size, align, phase, nocross, vstart, vend, flags, &f);
-	if (err)
-		return err;
-	return alloc_fit(s, &f, addr);
+	err = vm_make_fit(s, size, align, phase, nocross, vstart, vend, flags, &f);
+	if (!err)
+		err = vm_alloc(s, &f, 0, addr);
+	if (!err)
+		count(&s->allocs);
+	return err;
 }
 
 int vmap_alloc(vmap_space *s, uint64_t size, uint64_t align, uint64_t vstart,

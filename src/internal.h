@@ -25,9 +25,13 @@
  *   free: a node of the free tree (protected by the free lock)
  * Records live in the library's own heap, never next to the caller's data.
  */
+#define VA_FILE 0x1u  /* memory space: pages of a file are mapped here */
+#define VA_GUARD 0x2u /* memory space: the last page is a guard page */
+
 struct va {
 	uint64_t start; /* [start, end), page-aligned */
 	uint64_t end;
+	unsigned flags; /* VA_*: set by the allocation, read by the purge */
 	union {
 		struct va *next; /* busy chain or lazy list */
 		struct {
@@ -122,6 +126,8 @@ void lazy_init(struct lazy_list *l);
  * be touched by the caller after this returns. */
 uint64_t lazy_push(struct lazy_list *l, struct va *va, uint64_t pages);
 struct va *lazy_take_all(struct lazy_list *l);
+/* Put back an area a purge took but could not release; still counted. */
+void lazy_repush(struct lazy_list *l, struct va *va);
 /* A purge has given back `pages` pages in `areas` areas. */
 void lazy_retire(struct lazy_list *l, uint64_t pages, uint64_t areas);
 
@@ -153,6 +159,7 @@ struct vmap_space {
 	void *flush_ctx;
 	bool memory; /* VMAP_SPACE_MEMORY */
 	bool strict; /* VMAP_SPACE_STRICT */
+	bool guard;  /* VMAP_SPACE_GUARD */
 	const struct vmap_os *os;  /* memory spaces: the OS seam */
 	enum os_release_path path; /* memory spaces: how purges release */
 
@@ -167,12 +174,16 @@ struct vmap_space {
 	struct vmap_range *vec; /* flush vector; protected by purge_lock */
 	size_t vec_cap;		/* protected by purge_lock */
 	struct sortbuf sortbuf; /* protected by purge_lock */
+	bool release_failed;	/* memory spaces: the kernel refused part of
+				   this purge's release; protected by
+				   purge_lock */
 
 	/* Event counters: atomic, relaxed; read by vmap_stats. */
 	atomic_uint_fast64_t allocs, frees, alloc_failures, purge_retries;
 	atomic_uint_fast64_t purges, flushes, ranges_flushed, areas_purged;
 	atomic_uint_fast64_t purge_max_areas, purge_max_hold_ns, purge_last_ns;
-	atomic_uint_fast64_t release_syscalls, release_errors;
+	atomic_uint_fast64_t release_syscalls, release_errors, guard_syscalls;
+	atomic_uint_fast64_t map_syscalls;
 };
 
 static inline uint64_t space_pages(const vmap_space *s, uint64_t bytes)
@@ -186,6 +197,22 @@ int memory_check_config(const struct vmap_config *c);
 /* Reserve the space's memory and make release() its flush. */
 int memory_init(vmap_space *s, uint64_t length);
 void memory_fini(vmap_space *s);
+/* After a purge's flush: restore file and guard pages; returns the list of
+ * areas that may go back to the free tree. */
+struct va *memory_restore(vmap_space *s, struct va *list);
+
+/* ---- alloc.c ---- */
+
+/* Check a request and turn it into a fit (adding the guard page). */
+int vm_make_fit(const vmap_space *s, uint64_t size, uint64_t align,
+		uint64_t phase, uint64_t nocross, uint64_t vstart,
+		uint64_t vend, unsigned flags, struct fit *f);
+/* Place an area of kind VA_* (purging and retrying once if the space is
+ * full) and install its guard page. */
+int vm_alloc(vmap_space *s, const struct fit *f, unsigned kind,
+	     uint64_t *addr);
+/* Undo vm_alloc for an area of f->size bytes the caller never handed out. */
+void vm_unalloc(vmap_space *s, uint64_t addr, uint64_t size);
 
 /* ---- purge.c ---- */
 

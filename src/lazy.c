@@ -23,19 +23,25 @@ void lazy_init(struct lazy_list *l)
 	atomic_init(&l->areas, 0);
 }
 
-uint64_t lazy_push(struct lazy_list *l, struct va *va, uint64_t pages)
+void lazy_repush(struct lazy_list *l, struct va *va)
 {
-	uint64_t nr = atomic_fetch_add_explicit(&l->pages, pages,
-						memory_order_relaxed) + pages;
 	struct va *old = atomic_load_explicit(&l->head, memory_order_relaxed);
 
-	atomic_fetch_add_explicit(&l->areas, 1, memory_order_relaxed);
 	/* Release: the purge that takes va must see its start and end. */
 	do
 		va->next = old;
 	while (!atomic_compare_exchange_weak_explicit(&l->head, &old, va,
 						      memory_order_release,
 						      memory_order_relaxed));
+}
+
+uint64_t lazy_push(struct lazy_list *l, struct va *va, uint64_t pages)
+{
+	uint64_t nr = atomic_fetch_add_explicit(&l->pages, pages,
+						memory_order_relaxed) + pages;
+
+	atomic_fetch_add_explicit(&l->areas, 1, memory_order_relaxed);
+	lazy_repush(l, va);
 	return nr;
 }
 

@@ -13,11 +13,14 @@
  *
  * Released pages read as zero, which is what lets vzalloc skip the memset and
  * what keeps one owner's data from the next.  If the kernel refuses a release
- * (it should not for a mapping of ours), the pages are zeroed by hand so that
- * promise still holds, and the refusal is counted.
+ * (it should not, for a mapping of ours), the batch is not given back at all:
+ * it returns to the lazy list for the next purge to try again, and the refusal
+ * is counted.  (Zeroing by hand instead would write into a caller's file
+ * where a vmap_vmap area is part of the batch.)
  */
 #include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -34,13 +37,8 @@ static void release(void *ctx, const struct vmap_range *r, size_t n)
 		if (err && s->path != OS_RELEASE_MADVISE)
 			err = s->os->release(OS_RELEASE_MADVISE, r + i, k,
 					     &calls);
-		if (err) {
-			for (size_t j = i; j < i + k; j++)
-				memset((void *)(uintptr_t)r[j].start, 0,
-				       r[j].end - r[j].start);
-			atomic_fetch_add_explicit(&s->release_errors, 1,
-						  memory_order_relaxed);
-		}
+		if (err)
+			s->release_failed = true;
 		atomic_fetch_add_explicit(&s->release_syscalls, calls,
 					  memory_order_relaxed);
 	}
@@ -54,6 +52,84 @@ int memory_check_config(const struct vmap_config *c)
 	    c->page_size != (uint64_t)ps)
 		return -EINVAL;
 	return 0;
+}
+
+/* ---- after the flush: undo what release() cannot ---- */
+
+#define VA_STUCK 0x80000000u /* could not be restored: back to the lazy list */
+
+static uint64_t guard_of(const vmap_space *s, const struct va *v)
+{
+	return v->end - s->page_size;
+}
+
+/* Remove the guards of n areas, one vectored call if the kernel takes it;
+ * an area whose guard stays is marked stuck. */
+static void unguard(vmap_space *s, struct va **v, size_t n, uint64_t *calls)
+{
+	uint64_t addr[256];
+
+	for (size_t i = 0; i < n; i++)
+		addr[i] = guard_of(s, v[i]);
+	if (!s->os->guard_remove(addr, n, s->page_size, calls))
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (s->os->guard_remove(&addr[i], 1, s->page_size, calls))
+			v[i]->flags |= VA_STUCK;
+}
+
+/*
+ * The purge has released the pages of every area on the sorted list.  What
+ * is left to do before the ranges can be handed out again: file mappings
+ * (vmap_vmap) become plain reserved space, and guard pages plain pages.  An
+ * area where that fails goes back on the lazy list -- still counted as lazy,
+ * so the next purge tries again -- and is dropped from the list returned.
+ */
+struct va *memory_restore(vmap_space *s, struct va *list)
+{
+	struct va *batch[256], *keep = NULL, **tail = &keep, *next;
+	uint64_t calls = 0, gcalls = 0, stuck = 0;
+	bool failed = s->release_failed;
+	size_t n = 0;
+
+	s->release_failed = false;
+	for (struct va *v = list; v; v = v->next) {
+		if (failed) {
+			v->flags |= VA_STUCK;
+			continue;
+		}
+		uint64_t end = v->flags & VA_GUARD ? guard_of(s, v) : v->end;
+
+		calls += !!(v->flags & VA_FILE);
+		if ((v->flags & VA_FILE) &&
+		    s->os->map_anon(v->start, end - v->start))
+			v->flags |= VA_STUCK;
+		else if (v->flags & VA_GUARD)
+			batch[n++] = v;
+		if (n == 256 || (n && !v->next)) {
+			unguard(s, batch, n, &gcalls);
+			n = 0;
+		}
+	}
+	for (struct va *v = list; v; v = next) {
+		next = v->next;
+		if (v->flags & VA_STUCK) {
+			v->flags &= ~VA_STUCK;
+			lazy_repush(&s->lazy, v);
+			stuck++;
+		} else {
+			*tail = v;
+			tail = &v->next;
+		}
+	}
+	*tail = NULL;
+	atomic_fetch_add_explicit(&s->release_syscalls, calls,
+				  memory_order_relaxed);
+	atomic_fetch_add_explicit(&s->guard_syscalls, gcalls,
+				  memory_order_relaxed);
+	atomic_fetch_add_explicit(&s->release_errors, stuck,
+				  memory_order_relaxed);
+	return keep;
 }
 
 int memory_init(vmap_space *s, uint64_t length)
@@ -109,4 +185,78 @@ int vmap_vfree(vmap_space *s, const void *ptr)
 	if (!ptr)
 		return 0;
 	return vmap_free(s, (uint64_t)(uintptr_t)ptr);
+}
+
+/* ---- vmap of a file's pages ---- */
+
+void *vmap_vmap(vmap_space *s, int fd, const uint64_t *pgoff, size_t n,
+		int prot)
+{
+	uint64_t ps, a, calls = 0;
+	struct fit f;
+	int err;
+
+	if (!s || !s->memory || !pgoff || !n || fd < 0 || !prot ||
+	    (prot & ~(PROT_READ | PROT_WRITE)))
+		goto invalid;
+	ps = s->page_size;
+	if (n > UINT64_MAX / ps)
+		goto invalid;
+	for (size_t i = 0; i < n; i++)
+		if (pgoff[i] > (uint64_t)INT64_MAX / ps)
+			goto invalid;
+	err = vm_make_fit(s, n * ps, 0, 0, 0, 0, UINT64_MAX, 0, &f);
+	if (!err)
+		err = vm_alloc(s, &f, VA_FILE, &a);
+	if (err) {
+		errno = -err;
+		return NULL;
+	}
+	/* One mapping per run of consecutive pages of the file. */
+	for (size_t i = 0, j; i < n; i = j) {
+		for (j = i + 1; j < n && pgoff[j] == pgoff[j - 1] + 1; j++)
+			;
+		calls++;
+		err = s->os->map_file(a + i * ps, (j - i) * ps, fd,
+				      pgoff[i] * ps, prot);
+		if (err) {
+			/* Undo: plain space again, then no area at all; if
+			 * even that fails, the purge will finish the job. */
+			if (i && s->os->map_anon(a, i * ps))
+				vmap_free(s, a);
+			else
+				vm_unalloc(s, a, f.size);
+			atomic_fetch_add_explicit(&s->alloc_failures, 1,
+						  memory_order_relaxed);
+			errno = -err;
+			return NULL;
+		}
+	}
+	atomic_fetch_add_explicit(&s->map_syscalls, calls,
+				  memory_order_relaxed);
+	atomic_fetch_add_explicit(&s->allocs, 1, memory_order_relaxed);
+	return (void *)(uintptr_t)a;
+
+invalid:
+	errno = EINVAL;
+	return NULL;
+}
+
+int vmap_vunmap(vmap_space *s, const void *ptr)
+{
+	return vmap_vfree(s, ptr);
+}
+
+int vmap_memfd_create(const char *name, uint64_t pages, int *fd)
+{
+	long ps = sysconf(_SC_PAGESIZE);
+	int f;
+
+	if (!fd || !pages || ps <= 0 || pages > (uint64_t)INT64_MAX / ps)
+		return -EINVAL;
+	f = vm_os->memfd(name ? name : "vmap", pages * (uint64_t)ps);
+	if (f < 0)
+		return f;
+	*fd = f;
+	return 0;
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * os.c - the real kernel behind the OS seam (see os.h).  The only file of
- * vmap that calls mmap, munmap, madvise or process_madvise.
+ * vmap that calls mmap, munmap, mprotect, madvise or process_madvise.
  */
 #include <errno.h>
 #include <sys/mman.h>
@@ -41,10 +41,10 @@ static int os_unreserve(uint64_t addr, uint64_t len)
 /* process_madvise(MADV_DONTNEED) on ourselves, by the sentinel pidfd where
  * the kernel has it, else by a pidfd opened for the call: never a cached one,
  * which a forked child would inherit and aim at its parent. */
-static long pmadvise(const struct iovec *iov, size_t n)
+static long pmadvise_advice(const struct iovec *iov, size_t n, int advice)
 {
 	long r = syscall(SYS_process_madvise, PIDFD_SELF_THREAD_GROUP, iov, n,
-			 MADV_DONTNEED, 0);
+			 advice, 0);
 	int fd, err;
 
 	if (r >= 0 || errno != EBADF)
@@ -52,11 +52,16 @@ static long pmadvise(const struct iovec *iov, size_t n)
 	fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
 	if (fd < 0)
 		return -1;
-	r = syscall(SYS_process_madvise, fd, iov, n, MADV_DONTNEED, 0);
+	r = syscall(SYS_process_madvise, fd, iov, n, advice, 0);
 	err = errno;
 	close(fd);
 	errno = err;
 	return r;
+}
+
+static long pmadvise(const struct iovec *iov, size_t n)
+{
+	return pmadvise_advice(iov, n, MADV_DONTNEED);
 }
 
 /* Linux >= 6.13 lets a process use process_madvise(MADV_DONTNEED) on
@@ -112,7 +117,109 @@ static int os_release(enum os_release_path path, const struct vmap_range *r,
 	return 0;
 }
 
+static int os_map_file(uint64_t addr, uint64_t len, int fd, uint64_t off,
+		       int prot)
+{
+	void *p = mmap((void *)(uintptr_t)addr, len, prot,
+		       MAP_SHARED | MAP_FIXED, fd, (off_t)off);
+
+	return p == MAP_FAILED ? -errno : 0;
+}
+
+static int os_map_anon(uint64_t addr, uint64_t len)
+{
+	void *p = mmap((void *)(uintptr_t)addr, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
+		       -1, 0);
+
+	return p == MAP_FAILED ? -errno : 0;
+}
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#define MADV_GUARD_REMOVE 103
+#endif
+
+/* Guard markers where the kernel has them; mprotect otherwise.  Which one
+ * works is learned on first use and kept: it is a property of the kernel. */
+static int guard_markers = -1; /* -1 unknown, 0 no, 1 yes; atomic */
+
+static int os_guard_install(uint64_t addr, uint64_t page, uint64_t *syscalls)
+{
+	void *p = (void *)(uintptr_t)addr;
+	int markers = __atomic_load_n(&guard_markers, __ATOMIC_RELAXED);
+
+	++*syscalls;
+	if (markers != 0) {
+		if (!madvise(p, page, MADV_GUARD_INSTALL)) {
+			__atomic_store_n(&guard_markers, 1, __ATOMIC_RELAXED);
+			return 0;
+		}
+		if (errno != EINVAL)
+			return -errno;
+		__atomic_store_n(&guard_markers, 0, __ATOMIC_RELAXED);
+		++*syscalls;
+	}
+	return mprotect(p, page, PROT_NONE) ? -errno : 0;
+}
+
+static int os_guard_remove(const uint64_t *addr, size_t n, uint64_t page,
+			   uint64_t *syscalls)
+{
+	struct iovec iov[OS_IOV_MAX];
+
+	if (__atomic_load_n(&guard_markers, __ATOMIC_RELAXED) == 1) {
+		for (size_t i = 0; i < n; i += OS_IOV_MAX) {
+			size_t k = n - i < OS_IOV_MAX ? n - i : OS_IOV_MAX;
+
+			for (size_t j = 0; j < k; j++) {
+				iov[j].iov_base = (void *)(uintptr_t)addr[i + j];
+				iov[j].iov_len = page;
+			}
+			++*syscalls;
+			if (pmadvise_advice(iov, k, MADV_GUARD_REMOVE) ==
+			    (long)(k * page))
+				continue;
+			/* No vectored advice: one call per page. */
+			for (size_t j = 0; j < k; j++) {
+				++*syscalls;
+				if (madvise(iov[j].iov_base, page,
+					    MADV_GUARD_REMOVE))
+					return -errno;
+			}
+		}
+		return 0;
+	}
+	for (size_t i = 0; i < n; i++) {
+		++*syscalls;
+		if (mprotect((void *)(uintptr_t)addr[i], page,
+			     PROT_READ | PROT_WRITE))
+			return -errno;
+	}
+	return 0;
+}
+
+static int os_memfd(const char *name, uint64_t size)
+{
+	int fd = memfd_create(name, MFD_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, (off_t)size)) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
 const struct vmap_os os_linux = {
+	.memfd = os_memfd,
+	.map_file = os_map_file,
+	.map_anon = os_map_anon,
+	.guard_install = os_guard_install,
+	.guard_remove = os_guard_remove,
 	.reserve = os_reserve,
 	.unreserve = os_unreserve,
 	.probe = os_probe,

@@ -37,6 +37,22 @@ struct vmap_os {
 	 * afterwards.  The path chosen by probe; at most IOV_MAX ranges. */
 	int (*release)(enum os_release_path path, const struct vmap_range *r,
 		       size_t n, uint64_t *syscalls);
+	/* Map len bytes of fd at byte offset off over addr (MAP_SHARED |
+	 * MAP_FIXED), with prot (PROT_READ and/or PROT_WRITE). */
+	int (*map_file)(uint64_t addr, uint64_t len, int fd, uint64_t off,
+			int prot);
+	/* Turn [addr, addr + len) back into plain reserved space (anonymous,
+	 * readable, writable, no memory committed). */
+	int (*map_anon)(uint64_t addr, uint64_t len);
+	/* Make the page at addr a guard page (access faults), or a plain one
+	 * again.  With MADV_GUARD_INSTALL/REMOVE where the kernel has them
+	 * (Linux >= 6.13: no VMA split, no memory), else with mprotect.
+	 * remove takes n pages at once (one vectored call on Linux >= 6.13). */
+	int (*guard_install)(uint64_t addr, uint64_t page, uint64_t *syscalls);
+	int (*guard_remove)(const uint64_t *addr, size_t n, uint64_t page,
+			    uint64_t *syscalls);
+	/* A memfd of size bytes (close-on-exec); the fd, or a negative errno. */
+	int (*memfd)(const char *name, uint64_t size);
 };
 
 /* The real kernel. */

@@ -185,6 +185,8 @@ int vm_purge(vmap_space *s, unsigned how)
 	if (list || force) {
 		list = batch_sort(s, list, &n);
 		flush_list(s, list);
+		if (s->memory)
+			list = memory_restore(s, list);
 		give_back(s, list);
 		count(&s->purges, 1);
 		count(&s->areas_purged, n);

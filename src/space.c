@@ -57,6 +57,8 @@ static int check_config(struct vmap_config *c)
 {
 	uint64_t ps = c->page_size;
 
+	if ((c->flags & VMAP_SPACE_GUARD) && !(c->flags & VMAP_SPACE_MEMORY))
+		return -EINVAL;
 	if (c->flags & VMAP_SPACE_MEMORY) {
 		if (!c->length)
 			c->length = VMAP_MEMORY_DEFAULT_LENGTH;
@@ -94,6 +96,8 @@ int vmap_space_create(const struct vmap_config *cfg, vmap_space **out)
 
 	s = aligned_alloc(64, (sizeof(*s) + 63) & ~(size_t)63);
 	all = malloc(sizeof(*all));
+	if (s)
+		memset(s, 0, sizeof(*s));
 	if (!s || !all || busy_init(&s->busy)) {
 		free(s);
 		free(all);
@@ -101,6 +105,7 @@ int vmap_space_create(const struct vmap_config *cfg, vmap_space **out)
 	}
 	s->memory = c.flags & VMAP_SPACE_MEMORY;
 	s->strict = c.flags & VMAP_SPACE_STRICT;
+	s->guard = c.flags & VMAP_SPACE_GUARD;
 	s->os = NULL;
 	s->path = 0;
 	s->base = c.base;
@@ -123,7 +128,7 @@ int vmap_space_create(const struct vmap_config *cfg, vmap_space **out)
 		&s->purge_retries,  &s->purges,		   &s->flushes,
 		&s->ranges_flushed, &s->areas_purged,	   &s->purge_max_areas,
 		&s->purge_max_hold_ns, &s->purge_last_ns, &s->release_syscalls,
-		&s->release_errors,
+		&s->release_errors, &s->guard_syscalls, &s->map_syscalls,
 	};
 	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++)
 		atomic_init(counters[i], 0);
@@ -208,6 +213,8 @@ int vmap_stats(vmap_space *s, struct vmap_stats *out)
 	st.release_path = s->memory ? (uint64_t)s->path : VMAP_RELEASE_NONE;
 	st.release_syscalls = get(&s->release_syscalls);
 	st.release_errors = get(&s->release_errors);
+	st.guard_syscalls = get(&s->guard_syscalls);
+	st.map_syscalls = get(&s->map_syscalls);
 	memcpy(out, &st, n);
 	return 0;
 }

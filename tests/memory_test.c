@@ -2,11 +2,15 @@
 /*
  * memory_test.c - memory spaces on real memory, through vmap.h alone:
  * zeroed reuse, data gone after the purge and never seen before it, strict
- * mode, batched release, bad inputs, and threads writing their own memory.
+ * mode, batched release, guard pages, vmap of memfd pages, bad inputs, and
+ * threads writing their own memory.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "test.h"
@@ -199,6 +203,150 @@ static void test_bad_inputs(void)
 	vmap_space_destroy(s);
 }
 
+/* Run fn(arg) in a forked child; return the signal that killed it, or 0. */
+static int child_signal(void (*fn)(void *), void *arg)
+{
+	int status;
+	pid_t pid = fork();
+
+	REQUIRE(pid >= 0);
+	if (pid == 0) {
+		signal(SIGSEGV, SIG_DFL); /* not a sanitizer's handler */
+		fn(arg);
+		_exit(0);
+	}
+	REQUIRE(waitpid(pid, &status, 0) == pid);
+	return WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+}
+
+static void poke(void *p)
+{
+	*(volatile char *)p = 1;
+}
+
+/*
+ *   AAAA g BB g ........     two areas, each with its guard page g:
+ *   a write one byte past A's end faults; after free and purge, the guard
+ *   pages are plain pages again and a new owner can use them.
+ */
+static void test_guard(void)
+{
+	vmap_space *s = mspace(16 * PG, 1000, VMAP_SPACE_GUARD);
+	char *a = vmap_vmalloc(s, 4 * PG), *b = vmap_vmalloc(s, 2 * PG), *all;
+	struct vmap_stats st = stats(s);
+
+	REQUIRE(a && b);
+	CHECK(b == a + 5 * PG);
+	CHECK_EQ(st.busy_pages, 8);
+	CHECK_EQ(st.guard_syscalls, 2);
+	memset(a, 1, 4 * PG);
+	CHECK_EQ(child_signal(poke, a + 4 * PG - 1), 0);
+	CHECK_EQ(child_signal(poke, a + 4 * PG), SIGSEGV);
+	CHECK_EQ(child_signal(poke, b + 2 * PG), SIGSEGV);
+	CHECK_EQ(vmap_vfree(s, a), 0);
+	CHECK_EQ(vmap_vfree(s, b), 0);
+	CHECK_EQ(vmap_purge(s, VMAP_PURGE_SYNC), 0);
+	st = stats(s);
+	CHECK_EQ(st.free_pages, 16);
+	/* 15 usable pages + guard: the old guards are inside, and writable. */
+	all = vmap_vzalloc(s, 15 * PG);
+	REQUIRE(all);
+	CHECK(all_zero((unsigned char *)all, 15 * PG));
+	CHECK_EQ(child_signal(poke, all + 5 * PG - 1), 0);
+	CHECK_EQ(child_signal(poke, all + 15 * PG), SIGSEGV);
+	vmap_vfree(s, all);
+	CHECK_EQ(vmap_check(s), 0);
+	vmap_space_destroy(s);
+}
+
+/* Does /proc/self/maps show a file mapping at addr? */
+static int file_mapped(const void *addr)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512];
+	int found = 0;
+
+	REQUIRE(f);
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+
+		if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 &&
+		    lo <= (unsigned long)addr && (unsigned long)addr < hi)
+			found = strstr(line, "memfd:") != NULL;
+	}
+	fclose(f);
+	return found;
+}
+
+/*
+ *   file pages   0 1 2 3 4 5 6 7
+ *   vmap         5 6 7 1 0          three runs: {5,6,7} {1} {0}
+ */
+static void test_vmap(void)
+{
+	vmap_space *s = mspace(64 * PG, 1000, 0);
+	static const uint64_t pg[] = { 5, 6, 7, 1, 0 };
+	char page[PG], *v;
+	int fd;
+
+	REQUIRE(vmap_memfd_create("vmap-test", 8, &fd) == 0);
+	for (int i = 0; i < 8; i++) {
+		memset(page, 'A' + i, PG);
+		REQUIRE(pwrite(fd, page, PG, (off_t)i * PG) == PG);
+	}
+	v = vmap_vmap(s, fd, pg, 5, PROT_READ | PROT_WRITE);
+	REQUIRE(v);
+	for (int i = 0; i < 5; i++)
+		CHECK_EQ(v[i * PG + 7], 'A' + (int)pg[i]);
+	CHECK_EQ(stats(s).map_syscalls, 3);
+	v[3 * PG] = 'z'; /* file page 1 */
+	REQUIRE(pread(fd, page, 1, PG) == 1);
+	CHECK_EQ(page[0], 'z');
+	CHECK(file_mapped(v));
+
+	CHECK_EQ(vmap_vunmap(s, v), 0);
+	CHECK(file_mapped(v)); /* lazy: still there until the purge */
+	CHECK_EQ(vmap_purge(s, VMAP_PURGE_SYNC), 0);
+	CHECK(!file_mapped(v)); /* plain reserved space again */
+	CHECK(all_zero((unsigned char *)v, 5 * PG));
+	v[3 * PG] = 'y'; /* reaches no file */
+	REQUIRE(pread(fd, page, 1, PG) == 1);
+	CHECK_EQ(page[0], 'z');
+	memset(v, 0, 5 * PG);
+	CHECK_EQ(vmap_check(s), 0);
+	CHECK_EQ(stats(s).free_pages, 64);
+	close(fd);
+	vmap_space_destroy(s);
+}
+
+static void test_vmap_bad(void)
+{
+	vmap_space *s = mspace(64 * PG, 1000, 0);
+	static const uint64_t pg[] = { 0, 1 };
+	struct vmap_stats before, after;
+	int fd;
+
+	REQUIRE(vmap_memfd_create(NULL, 2, &fd) == 0);
+	before = stats(s);
+	errno = 0;
+	CHECK(!vmap_vmap(s, fd, pg, 0, PROT_READ) && errno == EINVAL);
+	CHECK(!vmap_vmap(s, -1, pg, 2, PROT_READ) && errno == EINVAL);
+	CHECK(!vmap_vmap(s, fd, NULL, 2, PROT_READ) && errno == EINVAL);
+	CHECK(!vmap_vmap(s, fd, pg, 2, 0) && errno == EINVAL);
+	CHECK(!vmap_vmap(s, fd, pg, 2, PROT_EXEC) && errno == EINVAL);
+	CHECK(!vmap_vmap(s, fd, pg, SIZE_MAX, PROT_READ) && errno == EINVAL);
+	CHECK(!vmap_vmap(s, 1000, pg, 2, PROT_READ) && errno == EBADF);
+	after = stats(s);
+	CHECK_EQ(after.busy_areas, before.busy_areas);
+	CHECK_EQ(after.free_pages, before.free_pages);
+	CHECK_EQ(after.lazy_pages, before.lazy_pages);
+	CHECK_EQ(vmap_check(s), 0);
+	CHECK_EQ(vmap_memfd_create("x", 0, &fd), -EINVAL);
+	CHECK_EQ(vmap_memfd_create("x", 1, NULL), -EINVAL);
+	close(fd);
+	vmap_space_destroy(s);
+}
+
 /* ---- threads writing and checking their own memory ---- */
 
 struct worker {
@@ -276,6 +424,9 @@ int main(void)
 	test_strict();
 	test_batching();
 	test_bad_inputs();
+	test_guard();
+	test_vmap();
+	test_vmap_bad();
 	test_threads();
 	return test_summary("memory_test");
 }

@@ -3,7 +3,7 @@
  * model_test.c - vmap against a reference model too simple to be wrong: one
  * state byte per page and a brute-force search of every candidate address.
  *
- * Random operations run on small spaces (256..1024 pages, so the model can
+ * Random operations run on small spaces (256..4096 pages, so the model can
  * afford O(pages) per step), and after every one the return value, the
  * address, the flushed ranges, the counters of vmap_stats() and vmap_check()
  * must agree with the model.  The first disagreement prints the seed, the
@@ -31,7 +31,7 @@
 #define DEFAULT_OPS 1000000
 #endif
 
-#define MAX_PAGES 1024
+#define MAX_PAGES 4096
 #define SENTINEL 0x5e5e5e5e5e5e5e5eull /* an out-parameter not written */
 
 typedef unsigned long long ull;
@@ -57,11 +57,11 @@ struct fit {
 static struct model {
 	uint64_t base, end, ps, npages, lazy_max, purge_rate, cap;
 	bool small;			/* 1- and 2-page areas only */
+	bool strict;			/* VMAP_SPACE_STRICT */
 	uint8_t state[MAX_PAGES];
 	uint32_t len_at[MAX_PAGES];	/* pages of the area starting here */
 	uint32_t busy[MAX_PAGES];	/* first pages of the busy areas */
-	size_t nbusy, nexp;
-	uint64_t busy_pages, lazy_areas, lazy_pages;
+	size_t nexp;
 	struct vmap_stats st;		/* what vmap_stats() must say */
 	struct vmap_range exp[MAX_PAGES]; /* what this op must flush */
 } m;
@@ -95,12 +95,12 @@ static void fail(int line, const char *fmt, ...)
 	fprintf(stderr, "model_test.c:%d: seed %#llx, op %llu (%s): size %#llx "
 		"align %#llx phase %#llx nocross %#llx window [%#llx, %#llx) "
 		"flags %#x addr %#llx how %#x variant %d; space [%#llx, "
-		"%#llx) page %#llx lazy_max %llu:\n  ", line, (ull)seed,
+		"%#llx) page %#llx lazy_max %llu strict %d:\n  ", line, (ull)seed,
 		(ull)op_index, op_name[cur.kind], (ull)cur.size,
 		(ull)cur.align, (ull)cur.phase, (ull)cur.nocross,
 		(ull)cur.vstart, (ull)cur.vend, cur.flags, (ull)cur.addr,
 		cur.how, cur.variant, (ull)m.base, (ull)m.end, (ull)m.ps,
-		(ull)m.lazy_max);
+		(ull)m.lazy_max, m.strict);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
@@ -123,7 +123,7 @@ static void flush_cb(void *ctx, const struct vmap_range *r, size_t n)
 	flog.calls++;
 	flog.n = n;
 	for (size_t i = 0; i < n && !flog.bad; i++) {
-		if (n > MAX_PAGES / 2 + 1)
+		if (n > (m.npages + 1) / 2)
 			flog.bad = "more ranges than can be apart";
 		else if (r[i].start >= r[i].end || (r[i].start | r[i].end) % m.ps)
 			flog.bad = "an empty or unaligned range";
@@ -152,7 +152,7 @@ static void model_purge(bool force)
 {
 	bool in_run = false;
 
-	if (!m.lazy_areas && !force)
+	if (!m.st.lazy_areas && !force)
 		return;
 	m.nexp = 0;
 	for (uint64_t p = 0; p < m.npages; p++) {
@@ -167,10 +167,10 @@ static void model_purge(bool force)
 	m.st.purges++;
 	m.st.flushes++;
 	m.st.ranges_flushed += m.nexp;
-	m.st.areas_purged += m.lazy_areas;
-	if (m.lazy_areas > m.st.purge_max_areas)
-		m.st.purge_max_areas = m.lazy_areas;
-	m.lazy_areas = m.lazy_pages = 0;
+	m.st.areas_purged += m.st.lazy_areas;
+	if (m.st.lazy_areas > m.st.purge_max_areas)
+		m.st.purge_max_areas = m.st.lazy_areas;
+	m.st.lazy_areas = m.st.lazy_pages = 0;
 }
 
 /* The -EINVAL rules of vmap_xalloc, straight from the header. */
@@ -248,8 +248,8 @@ static int model_alloc(const struct op *o, uint64_t *addr)
 	}
 	m.len_at[p] = f.size / m.ps;
 	memset(&m.state[p], BUSY, m.len_at[p]);
-	m.busy[m.nbusy++] = p;
-	m.busy_pages += m.len_at[p];
+	m.busy[m.st.busy_areas++] = p;
+	m.st.busy_pages += m.len_at[p];
 	m.st.allocs++;
 	*addr = addr_of(p);
 	return 0;
@@ -265,14 +265,14 @@ static int model_free(uint64_t addr)
 		return -ENOENT;
 	while (m.busy[i] != p)
 		i++;
-	m.busy[i] = m.busy[--m.nbusy];
+	m.busy[i] = m.busy[--m.st.busy_areas];
 	memset(&m.state[p], LAZY, m.len_at[p]);
-	m.busy_pages -= m.len_at[p];
-	m.lazy_pages += m.len_at[p];
-	m.lazy_areas++;
+	m.st.busy_pages -= m.len_at[p];
+	m.st.lazy_pages += m.len_at[p];
+	m.st.lazy_areas++;
 	m.st.frees++;
-	if (m.lazy_pages > m.lazy_max)
-		model_purge(false);	/* a TRY that nothing contends */
+	if (m.strict || m.st.lazy_pages > m.lazy_max)
+		model_purge(false);	/* SYNC, or a TRY that nothing contends */
 	return 0;
 }
 
@@ -283,7 +283,8 @@ static int model_free(uint64_t addr)
 	X(free_blocks) X(largest_free_pages) X(lazy_areas) X(lazy_pages)    \
 	X(lazy_max_pages) X(allocs) X(frees) X(alloc_failures)              \
 	X(purge_retries) X(purges) X(flushes) X(ranges_flushed)             \
-	X(areas_purged) X(purge_max_areas)
+	X(areas_purged) X(purge_max_areas) X(release_path)                  \
+	X(release_syscalls) X(release_errors)
 #define COMPARE(f)                                                          \
 	EXPECT(st.f == m.st.f, "stats." #f " = %llu, model %llu",           \
 	       (ull)st.f, (ull)m.st.f);
@@ -308,13 +309,6 @@ static void check_state(uint64_t flushes_before)
 	}
 	err = vmap_check(space);
 	EXPECT(err == 0, "vmap_check() = %d", err);
-
-	m.st.total_pages = m.npages;
-	m.st.busy_areas = m.nbusy;
-	m.st.busy_pages = m.busy_pages;
-	m.st.lazy_areas = m.lazy_areas;
-	m.st.lazy_pages = m.lazy_pages;
-	m.st.lazy_max_pages = m.lazy_max;
 	/* Free blocks are the maximal free runs: "..AA...+.." has 3. */
 	m.st.free_pages = m.st.free_blocks = m.st.largest_free_pages = 0;
 	for (uint64_t p = 0; p < m.npages; p++) {
@@ -336,30 +330,15 @@ static uint64_t log2_up(uint64_t x)
 	return x <= 1 ? 0 : 64 - __builtin_clzll(x - 1);
 }
 
-/* A window in the space, sometimes unaligned or hanging out of it. */
-static void gen_window(struct op *o)
-{
-	uint64_t a = rnd(m.npages), b = rnd(m.npages), t;
-
-	if (a > b)
-		t = a, a = b, b = t;
-	o->vstart = addr_of(a) + (chance(30) ? rnd(m.ps) : 0);
-	o->vend = addr_of(b + 1) - (chance(30) ? rnd(m.ps) : 0);
-	if (chance(20))
-		o->vstart = rnd(m.base + 1);
-	if (chance(20))
-		o->vend = m.end + rnd(UINT64_MAX - m.end) + 1;
-}
-
 /* A valid request (or an -EINVAL window), mostly ordinary. */
 static void gen_alloc(struct op *o, bool x)
 {
-	uint64_t align;
+	uint64_t a = rnd(m.npages), b = a + rnd(m.npages - a), align;
 
 	o->size = (1 + rnd(m.small ? 2 : chance(80) ? 16 : 64)) * m.ps;
 	if (chance(20))
 		o->size -= rnd(m.ps);	/* rounds up to the same pages */
-	else if (chance(2))
+	else if (!m.small && chance(2))
 		o->size = (m.npages + 1 + rnd(m.npages)) * m.ps;
 	o->vstart = 0;
 	o->vend = UINT64_MAX;
@@ -369,8 +348,12 @@ static void gen_alloc(struct op *o, bool x)
 		o->align = 1ull << rnd(log2_up(m.ps) + 7);
 	else if (chance(2))	/* only base 0 or a lucky base has room */
 		o->align = 1ull << (40 + rnd(24));
-	if (!m.small && chance(30))
-		gen_window(o);
+	if (!m.small && chance(30)) {	/* unaligned, or partly outside */
+		o->vstart = chance(20) ? rnd(m.base + 1)
+				       : addr_of(a) + (chance(30) ? rnd(m.ps) : 0);
+		o->vend = chance(20) ? m.end + rnd(UINT64_MAX - m.end) + 1
+				     : addr_of(b + 1) - (chance(30) ? rnd(m.ps) : 0);
+	}
 	if (!x)
 		return;
 	align = o->align < m.ps ? m.ps : o->align;
@@ -424,9 +407,9 @@ static uint64_t gen_bad_free(struct op *o)
 
 	switch (o->variant = (int)rnd(4)) {
 	case 0: /* inside a busy area: AA[A]A */
-		if (!m.nbusy)
+		if (!m.st.busy_areas)
 			break;
-		q = m.busy[rnd(m.nbusy)];
+		q = m.busy[rnd(m.st.busy_areas)];
 		return addr_of(q) + 1 + rnd(m.len_at[q] * m.ps - 1);
 	case 1: /* a lazy area's start: a double free */
 	case 2: /* a page never allocated, or already back */
@@ -447,7 +430,8 @@ static void step(struct op *o, unsigned p_alloc)
 	memset(o, 0, sizeof(*o));
 	o->kind = r < 25 ? OP_BAD_FREE : r < 35 ? OP_BAD_ARGS :
 		  r < 35 + m.purge_rate ? OP_PURGE :
-		  m.nbusy && (!chance(p_alloc) || m.busy_pages > m.cap) ? OP_FREE :
+		  m.st.busy_areas &&
+		  (!chance(p_alloc) || m.st.busy_pages > m.cap) ? OP_FREE :
 		  chance(60) ? OP_ALLOC : OP_XALLOC;
 	switch (o->kind) {
 	case OP_ALLOC:
@@ -472,8 +456,8 @@ static void step(struct op *o, unsigned p_alloc)
 		break;
 	case OP_FREE:
 	case OP_BAD_FREE:
-		o->addr = o->kind == OP_FREE ? addr_of(m.busy[rnd(m.nbusy)])
-					     : gen_bad_free(o);
+		o->addr = o->kind == OP_BAD_FREE ? gen_bad_free(o) :
+			  addr_of(m.busy[rnd(m.st.busy_areas)]);
 		ret = vmap_free(space, o->addr);
 		exp = model_free(o->addr);
 		EXPECT(o->kind == OP_FREE || exp == -ENOENT,
@@ -514,8 +498,8 @@ static void new_space(void)
 	 * only when full or asked, rarely, with 1- and 2-page areas: that
 	 * makes purges of hundreds of areas (sorted another way). */
 	m.small = chance(25);
-	m.npages = m.small ? MAX_PAGES : 256 + rnd(MAX_PAGES - 255);
-	m.cap = m.small ? m.npages / 2 : m.npages;	/* busy pages at most */
+	m.npages = m.small ? 2048 + rnd(2049) : 256 + rnd(769);
+	m.cap = m.small ? 512 : m.npages;	/* busy pages at most */
 	m.lazy_max = m.small ? 4 * MAX_PAGES : chance(80) ? 16 + rnd(285)
 							  : 1 + rnd(4);
 	m.purge_rate = m.small ? 2 : 25;	/* per mille of the ops */
@@ -526,12 +510,16 @@ static void new_space(void)
 	default: m.base = -m.ps * (m.npages + 1); break; /* the very top */
 	}
 	m.end = m.base + m.npages * m.ps;
+	m.st.total_pages = m.npages;
+	m.st.lazy_max_pages = m.lazy_max;
 	vmap_config_init(&cfg);
 	cfg.base = m.base;
 	cfg.length = m.npages * m.ps;
 	cfg.page_size = m.ps;
 	cfg.lazy_max_pages = m.lazy_max;
 	cfg.flush = flush_cb;
+	m.strict = !m.small && chance(10);	/* every free purges */
+	cfg.flags = m.strict ? VMAP_SPACE_STRICT : 0;
 	err = vmap_space_create(&cfg, &space);
 	EXPECT(err == 0, "vmap_space_create() = %d", err);
 }
