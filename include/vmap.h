@@ -153,12 +153,17 @@ typedef void (*vmap_flush_fn)(void *ctx, const struct vmap_range *ranges,
  *   allocated (MADV_GUARD_INSTALL, Linux >= 6.13: no VMA split, no memory;
  *   mprotect elsewhere) and removed by the purge that releases the area, for
  *   a whole batch in one vectored call where the kernel takes it.
+ * VMAP_SPACE_RELEASE_MADVISE (memory spaces only): release with one madvise()
+ *   per range even where process_madvise() would take vectors: the older
+ *   kernels' path, for comparison.
  */
 #define VMAP_SPACE_MEMORY 0x1u
 #define VMAP_SPACE_STRICT 0x2u
 #define VMAP_SPACE_GUARD 0x4u
-#define VMAP_SPACE_FLAGS_KNOWN \
-	(VMAP_SPACE_MEMORY | VMAP_SPACE_STRICT | VMAP_SPACE_GUARD)
+#define VMAP_SPACE_RELEASE_MADVISE 0x8u
+#define VMAP_SPACE_FLAGS_KNOWN                                   \
+	(VMAP_SPACE_MEMORY | VMAP_SPACE_STRICT | VMAP_SPACE_GUARD | \
+	 VMAP_SPACE_RELEASE_MADVISE)
 
 #define VMAP_MEMORY_DEFAULT_LENGTH (64ull << 30)
 

@@ -195,7 +195,7 @@ static inline uint64_t space_pages(const vmap_space *s, uint64_t bytes)
 
 int memory_check_config(const struct vmap_config *c);
 /* Reserve the space's memory and make release() its flush. */
-int memory_init(vmap_space *s, uint64_t length);
+int memory_init(vmap_space *s, uint64_t length, unsigned flags);
 void memory_fini(vmap_space *s);
 /* After a purge's flush: restore file and guard pages; returns the list of
  * areas that may go back to the free tree. */

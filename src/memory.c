@@ -132,7 +132,7 @@ struct va *memory_restore(vmap_space *s, struct va *list)
 	return keep;
 }
 
-int memory_init(vmap_space *s, uint64_t length)
+int memory_init(vmap_space *s, uint64_t length, unsigned flags)
 {
 	uint64_t base;
 	int err;
@@ -146,7 +146,9 @@ int memory_init(vmap_space *s, uint64_t length)
 	s->flush = release;
 	s->flush_ctx = s;
 	/* The first page is untouched and ours: a harmless probe. */
-	s->path = s->os->probe(base, s->page_size);
+	s->path = flags & VMAP_SPACE_RELEASE_MADVISE ?
+			  OS_RELEASE_MADVISE :
+			  s->os->probe(base, s->page_size);
 	return 0;
 }
 

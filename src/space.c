@@ -57,7 +57,8 @@ static int check_config(struct vmap_config *c)
 {
 	uint64_t ps = c->page_size;
 
-	if ((c->flags & VMAP_SPACE_GUARD) && !(c->flags & VMAP_SPACE_MEMORY))
+	if ((c->flags & (VMAP_SPACE_GUARD | VMAP_SPACE_RELEASE_MADVISE)) &&
+	    !(c->flags & VMAP_SPACE_MEMORY))
 		return -EINVAL;
 	if (c->flags & VMAP_SPACE_MEMORY) {
 		if (!c->length)
@@ -132,7 +133,7 @@ int vmap_space_create(const struct vmap_config *cfg, vmap_space **out)
 	};
 	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++)
 		atomic_init(counters[i], 0);
-	if (s->memory && (err = memory_init(s, c.length))) {
+	if (s->memory && (err = memory_init(s, c.length, c.flags))) {
 		busy_fini(&s->busy, release);
 		pthread_mutex_destroy(&s->free_lock);
 		pthread_mutex_destroy(&s->purge_lock);

@@ -3,8 +3,8 @@
  * model_test.c - vmap against a reference model too simple to be wrong: one
  * state byte per page and a brute-force search of every candidate address.
  *
- * Random operations run on small spaces (256..4096 pages, so the model can
- * afford O(pages) per step), and after every one the return value, the
+ * Random operations run on small range spaces (256..4096 pages, so that the
+ * model can afford O(pages) per step).  After every one, the return value, the
  * address, the flushed ranges, the counters of vmap_stats() and vmap_check()
  * must agree with the model.  The first disagreement prints the seed, the
  * operation and its index, and stops.  VMAP_SEED replays a run,
@@ -47,26 +47,26 @@ struct op {
 	unsigned flags, how;
 };
 
-/* An allocation request as the header defines it: size in whole pages,
- * align at least a page, [lo, hi) the window clipped to the space. */
+/* A request as the header defines it: size in whole pages, align at least
+ * a page, [lo, hi) the window clipped to the space's whole pages. */
 struct fit {
 	uint64_t size, align, phase, nocross, lo, hi;
 	bool topdown;
 };
 
 static struct model {
-	uint64_t base, end, ps, npages, lazy_max, purge_rate, cap;
-	bool small;			/* 1- and 2-page areas only */
-	bool strict;			/* VMAP_SPACE_STRICT */
+	uint64_t base, end, ps, npages, lazy_max;
+	uint64_t cap, purge_rate;	/* most busy pages; purges per 1000 */
+	bool small, strict;		/* 1- or 2-page areas; STRICT space */
 	uint8_t state[MAX_PAGES];
 	uint32_t len_at[MAX_PAGES];	/* pages of the area starting here */
 	uint32_t busy[MAX_PAGES];	/* first pages of the busy areas */
 	size_t nexp;
+	struct vmap_range exp[MAX_PAGES]; /* what the last purge flushed */
 	struct vmap_stats st;		/* what vmap_stats() must say */
-	struct vmap_range exp[MAX_PAGES]; /* what this op must flush */
 } m;
 
-/* What the flush callback saw: at most one call per operation here. */
+/* What the flush callback saw: never more than one call per operation. */
 static struct {
 	uint64_t calls;
 	size_t n;
@@ -94,8 +94,8 @@ static void fail(int line, const char *fmt, ...)
 
 	fprintf(stderr, "model_test.c:%d: seed %#llx, op %llu (%s): size %#llx "
 		"align %#llx phase %#llx nocross %#llx window [%#llx, %#llx) "
-		"flags %#x addr %#llx how %#x variant %d; space [%#llx, "
-		"%#llx) page %#llx lazy_max %llu strict %d:\n  ", line, (ull)seed,
+		"flags %#x addr %#llx how %#x variant %d; space [%#llx, %#llx) "
+		"page %#llx lazy_max %llu strict %d:\n  ", line, (ull)seed,
 		(ull)op_index, op_name[cur.kind], (ull)cur.size,
 		(ull)cur.align, (ull)cur.phase, (ull)cur.nocross,
 		(ull)cur.vstart, (ull)cur.vend, cur.flags, (ull)cur.addr,
@@ -125,7 +125,8 @@ static void flush_cb(void *ctx, const struct vmap_range *r, size_t n)
 	for (size_t i = 0; i < n && !flog.bad; i++) {
 		if (n > (m.npages + 1) / 2)
 			flog.bad = "more ranges than can be apart";
-		else if (r[i].start >= r[i].end || (r[i].start | r[i].end) % m.ps)
+		else if (r[i].start >= r[i].end ||
+			 (r[i].start | r[i].end) % m.ps)
 			flog.bad = "an empty or unaligned range";
 		else if (r[i].start < m.base || r[i].end > m.end)
 			flog.bad = "a range outside the space";
@@ -145,7 +146,7 @@ static uint64_t addr_of(uint64_t page)
 
 /*
  * Every lazy page becomes free in one flush, of the maximal runs of lazy
- * pages (touching lazy areas coalesce, lazy and free pages do not):
+ * pages (touching lazy areas coalesce; lazy and free pages do not):
  *   AA++++..++BB+  ->  flush [2,6) [8,10) [12,13)
  */
 static void model_purge(bool force)
@@ -271,8 +272,10 @@ static int model_free(uint64_t addr)
 	m.st.lazy_pages += m.len_at[p];
 	m.st.lazy_areas++;
 	m.st.frees++;
+	/* STRICT purges (SYNC) at every free; otherwise past the threshold,
+	 * a TRY that nothing contends here. */
 	if (m.strict || m.st.lazy_pages > m.lazy_max)
-		model_purge(false);	/* SYNC, or a TRY that nothing contends */
+		model_purge(false);
 	return 0;
 }
 
@@ -330,39 +333,41 @@ static uint64_t log2_up(uint64_t x)
 	return x <= 1 ? 0 : 64 - __builtin_clzll(x - 1);
 }
 
-/* A valid request (or an -EINVAL window), mostly ordinary. */
+/* A valid request, or one whose window holds no page: mostly ordinary. */
 static void gen_alloc(struct op *o, bool x)
 {
-	uint64_t a = rnd(m.npages), b = a + rnd(m.npages - a), align;
+	uint64_t a = rnd(m.npages), b = a + rnd(m.npages - a), al;
 
 	o->size = (1 + rnd(m.small ? 2 : chance(80) ? 16 : 64)) * m.ps;
 	if (chance(20))
 		o->size -= rnd(m.ps);	/* rounds up to the same pages */
 	else if (!m.small && chance(2))
 		o->size = (m.npages + 1 + rnd(m.npages)) * m.ps;
-	o->vstart = 0;
-	o->vend = UINT64_MAX;
 	if (m.small)		/* nothing to fail on, so the lazy list grows */
 		o->align = 1ull << rnd(log2_up(m.ps) + 1);
 	else if (chance(50))	/* below the page size means the page size */
 		o->align = 1ull << rnd(log2_up(m.ps) + 7);
 	else if (chance(2))	/* only base 0 or a lucky base has room */
 		o->align = 1ull << (40 + rnd(24));
-	if (!m.small && chance(30)) {	/* unaligned, or partly outside */
-		o->vstart = chance(20) ? rnd(m.base + 1)
-				       : addr_of(a) + (chance(30) ? rnd(m.ps) : 0);
-		o->vend = chance(20) ? m.end + rnd(UINT64_MAX - m.end) + 1
-				     : addr_of(b + 1) - (chance(30) ? rnd(m.ps) : 0);
+	o->vstart = 0;
+	o->vend = UINT64_MAX;
+	if (!m.small && chance(30)) {	/* maybe unaligned or partly out */
+		o->vstart = addr_of(a) + (chance(30) ? rnd(m.ps) : 0);
+		o->vend = addr_of(b + 1) - (chance(30) ? rnd(m.ps) : 0);
+		if (chance(20))
+			o->vstart = rnd(m.base + 1);
+		if (chance(20))
+			o->vend = m.end + rnd(UINT64_MAX - m.end) + 1;
 	}
 	if (!x)
 		return;
-	align = o->align < m.ps ? m.ps : o->align;
+	al = o->align < m.ps ? m.ps : o->align;
 	if (chance(50))
-		o->phase = rnd(align / m.ps) * m.ps;
+		o->phase = rnd(al / m.ps) * m.ps;
 	if (chance(40)) {
 		uint64_t k = log2_up(o->size) + rnd(3);
 
-		o->nocross = k < 64 ? 1ull << k : 0;
+		o->nocross = k < 64 ? 1ull << k : 0;	/* 0: too big */
 		if (o->nocross && o->nocross < m.ps)
 			o->nocross = m.ps;
 	}
@@ -372,9 +377,9 @@ static void gen_alloc(struct op *o, bool x)
 /* Spoil one argument of a valid xalloc: it must be -EINVAL. */
 static void spoil(struct op *o)
 {
-	uint64_t p = addr_of(rnd(m.npages - 1)), al;
+	uint64_t p = addr_of(rnd(m.npages - 1));
+	uint64_t al = o->align < m.ps ? m.ps : o->align;
 
-	al = o->align < m.ps ? m.ps : o->align;
 	switch (o->variant = (int)rnd(12)) {
 	case 0: o->size = 0; break;
 	case 1: o->size = UINT64_MAX - rnd(m.ps - 1); break;
@@ -453,7 +458,7 @@ static void step(struct op *o, unsigned p_alloc)
 		EXPECT(ret == exp && addr == want,
 		       "returned %d (%s), addr %#llx; model %d, addr %#llx",
 		       ret, vmap_strerror(ret), (ull)addr, exp, (ull)want);
-		break;
+		return;
 	case OP_FREE:
 	case OP_BAD_FREE:
 		o->addr = o->kind == OP_BAD_FREE ? gen_bad_free(o) :
@@ -462,12 +467,10 @@ static void step(struct op *o, unsigned p_alloc)
 		exp = model_free(o->addr);
 		EXPECT(o->kind == OP_FREE || exp == -ENOENT,
 		       "test bug: the bad free is valid");
-		EXPECT(ret == exp, "returned %d (%s), model %d", ret,
-		       vmap_strerror(ret), exp);
 		break;
 	default:
-		/* TRY or SYNC, maybe FORCE_FLUSH; unmap_aliases is SYNC |
-		 * FORCE_FLUSH; now and then an unknown bit: -EINVAL. */
+		/* TRY or SYNC, maybe FORCE_FLUSH (variant 1: unmap_aliases,
+		 * SYNC | FORCE_FLUSH); variant 0: an unknown bit, -EINVAL. */
 		o->how = (unsigned)rnd(4);
 		o->variant = (int)rnd(10);
 		if (o->variant == 0)
@@ -478,10 +481,10 @@ static void step(struct op *o, unsigned p_alloc)
 		if (!exp)
 			model_purge(o->variant == 1 ||
 				    (o->how & VMAP_PURGE_FORCE_FLUSH));
-		EXPECT(ret == exp, "returned %d (%s), model %d", ret,
-		       vmap_strerror(ret), exp);
 		break;
 	}
+	EXPECT(ret == exp, "returned %d (%s), model %d", ret,
+	       vmap_strerror(ret), exp);
 }
 
 static void new_space(void)
@@ -494,15 +497,19 @@ static void new_space(void)
 	memset(&m, 0, sizeof(m));
 	memset(&flog, 0, sizeof(flog));
 	m.ps = page_sizes[rnd(5)];
-	/* Mostly purge on the threshold, sometimes on almost every free.  Or
-	 * only when full or asked, rarely, with 1- and 2-page areas: that
-	 * makes purges of hundreds of areas (sorted another way). */
+	/*
+	 * Mostly purge on the threshold, sometimes at almost every free, or
+	 * at every free (STRICT).  Or, with 1- and 2-page areas, only when
+	 * asked, rarely: purges of hundreds of areas (sorted another way),
+	 * in spaces of more pages than one radix digit covers.
+	 */
 	m.small = chance(25);
+	m.strict = !m.small && chance(10);
 	m.npages = m.small ? 2048 + rnd(2049) : 256 + rnd(769);
-	m.cap = m.small ? 512 : m.npages;	/* busy pages at most */
+	m.cap = m.small ? 512 : m.npages;
 	m.lazy_max = m.small ? 4 * MAX_PAGES : chance(80) ? 16 + rnd(285)
 							  : 1 + rnd(4);
-	m.purge_rate = m.small ? 2 : 25;	/* per mille of the ops */
+	m.purge_rate = m.small ? 2 : 25;
 	switch (rnd(4)) {
 	case 0: m.base = 0; break;	/* 0 is aligned to everything */
 	case 1: m.base = 0x10000000; break;
@@ -518,7 +525,6 @@ static void new_space(void)
 	cfg.page_size = m.ps;
 	cfg.lazy_max_pages = m.lazy_max;
 	cfg.flush = flush_cb;
-	m.strict = !m.small && chance(10);	/* every free purges */
 	cfg.flags = m.strict ? VMAP_SPACE_STRICT : 0;
 	err = vmap_space_create(&cfg, &space);
 	EXPECT(err == 0, "vmap_space_create() = %d", err);
@@ -528,18 +534,19 @@ int main(void)
 {
 	const char *env = getenv("VMAP_MODEL_OPS");
 	uint64_t total = env ? strtoull(env, NULL, 0) : DEFAULT_OPS;
-	uint64_t spaces = 0, allocs = 0, fails = 0, flushes = 0, batch = 0;
+	uint64_t spaces = 0, allocs = 0, fails = 0, batch = 0;
 	struct timespec t0, t1;
 
 	seed = rng = test_seed("model_test");
 	fflush(stdout);		/* the seed before any failure on stderr */
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	while (op_index < total) {
-		uint64_t n = 20000 + rnd(60000);
+	for (; op_index < total; spaces++) {
+		uint64_t n;
 		unsigned p_alloc = 50;
 
 		new_space();
-		spaces++;
+		/* Small-area spaces are slow to check (thousands of areas). */
+		n = m.small ? 5000 + rnd(10000) : 20000 + rnd(60000);
 		for (uint64_t i = 0; i < n && op_index < total; i++) {
 			uint64_t flushes_before = m.st.flushes;
 
@@ -554,16 +561,15 @@ int main(void)
 		}
 		allocs += m.st.allocs;
 		fails += m.st.alloc_failures;
-		flushes += m.st.flushes;
 		if (m.st.purge_max_areas > batch)
 			batch = m.st.purge_max_areas;
 	}
 	vmap_space_destroy(space);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	printf("model_test: %llu ops on %llu spaces in %.2f s: %llu allocs, "
-	       "%llu -ENOSPC, %llu flushes, largest purge %llu areas\n",
-	       (ull)op_index, (ull)spaces,
-	       (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9,
-	       (ull)allocs, (ull)fails, (ull)flushes, (ull)batch);
+	       "%llu -ENOSPC, largest purge %llu areas\n", (ull)op_index,
+	       (ull)spaces, (double)(t1.tv_sec - t0.tv_sec) +
+	       (double)(t1.tv_nsec - t0.tv_nsec) / 1e9, (ull)allocs,
+	       (ull)fails, (ull)batch);
 	return test_summary("model_test");
 }
