@@ -67,17 +67,23 @@
  *   lock order: purge mutex -> free lock -> busy shard locks (ascending).
  *
  *   - vmap_free() takes only one busy shard lock; pushing onto the lazy list
- *     and counting are lock-free, so frees never wait for a purge or a flush.
+ *     and counting are lock-free, so a free never waits for another thread's
+ *     purge or flush.  But the free that takes the lazy pages past
+ *     lazy_max_pages runs the purge itself -- and so the flush callback -- on
+ *     the caller's thread (and in a strict space every free does, waiting for
+ *     a running purge first).  Do not call vmap_free holding a lock your
+ *     flush callback takes.
  *   - vmap_alloc() holds the free lock while it carves, and never during a
- *     flush; it waits for the purge mutex only when the space is full.
+ *     flush; it waits for the purge mutex, and may run a purge and its flush
+ *     on the caller's thread, only when nothing fits.
  *   - A purge holds the purge mutex throughout, calls the flush callback with
  *     no other lock held, and gives ranges back under the free lock in chunks
  *     of at most VMAP_PURGE_CHUNK ranges, so allocators wait at most one chunk.
  *   - vmap_check() and vmap_dump() take every lock (so they wait for a running
  *     purge and briefly stop allocation and freeing) and see an exact snapshot.
- *   - vmap_stats() takes no lock but the free lock; each field is exact, but
- *     the fields together are a consistent snapshot only when no other call is
- *     running on the space.
+ *   - vmap_stats() takes the free lock and each busy shard lock in turn,
+ *     never two at once; each field is exact, but the fields together are a
+ *     consistent snapshot only when no other call is running on the space.
  */
 #ifndef VMAP_H
 #define VMAP_H
@@ -178,7 +184,9 @@ struct vmap_config {
 	size_t size;		 /* sizeof(struct vmap_config) */
 	uint64_t base;		 /* first address; a multiple of page_size */
 	uint64_t length;	 /* bytes; > 0, a multiple of page_size, and
-				    base + length must not pass UINT64_MAX */
+				    base + length must not pass UINT64_MAX
+				    (so the top page of the 64-bit range
+				    cannot be in a space) */
 	uint64_t page_size;	 /* a power of two; default 4096 */
 	uint64_t lazy_max_pages; /* lazy pages that trigger a purge; 0 = the
 				    kernel's fls(online CPUs) * 32 MiB/page */
@@ -214,12 +222,20 @@ VMAP_API void vmap_space_destroy(vmap_space *space);
 /*
  * Allocate an area of `size` bytes (rounded up to whole pages), aligned to
  * `align` (a power of two; 0 or anything below the page size means the page
- * size), lying wholly inside [vstart, vend) intersected with the space.  The
- * area is placed at the lowest address that fits.  Pass vstart = 0 and
- * vend = UINT64_MAX for "anywhere in the space".
+ * size), lying wholly inside [vstart, vend) intersected with the space.  Pass
+ * vstart = 0 and vend = UINT64_MAX for "anywhere in the space".
+ *
+ * Placement: the lowest address that fits, found in O(log n) free blocks.
+ * One exception keeps that bound: when the search meets more than 16 free
+ * blocks that are long enough but cannot hold the area (misaligned for it),
+ * it settles, as the kernel always does, for the lowest block long enough to
+ * hold the area whatever its alignment (size + 2 * align + nocross), and
+ * only if there is none goes on block by block.
  *
  * When nothing fits, the call runs a synchronous purge (waiting for any purge
- * already running, so ranges it is flushing come back) and tries once more.
+ * already running, so ranges it is flushing come back) and tries once more --
+ * if anything is lazy, and if [vstart, vend) could hold the area at all.  That
+ * purge runs the flush callback on the calling thread.
  *
  * Errors:
  *   -EINVAL  space or addr is NULL; size 0 or so large that rounding it up
@@ -294,7 +310,8 @@ VMAP_API int vmap_memfd_create(const char *name, uint64_t pages, int *fd);
 
 /* vmap_xalloc flags */
 #define VMAP_XALLOC_TOPDOWN 0x1u /* the highest fitting address, not lowest */
-#define VMAP_XALLOC_FLAGS_KNOWN VMAP_XALLOC_TOPDOWN
+#define VMAP_XALLOC_NOPURGE 0x2u /* when nothing fits, fail at once */
+#define VMAP_XALLOC_FLAGS_KNOWN (VMAP_XALLOC_TOPDOWN | VMAP_XALLOC_NOPURGE)
 
 /*
  * vmap_alloc with the constraints of Bonwick and Adams' vmem_xalloc:
@@ -303,7 +320,10 @@ VMAP_API int vmap_memfd_create(const char *name, uint64_t pages, int *fd);
  *   nocross  0, or a power of two: the area must not cross a multiple of it
  *            (a DMA segment boundary, say).  size must not exceed it.
  *   flags    VMAP_XALLOC_TOPDOWN: place at the highest fitting address, as
- *            IOVA allocators do.
+ *            IOVA allocators do.  VMAP_XALLOC_NOPURGE: when nothing fits,
+ *            fail with -ENOSPC at once instead of purging: for a first try
+ *            in a preferred window (a 32-bit IOVA range, say) before a wider
+ *            one, so a miss costs no flush.
  * Errors: those of vmap_alloc, plus -EINVAL for a bad phase, a nocross that is
  * not a power of two or is smaller than the page size or than size, or an
  * unknown flag.
@@ -323,7 +343,8 @@ VMAP_API int vmap_xalloc(vmap_space *space, uint64_t size, uint64_t align,
  *   -ENOENT  addr is not the start of a busy area: never allocated, inside an
  *            area, already freed (double free), or outside the space.
  * Concurrency: thread-safe and lock-free with respect to the lazy list; takes
- * one busy-shard lock for the lookup.  It does not wait for a running purge.
+ * one busy-shard lock for the lookup.  It does not wait for a running purge,
+ * except in a strict space; see the synchronization notes at the top.
  */
 VMAP_API int vmap_free(vmap_space *space, uint64_t addr);
 
@@ -396,7 +417,8 @@ struct vmap_stats {
 #define VMAP_RELEASE_MADVISE 2		/* one madvise per coalesced range */
 
 /*
- * Fill *st.  st->size must be set; a smaller size gets the leading fields.
+ * Fill *st.  st->size must be set; a smaller size gets the leading fields
+ * (whole fields only: a size that ends inside a field excludes that field).
  * Errors: -EINVAL if space or st is NULL, or st->size is smaller than
  * offsetof(struct vmap_stats, busy_areas).
  */
@@ -405,7 +427,7 @@ VMAP_API int vmap_stats(vmap_space *space, struct vmap_stats *st);
 /*
  * Print the space like /proc/vmallocinfo, one line per busy area, lazy area
  * and free block, by address:
- *   0x0000000000100000-0x0000000000103000      12288 busy
+ *   0x0000000000100000-0x0000000000103000        12288 busy
  * Errors: -EINVAL if space or f is NULL; -ENOMEM if the snapshot cannot be
  * allocated; -EIO if writing to f fails.
  */

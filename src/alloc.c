@@ -47,6 +47,7 @@ int vm_make_fit(const vmap_space *s, uint64_t size, uint64_t align,
 	f->phase = phase;
 	f->nocross = nocross;
 	f->topdown = flags & VMAP_XALLOC_TOPDOWN;
+	f->nopurge = flags & VMAP_XALLOC_NOPURGE;
 
 	/* Clip [vstart, vend) to the space and to whole pages. */
 	f->lo = vstart > s->base ? vstart : s->base;
@@ -73,7 +74,7 @@ static int place(vmap_space *s, const struct fit *f, unsigned kind,
 		return -ENOMEM;
 	}
 	for (int attempt = 0;; attempt++) {
-		struct va *block, *used;
+		struct va *block, *used, **retired;
 		struct busy_shard *shard;
 		uint64_t a;
 
@@ -88,20 +89,24 @@ static int place(vmap_space *s, const struct fit *f, unsigned kind,
 			 * in neither structure when vmap_check looks. */
 			shard = busy_shard_of(&s->busy, a);
 			pthread_mutex_lock(&shard->lock);
-			__busy_insert(shard, area);
+			retired = __busy_insert(shard, area);
 			pthread_mutex_unlock(&shard->lock);
 			pthread_mutex_unlock(&s->free_lock);
 
 			free(used);
 			free(spare);
+			free(retired);
 			*addr = a;
 			return 0;
 		}
 		pthread_mutex_unlock(&s->free_lock);
-		if (attempt)
+		/* A purge can only help if something is lazy (the counter
+		 * includes areas a running purge is flushing: they are free
+		 * space a moment from now, and the sync purge waits for them)
+		 * and if the window could hold the area at all. */
+		if (attempt || f->nopurge || f->hi - f->lo < f->size ||
+		    !atomic_load_explicit(&s->lazy.pages, memory_order_relaxed))
 			break;
-		/* Waits for a running purge too: the ranges it is flushing
-		 * are free space a moment from now. */
 		count(&s->purge_retries);
 		vm_purge(s, VMAP_PURGE_SYNC);
 	}
@@ -115,16 +120,17 @@ static int place(vmap_space *s, const struct fit *f, unsigned kind,
 static void unplace(vmap_space *s, uint64_t addr)
 {
 	struct busy_shard *shard = busy_shard_of(&s->busy, addr);
-	struct va *va, *extra;
+	struct va *va, *extra, **retired;
 
 	pthread_mutex_lock(&s->free_lock);
 	pthread_mutex_lock(&shard->lock);
-	va = __busy_remove(shard, addr);
+	va = __busy_remove(shard, addr, &retired);
 	pthread_mutex_unlock(&shard->lock);
 	extra = ft_insert(&s->free, va->start, va->end, &va);
 	pthread_mutex_unlock(&s->free_lock);
 	free(va);
 	free(extra);
+	free(retired);
 }
 
 int vm_alloc(vmap_space *s, const struct fit *f, unsigned kind,
@@ -189,16 +195,17 @@ int vmap_alloc(vmap_space *s, uint64_t size, uint64_t align, uint64_t vstart,
 int vmap_free(vmap_space *s, uint64_t addr)
 {
 	struct busy_shard *shard;
-	struct va *va;
+	struct va *va, **retired;
 	uint64_t lazy;
 
 	if (!s)
 		return -EINVAL;
 	shard = busy_shard_of(&s->busy, addr);
 	pthread_mutex_lock(&shard->lock);
-	va = __busy_remove(shard, addr);
+	va = __busy_remove(shard, addr, &retired);
 	if (!va) {
 		pthread_mutex_unlock(&shard->lock);
+		free(retired);
 		return -ENOENT;
 	}
 	/*
@@ -214,11 +221,12 @@ int vmap_free(vmap_space *s, uint64_t addr)
 	 */
 	lazy = lazy_push(&s->lazy, va, space_pages(s, va->end - va->start));
 	pthread_mutex_unlock(&shard->lock);
+	free(retired);
 	count(&s->frees);
 
 	/* An extra try on the boundary, when two frees cross it at once, is
 	 * harmless: the second finds the purge running and returns. */
-	if (s->strict)
+	if (s->strict && !vm_in_flush(s))
 		vm_purge(s, VMAP_PURGE_SYNC);
 	else if (lazy > s->lazy_max_pages)
 		vm_purge(s, VMAP_PURGE_TRY);

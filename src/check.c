@@ -7,7 +7,8 @@
  * The snapshot takes every lock in the documented order (purge mutex, free
  * lock, busy shards), so no purge is half done, no area is between the free
  * tree and the busy map, and the lazy list is frozen: frees push onto it only
- * while holding a busy shard lock.
+ * while holding a busy shard lock, and a purge puts back areas it could not
+ * release (memory.c) only while holding the purge mutex.
  */
 #include <errno.h>
 #include <stdlib.h>

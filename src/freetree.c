@@ -16,6 +16,7 @@
  * where it starts and start where it ends.  All functions here are called with
  * the space's free lock held; none allocates or frees memory.
  */
+#include <limits.h>
 #include <stdio.h>
 
 #include "internal.h"
@@ -268,49 +269,114 @@ static bool fits(const struct va *n, const struct fit *f, uint64_t *out)
 	return true;
 }
 
-static struct va *find_low(struct va *n, const struct fit *f, uint64_t *a)
+/*
+ * One search, lowest or highest first, among blocks at least `min` long.
+ * A *miss* is a block that meets the window, is at least f->size long, and
+ * still cannot hold the area (alignment, phase, boundary): each one costs a
+ * step beyond the root-to-leaf path.  *budget counts misses down; below zero,
+ * the search gives up and returns NULL.
+ */
+struct search {
+	const struct fit *f;
+	uint64_t min;
+	long budget;
+	uint64_t addr;
+};
+
+static bool try_node(const struct va *n, struct search *q)
 {
-	while (n && n->ft.max >= f->size) {
+	const struct fit *f = q->f;
+
+	if (len(n) >= q->min && fits(n, f, &q->addr))
+		return true;
+	if (len(n) >= f->size && n->end > f->lo && n->start < f->hi)
+		q->budget--;
+	return false;
+}
+
+static struct va *find_low(struct va *n, struct search *q)
+{
+	const struct fit *f = q->f;
+
+	while (n && n->ft.max >= q->min) {
 		struct va *r;
 
 		/* Blocks left of n end at or before n->start. */
-		if (n->start > f->lo && (r = find_low(n->ft.left, f, a)))
+		if (n->start > f->lo && (r = find_low(n->ft.left, q)))
 			return r;
 		/* n and everything right of it start too late. */
-		if (n->start >= f->hi || f->hi - n->start < f->size)
+		if (q->budget < 0 || n->start >= f->hi ||
+		    f->hi - n->start < f->size)
 			return NULL;
-		if (fits(n, f, a))
+		if (try_node(n, q))
 			return n;
 		n = n->ft.right;
 	}
 	return NULL;
 }
 
-static struct va *find_high(struct va *n, const struct fit *f, uint64_t *a)
+static struct va *find_high(struct va *n, struct search *q)
 {
-	while (n && n->ft.max >= f->size) {
+	const struct fit *f = q->f;
+
+	while (n && n->ft.max >= q->min) {
 		struct va *r;
 
 		/* Blocks right of n start at or after n->end. */
-		if (n->end < f->hi && (r = find_high(n->ft.right, f, a)))
+		if (n->end < f->hi && (r = find_high(n->ft.right, q)))
 			return r;
 		/* n and everything left of it end too early. */
-		if (n->end <= f->lo || n->end - f->lo < f->size)
+		if (q->budget < 0 || n->end <= f->lo ||
+		    n->end - f->lo < f->size)
 			return NULL;
-		if (fits(n, f, a))
+		if (try_node(n, q))
 			return n;
 		n = n->ft.left;
 	}
 	return NULL;
 }
 
+static struct va *search(const struct freetree *t, struct search *q)
+{
+	return q->f->topdown ? find_high(t->root, q) : find_low(t->root, q);
+}
+
+static inline uint64_t sat_add(uint64_t a, uint64_t b)
+{
+	return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+/*
+ * Lowest (highest) fit, in three steps:
+ *   1. the exact search, allowed FT_MISSES misses: for page alignment it
+ *      never misses, and it is the answer almost always;
+ *   2. past that, the kernel's way: only blocks long enough that any request
+ *      fitting anywhere fits in them -- size + 2 * align + nocross -- where
+ *      the first candidate is a hit, so the search is O(log n) again;
+ *   3. if no block is that long, the exact search without a budget (the
+ *      space is then nearly full, of small blocks).
+ */
 struct va *ft_find(const struct freetree *t, const struct fit *f,
 		   uint64_t *addr)
 {
+	struct search q = { f, f->size, FT_MISSES, 0 };
+	struct va *n;
+
 	if (f->hi - f->lo < f->size)
 		return NULL;
-	return f->topdown ? find_high(t->root, f, addr)
-			  : find_low(t->root, f, addr);
+	n = search(t, &q);
+	if (!n && q.budget < 0) {
+		q.min = sat_add(sat_add(f->size, 2 * f->align), f->nocross);
+		q.budget = LONG_MAX;
+		n = search(t, &q);
+		if (!n) {
+			q.min = f->size;
+			n = search(t, &q);
+		}
+	}
+	if (n)
+		*addr = q.addr;
+	return n;
 }
 
 /* ---- changing the tree ---- */

@@ -55,11 +55,16 @@ struct fit {
 	uint64_t size, align, phase, nocross;
 	uint64_t lo, hi; /* the area must lie in [lo, hi) */
 	bool topdown;
+	bool nopurge; /* fail rather than purge when nothing fits */
 };
 
 void ft_init(struct freetree *t);
+/* Misses the exact search may make before settling for a sure fit. */
+#define FT_MISSES 16
+
 /* The block holding the lowest (or highest) fitting address, which goes in
- * *addr; NULL if nothing fits. */
+ * *addr; NULL if nothing fits.  See the comment at ft_find for the one case
+ * where the address is not the lowest. */
 struct va *ft_find(const struct freetree *t, const struct fit *f,
 		   uint64_t *addr);
 /* Remove [addr, addr + size) from block b, which holds it.  May take *spare
@@ -89,10 +94,14 @@ static inline uint64_t ft_largest(const struct freetree *t)
 
 struct busy_shard {
 	pthread_mutex_t lock;
-	struct va **buckets; /* chains; protected by lock */
-	uint64_t mask;	     /* nbuckets - 1; protected by lock */
-	uint64_t count;	     /* protected by lock */
-	uint64_t bytes;	     /* protected by lock */
+	/* All protected by lock: */
+	struct va **buckets; /* chains */
+	uint64_t mask;	     /* nbuckets - 1 */
+	struct va **old;     /* while growing: the previous table, else NULL */
+	uint64_t old_mask;
+	uint64_t moved;	     /* old buckets [0, moved) are in buckets */
+	uint64_t count;
+	uint64_t bytes;
 } __attribute__((aligned(64)));
 
 struct busy_map {
@@ -102,9 +111,12 @@ struct busy_map {
 int busy_init(struct busy_map *m);
 void busy_fini(struct busy_map *m, void (*release)(struct va *));
 struct busy_shard *busy_shard_of(struct busy_map *m, uint64_t start);
-/* Caller holds the shard's lock (the leading __). */
-void __busy_insert(struct busy_shard *s, struct va *va);
-struct va *__busy_remove(struct busy_shard *s, uint64_t start);
+/* Caller holds the shard's lock (the leading __).  Both may finish a
+ * growth step: the table it retired comes back (through the return value, or
+ * *retired) for the caller to free() once its locks are dropped. */
+struct va **__busy_insert(struct busy_shard *s, struct va *va);
+struct va *__busy_remove(struct busy_shard *s, uint64_t start,
+			 struct va ***retired);
 void busy_lock_all(struct busy_map *m);
 void busy_unlock_all(struct busy_map *m);
 /* With every shard locked: visit all areas (stops at fn's first nonzero). */
@@ -217,6 +229,8 @@ void vm_unalloc(vmap_space *s, uint64_t addr, uint64_t size);
 /* ---- purge.c ---- */
 
 int vm_purge(vmap_space *s, unsigned how);
+/* Is this thread inside s's flush callback? */
+bool vm_in_flush(const vmap_space *s);
 
 /* ---- util ---- */
 

@@ -74,10 +74,23 @@ static void fill_runs(const struct va *v, struct vmap_range *r)
 	}
 }
 
+/* The space whose flush callback this thread is running, if any. */
+static _Thread_local const vmap_space *flushing;
+
+bool vm_in_flush(const vmap_space *s)
+{
+	return flushing == s;
+}
+
 static void call_flush(vmap_space *s, const struct vmap_range *r, size_t n)
 {
-	if (s->flush)
+	if (s->flush) {
+		const vmap_space *outer = flushing;
+
+		flushing = s;
 		s->flush(s->flush_ctx, r, n);
+		flushing = outer;
+	}
 	count(&s->flushes, 1);
 	count(&s->ranges_flushed, n);
 }
@@ -119,10 +132,19 @@ static void flush_list(vmap_space *s, const struct va *list)
 	}
 }
 
-/* Give the sorted list back to the free tree, VMAP_PURGE_CHUNK ranges per
- * hold of the free lock, and free the records no longer needed. */
-static void give_back(vmap_space *s, struct va *v)
+/*
+ * Give the sorted list back to the free tree, VMAP_PURGE_CHUNK ranges per
+ * hold of the free lock, and free the records no longer needed; returns the
+ * number of areas given back.  Each run of touching areas becomes one range:
+ * its first record is offered to ft_insert as the new free node (`node`, set
+ * to NULL if taken), the rest are `spent` at once, and so is the node a
+ * merge made redundant (`extra`).  Spent records are freed after the lock is
+ * dropped.
+ */
+static uint64_t give_back(vmap_space *s, struct va *v)
 {
+	uint64_t total = 0;
+
 	while (v) {
 		struct va *spent = NULL;
 		uint64_t pages = 0, areas = 0, t0, hold;
@@ -158,6 +180,7 @@ static void give_back(vmap_space *s, struct va *v)
 		lazy_retire(&s->lazy, pages, areas);
 		hold = vm_now_ns() - t0;
 		pthread_mutex_unlock(&s->free_lock);
+		total += areas;
 
 		vm_stat_max(&s->purge_max_hold_ns, hold);
 		while (spent) {
@@ -167,11 +190,12 @@ static void give_back(vmap_space *s, struct va *v)
 			spent = next;
 		}
 	}
+	return total;
 }
 
 int vm_purge(vmap_space *s, unsigned how)
 {
-	bool force = how & VMAP_PURGE_FORCE_FLUSH;
+	bool force = how & VMAP_PURGE_FORCE_FLUSH, again;
 	struct va *list;
 	uint64_t t0, n;
 
@@ -180,20 +204,30 @@ int vm_purge(vmap_space *s, unsigned how)
 	else if (pthread_mutex_trylock(&s->purge_lock))
 		return -EBUSY;
 
-	t0 = vm_now_ns();
-	list = lazy_take_all(&s->lazy);
-	if (list || force) {
+	do {
+		uint64_t stuck = atomic_load(&s->release_errors);
+
+		t0 = vm_now_ns();
+		list = lazy_take_all(&s->lazy);
+		if (!list && !force)
+			break;
 		list = batch_sort(s, list, &n);
 		flush_list(s, list);
 		if (s->memory)
 			list = memory_restore(s, list);
-		give_back(s, list);
+		count(&s->areas_purged, give_back(s, list));
 		count(&s->purges, 1);
-		count(&s->areas_purged, n);
 		vm_stat_max(&s->purge_max_areas, n);
 		atomic_store_explicit(&s->purge_last_ns, vm_now_ns() - t0,
 				      memory_order_relaxed);
-	}
+		force = false;
+		/* In a strict space, a free made by the flush callback could
+		 * not purge by itself (this purge holds the mutex): its area
+		 * is released here, at once, as strict mode promises -- unless
+		 * what is lazy is what the kernel just refused to release. */
+		again = s->strict && atomic_load(&s->lazy.head) &&
+			stuck == atomic_load(&s->release_errors);
+	} while (again);
 	pthread_mutex_unlock(&s->purge_lock);
 	return 0;
 }

@@ -88,6 +88,8 @@ static struct va *radix_sort(struct sortbuf *buf, struct va *list,
 	size_t i, n = 0;
 
 	for (struct va *v = list; v; v = v->next, n++) {
+		if (n == buf->cap) /* cannot happen; see batch_sort */
+			return NULL;
 		src[n].key = (v->start - s->base) >> s->page_shift;
 		src[n].va = v;
 	}
@@ -120,12 +122,16 @@ struct va *batch_sort(vmap_space *s, struct va *list, uint64_t *count)
 {
 	/* The lazy area counter bounds the list's length without a walk:
 	 * it counts every area pushed and not yet given back, this list's
-	 * included. */
+	 * included (lazy_push counts before it publishes, and only purges,
+	 * which hold the purge mutex as we do, uncount).  radix_sort checks
+	 * the bound anyway and declines if it were ever wrong. */
 	uint64_t most = atomic_load_explicit(&s->lazy.areas,
 					     memory_order_relaxed);
+	struct va *sorted;
 
-	if (list && most >= SMALL && reserve(&s->sortbuf, most))
-		return radix_sort(&s->sortbuf, list, s, count);
+	if (list && most >= SMALL && reserve(&s->sortbuf, most) &&
+	    (sorted = radix_sort(&s->sortbuf, list, s, count)))
+		return sorted;
 	*count = 0;
 	for (struct va *v = list; v; v = v->next)
 		++*count;

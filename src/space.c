@@ -181,6 +181,7 @@ int vmap_stats(vmap_space *s, struct vmap_stats *out)
 	if (!s || !out || out->size < offsetof(struct vmap_stats, busy_areas))
 		return -EINVAL;
 	n = out->size < sizeof(st) ? out->size : sizeof(st);
+	n &= ~(sizeof(uint64_t) - 1); /* whole fields only */
 	memset(&st, 0, sizeof(st));
 	st.size = n;
 	st.total_pages = space_pages(s, s->end - s->base);

@@ -199,19 +199,82 @@ static void test_bad_alloc(void)
 				      &a), -EINVAL); /* nocross not 2^n */
 	CHECK_REJECTED(s, vmap_xalloc(s, 4 * PG, 0, 0, 2 * PG, 0, UINT64_MAX,
 				      0, &a), -EINVAL); /* nocross < size */
-	CHECK_REJECTED(s, vmap_xalloc(s, PG, 0, 0, 0, 0, UINT64_MAX, T << 1,
+	CHECK_REJECTED(s, vmap_xalloc(s, PG, 0, 0, 0, 0, UINT64_MAX, T << 7,
 				      &a), -EINVAL); /* unknown flag */
 	CHECK_EQ(a, sentinel);
 
-	/* Too big, or aligned beyond the space: no room, after a purge. */
+	/* Too big, or aligned beyond the space: no room.  Nothing is lazy,
+	 * so no purge is tried. */
 	CHECK_EQ(vmap_alloc(s, 65 * PG, 0, 0, UINT64_MAX, &a), -ENOSPC);
 	CHECK_EQ(vmap_alloc(s, PG, 1ull << 40, 0, UINT64_MAX, &a), -ENOSPC);
 	CHECK_EQ(a, sentinel);
 	CHECK_EQ(stats(s).alloc_failures, 2);
-	CHECK_EQ(stats(s).purge_retries, 2);
-	CHECK_EQ(rec.calls, 0); /* nothing was lazy: no flush */
+	CHECK_EQ(stats(s).purge_retries, 0);
+	CHECK_EQ(rec.calls, 0);
 	CHECK_EQ(vmap_check(s), 0);
 	vmap_space_destroy(s);
+}
+
+/* A miss purges only when a purge could help. */
+static void test_miss_without_purge(void)
+{
+	vmap_space *s = space(16, 1000);
+	uint64_t a = alloc(s, 8), b;
+
+	alloc(s, 8);
+	vmap_free(s, a); /* 8 lazy pages, none free */
+	/* A window too small for the size can never fit: no purge. */
+	CHECK_EQ(vmap_alloc(s, 4 * PG, 0, BASE, BASE + 2 * PG, &b), -ENOSPC);
+	/* NOPURGE: the caller would rather try elsewhere than flush. */
+	CHECK_EQ(vmap_xalloc(s, PG, 0, 0, 0, 0, UINT64_MAX,
+			     VMAP_XALLOC_NOPURGE, &b), -ENOSPC);
+	CHECK_EQ(rec.calls, 0);
+	CHECK_EQ(stats(s).purge_retries, 0);
+	CHECK_EQ(stats(s).lazy_pages, 8);
+	/* Without it, the purge makes room. */
+	CHECK_EQ(vmap_alloc(s, PG, 0, 0, UINT64_MAX, &b), 0);
+	CHECK_EQ(b, a);
+	CHECK_EQ(rec.calls, 1);
+	CHECK_EQ(stats(s).purge_retries, 1);
+	vmap_space_destroy(s);
+}
+
+/* Regression: in a strict space, a free from inside the flush callback used
+ * to wait for the purge mutex its own thread held, forever. */
+static vmap_space *strict_space;
+static uint64_t strict_other;
+static unsigned strict_flushes;
+
+static void free_in_flush(void *ctx, const struct vmap_range *r, size_t n)
+{
+	(void)ctx;
+	(void)r;
+	(void)n;
+	if (strict_flushes++ == 0)
+		CHECK_EQ(vmap_free(strict_space, strict_other), 0);
+}
+
+static void test_strict_free_in_flush(void)
+{
+	struct vmap_config c;
+	uint64_t a;
+
+	vmap_config_init(&c);
+	c.base = BASE;
+	c.length = 16 * PG;
+	c.flags = VMAP_SPACE_STRICT;
+	c.flush = free_in_flush;
+	REQUIRE(vmap_space_create(&c, &strict_space) == 0);
+	REQUIRE(vmap_alloc(strict_space, PG, 0, 0, UINT64_MAX, &a) == 0);
+	REQUIRE(vmap_alloc(strict_space, PG, 0, 0, UINT64_MAX,
+			   &strict_other) == 0);
+	CHECK_EQ(vmap_free(strict_space, a), 0);
+	/* Both released at once, in two flushes. */
+	CHECK_EQ(strict_flushes, 2);
+	CHECK_EQ(stats(strict_space).lazy_pages, 0);
+	CHECK_EQ(stats(strict_space).free_pages, 16);
+	CHECK_EQ(vmap_check(strict_space), 0);
+	vmap_space_destroy(strict_space);
 }
 
 static void test_bad_free(void)
@@ -488,6 +551,8 @@ int main(void)
 {
 	test_config();
 	test_bad_alloc();
+	test_miss_without_purge();
+	test_strict_free_in_flush();
 	test_bad_free();
 	test_purge_once_coalesced();
 	test_lazy_threshold();

@@ -31,6 +31,10 @@
 #define DEFAULT_OPS 1000000
 #endif
 
+#ifndef VMAP_XALLOC_NOPURGE
+#define VMAP_XALLOC_NOPURGE 0	/* a header from before the flag */
+#endif
+
 #define MAX_PAGES 4096
 #define SENTINEL 0x5e5e5e5e5e5e5e5eull /* an out-parameter not written */
 
@@ -51,7 +55,7 @@ struct op {
  * a page, [lo, hi) the window clipped to the space's whole pages. */
 struct fit {
 	uint64_t size, align, phase, nocross, lo, hi;
-	bool topdown;
+	bool topdown, nopurge;
 };
 
 static struct model {
@@ -200,6 +204,7 @@ static int model_args(const struct op *o, struct fit *f)
 	f->phase = o->phase;
 	f->nocross = o->nocross;
 	f->topdown = o->flags & VMAP_XALLOC_TOPDOWN;
+	f->nopurge = o->flags & VMAP_XALLOC_NOPURGE;
 	return 0;
 }
 
@@ -240,9 +245,16 @@ static int model_alloc(const struct op *o, uint64_t *addr)
 	if (err)
 		return err;
 	if (!model_find(&f, &p)) {
-		m.st.purge_retries++;	/* counted even if nothing is lazy */
-		model_purge(false);
-		if (!model_find(&f, &p)) {
+		/* A miss purges and retries where that can help: something
+		 * is lazy, and the window is long enough.  NOPURGE: never. */
+		bool retry = !f.nopurge && m.st.lazy_pages &&
+			     f.hi - f.lo >= f.size;
+
+		if (retry) {
+			m.st.purge_retries++;
+			model_purge(false);
+		}
+		if (!retry || !model_find(&f, &p)) {
 			m.st.alloc_failures++;
 			return -ENOSPC;
 		}
@@ -371,7 +383,8 @@ static void gen_alloc(struct op *o, bool x)
 		if (o->nocross && o->nocross < m.ps)
 			o->nocross = m.ps;
 	}
-	o->flags = chance(50) ? VMAP_XALLOC_TOPDOWN : 0;
+	o->flags = (chance(50) ? VMAP_XALLOC_TOPDOWN : 0) |
+		   (chance(15) ? VMAP_XALLOC_NOPURGE : 0);
 }
 
 /* Spoil one argument of a valid xalloc: it must be -EINVAL. */
@@ -389,7 +402,7 @@ static void spoil(struct op *o)
 	case 5: o->nocross = 3ull << rnd(62); break;
 	case 6: o->nocross = m.ps >> (1 + rnd(3)); break;
 	case 7: o->size = (2 + rnd(30)) * m.ps, o->nocross = m.ps; break;
-	case 8: o->flags = 2u << rnd(30); break;
+	case 8: o->flags |= 0x80000000u >> rnd(16); break; /* unknown */
 	case 9: o->vstart = rnd(UINT64_MAX), o->vend = rnd(o->vstart + 1);
 		break;
 	case 10: /* wholly outside: [0, base) or [end, UINT64_MAX) */
@@ -545,8 +558,11 @@ int main(void)
 		unsigned p_alloc = 50;
 
 		new_space();
-		/* Small-area spaces are slow to check (thousands of areas). */
-		n = m.small ? 5000 + rnd(10000) : 20000 + rnd(60000);
+		/* About 20 spaces a run; fewer ops on small-area spaces,
+		 * which are slow to check (thousands of areas). */
+		n = 1 + total / 40 + rnd(total / 20);
+		if (m.small)
+			n = n / 4 + 1;
 		for (uint64_t i = 0; i < n && op_index < total; i++) {
 			uint64_t flushes_before = m.st.flushes;
 
