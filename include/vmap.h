@@ -82,8 +82,9 @@
  *   - vmap_check() and vmap_dump() take every lock (so they wait for a running
  *     purge and briefly stop allocation and freeing) and see an exact snapshot.
  *   - vmap_stats() takes the free lock and each busy shard lock in turn,
- *     never two at once; each field is exact, but the fields together are a
- *     consistent snapshot only when no other call is running on the space.
+ *     never two at once; the fields are an exact, consistent snapshot only
+ *     when no other call is running on the space (an area freed during the
+ *     call may be counted both busy and lazy, say).
  */
 #ifndef VMAP_H
 #define VMAP_H
@@ -394,7 +395,8 @@ struct vmap_stats {
 	uint64_t frees;		      /* successful frees, ever */
 	uint64_t alloc_failures;      /* -ENOSPC / -ENOMEM returns */
 	uint64_t purge_retries;	      /* allocations that purged and retried */
-	uint64_t purges;	      /* purges that ran (not skipped TRYs) */
+	uint64_t purges;	      /* purges that found something lazy or were
+					 forced (not skipped TRYs, not no-ops) */
 	uint64_t flushes;	      /* flush callback calls */
 	uint64_t ranges_flushed;      /* ranges passed to those calls */
 	uint64_t areas_purged;	      /* lazy areas released by purges */

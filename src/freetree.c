@@ -366,7 +366,8 @@ struct va *ft_find(const struct freetree *t, const struct fit *f,
 		return NULL;
 	n = search(t, &q);
 	if (!n && q.budget < 0) {
-		q.min = sat_add(sat_add(f->size, 2 * f->align), f->nocross);
+		q.min = sat_add(sat_add(sat_add(f->size, f->align), f->align),
+				f->nocross);
 		q.budget = LONG_MAX;
 		n = search(t, &q);
 		if (!n) {

@@ -36,6 +36,7 @@
 #endif
 
 #define MAX_PAGES 4096
+#define FT_MISSES 16	/* "more than 16" misses: see vmap_alloc */
 #define SENTINEL 0x5e5e5e5e5e5e5e5eull /* an out-parameter not written */
 
 typedef unsigned long long ull;
@@ -208,31 +209,70 @@ static int model_args(const struct op *o, struct fit *f)
 	return 0;
 }
 
-/*
- * Try every page of the window, lowest (or highest) first.  Lazy pages are
- * not free: in "AA++..B" a 3-page area does not fit until a purge.
- */
-static bool model_find(const struct fit *f, uint64_t *page)
+/* The lowest (highest) page of free block [s, e) that holds the area. */
+static bool block_fit(const struct fit *f, uint64_t s, uint64_t e,
+		      uint64_t *page)
 {
-	static uint32_t run[MAX_PAGES + 1];	/* free pages from p on */
 	uint64_t lo = (f->lo - m.base) / m.ps, hi = (f->hi - m.base) / m.ps;
 	uint64_t pages = f->size / m.ps;
 
-	if (hi - lo < pages)
-		return false;
-	for (uint64_t p = m.npages; p-- > 0;)
-		run[p] = m.state[p] == FREE ? run[p + 1] + 1 : 0;
-	for (uint64_t i = 0; i <= hi - lo - pages; i++) {
+	lo = lo > s ? lo : s;
+	hi = hi < e ? hi : e;
+	for (uint64_t i = 0; hi >= lo + pages && i <= hi - lo - pages; i++) {
 		uint64_t p = f->topdown ? hi - pages - i : lo + i;
 		uint64_t a = addr_of(p);
 
-		if (run[p] >= pages && (a - f->phase) % f->align == 0 &&
+		if ((a - f->phase) % f->align == 0 &&
 		    (!f->nocross ||
 		     a / f->nocross == (a + f->size - 1) / f->nocross)) {
 			*page = p;
 			return true;
 		}
 	}
+	return false;
+}
+
+/*
+ * Placement as the header has it: the lowest (highest) fit, unless the
+ * search, going through the free blocks in address order (reversed), meets
+ * more than FT_MISSES blocks at least as long as the area, in the window,
+ * that cannot hold it.  Then the lowest (highest) block of at least size +
+ * 2 * align + nocross that holds it, and failing that, the lowest fit again.
+ * Lazy pages are not free: in "AA++..B" 3 pages fit only after a purge.
+ */
+static bool model_find(const struct fit *f, uint64_t *page)
+{
+	static uint32_t bs[MAX_PAGES], be[MAX_PAGES];	/* free blocks */
+	uint64_t lo = (f->lo - m.base) / m.ps, hi = (f->hi - m.base) / m.ps;
+	uint64_t pages = f->size / m.ps, nb = 0, misses = 0, k, j, big;
+
+	for (uint64_t p = 0; p < m.npages; p++) {
+		if (m.state[p] == FREE && (!p || m.state[p - 1] != FREE))
+			bs[nb++] = (uint32_t)p;
+		if (m.state[p] == FREE)
+			be[nb - 1] = (uint32_t)p + 1;
+	}
+	for (k = 0; k < nb && misses <= FT_MISSES; k++) {
+		j = f->topdown ? nb - 1 - k : k;
+		if (be[j] - bs[j] < pages || be[j] <= lo || bs[j] >= hi)
+			continue;
+		if (block_fit(f, bs[j], be[j], page))
+			return true;
+		misses++;
+	}
+	if (misses <= FT_MISSES)
+		return false;
+	/* size + 2 * align + nocross, saturating: no block is that long */
+	big = f->align > (UINT64_MAX - f->size) / 2 ? UINT64_MAX
+						     : f->size + 2 * f->align;
+	big = big > UINT64_MAX - f->nocross ? UINT64_MAX : big + f->nocross;
+	for (int pass = 0; pass < 2; pass++)
+		for (k = 0; k < nb; k++) {
+			j = f->topdown ? nb - 1 - k : k;
+			if ((pass || (be[j] - bs[j]) * m.ps >= big) &&
+			    block_fit(f, bs[j], be[j], page))
+				return true;
+		}
 	return false;
 }
 
@@ -355,8 +395,9 @@ static void gen_alloc(struct op *o, bool x)
 		o->size -= rnd(m.ps);	/* rounds up to the same pages */
 	else if (!m.small && chance(2))
 		o->size = (m.npages + 1 + rnd(m.npages)) * m.ps;
-	if (m.small)		/* nothing to fail on, so the lazy list grows */
-		o->align = 1ull << rnd(log2_up(m.ps) + 1);
+	if (m.small)	/* mostly nothing to fail on: the lazy list grows */
+		o->align = chance(95) ? 1ull << rnd(log2_up(m.ps) + 1)
+				      : m.ps << (4 + rnd(4)); /* many misses */
 	else if (chance(50))	/* below the page size means the page size */
 		o->align = 1ull << rnd(log2_up(m.ps) + 7);
 	else if (chance(2))	/* only base 0 or a lucky base has room */
