@@ -69,6 +69,8 @@ static void touch(char *p, size_t pages)
 {
 	for (size_t i = 0; i < pages; i++) {
 		p[i * PG] = 1;
+		/* Keep the compiler from hoisting the read above the write. */
+		__asm__ volatile("" ::: "memory");
 		if (p[i * PG + 64]) {
 			fprintf(stderr, "bench-memory: memory not zero\n");
 			exit(1);
