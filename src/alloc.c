@@ -105,9 +105,13 @@ static int place(vmap_space *s, const struct fit *f, unsigned kind,
 		 * space a moment from now, and the sync purge waits for them)
 		 * and if the window could hold the area at all. */
 		if (attempt || f->nopurge || f->hi - f->lo < f->size ||
-		    !atomic_load_explicit(&s->lazy.pages, memory_order_relaxed))
+		    (!atomic_load_explicit(&s->lazy.pages,
+					   memory_order_relaxed) &&
+		     !atomic_load_explicit(&s->pool_areas,
+					   memory_order_relaxed)))
 			break;
 		count(&s->purge_retries);
+		pool_drain(s);
 		vm_purge(s, VMAP_PURGE_SYNC);
 	}
 	free(area);
@@ -208,6 +212,13 @@ int vmap_free(vmap_space *s, uint64_t addr)
 		free(retired);
 		return -ENOENT;
 	}
+	if (s->pool_max_pages && __pool_put(s, shard, va)) {
+		/* Kept warm: nothing to release, nothing to purge. */
+		pthread_mutex_unlock(&shard->lock);
+		free(retired);
+		count(&s->frees);
+		return 0;
+	}
 	/*
 	 * The order here is the seed's fix, and it matters.  Once va is on
 	 * the lazy list, a purge on another thread may take it, give its
@@ -237,6 +248,8 @@ int vmap_purge(vmap_space *s, unsigned how)
 {
 	if (!s || (how & ~(VMAP_PURGE_SYNC | VMAP_PURGE_FORCE_FLUSH)))
 		return -EINVAL;
+	if (how)
+		pool_drain(s); /* a sync purge releases warm memory too */
 	return vm_purge(s, how);
 }
 

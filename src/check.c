@@ -16,8 +16,8 @@
 
 #include "internal.h"
 
-enum state { FREE, BUSY, LAZY };
-static const char *const state_name[] = { "free", "busy", "lazy" };
+enum state { FREE, BUSY, LAZY, POOL };
+static const char *const state_name[] = { "free", "busy", "lazy", "pool" };
 
 struct item {
 	uint64_t start, end;
@@ -81,6 +81,8 @@ static int take(vmap_space *s, struct snapshot *sn)
 	sn->adding = LAZY;
 	for (struct va *v = atomic_load(&s->lazy.head); v && !err; v = v->next)
 		err = add(sn, v);
+	sn->adding = POOL;
+	__pool_walk(s, add, sn, &err);
 	if (!err)
 		qsort(sn->item, sn->n, sizeof(*sn->item), by_start);
 	return err;
@@ -90,7 +92,7 @@ static int take(vmap_space *s, struct snapshot *sn)
 static int check_snapshot(vmap_space *s, const struct snapshot *sn,
 			  char *msg, size_t len)
 {
-	uint64_t bytes[3] = { 0, 0, 0 }, areas[3] = { 0, 0, 0 };
+	uint64_t bytes[4] = { 0, 0, 0, 0 }, areas[4] = { 0, 0, 0, 0 };
 	uint64_t pmask = s->page_size - 1, busy_bytes = 0, busy_areas = 0;
 	uint64_t lazy_pages, lazy_areas;
 
@@ -121,14 +123,29 @@ static int check_snapshot(vmap_space *s, const struct snapshot *sn,
 		bytes[it->state] += it->end - it->start;
 		areas[it->state]++;
 	}
-	if (bytes[FREE] + bytes[BUSY] + bytes[LAZY] != s->end - s->base) {
+	if (bytes[FREE] + bytes[BUSY] + bytes[LAZY] + bytes[POOL] !=
+	    s->end - s->base) {
 		snprintf(msg, len,
-			 "free %#llx + busy %#llx + lazy %#llx bytes != space "
-			 "%#llx",
+			 "free %#llx + busy %#llx + lazy %#llx + pool %#llx "
+			 "bytes != space %#llx",
 			 (unsigned long long)bytes[FREE],
 			 (unsigned long long)bytes[BUSY],
 			 (unsigned long long)bytes[LAZY],
+			 (unsigned long long)bytes[POOL],
 			 (unsigned long long)(s->end - s->base));
+		return -1;
+	}
+	if (atomic_load(&s->pool_pages) != space_pages(s, bytes[POOL]) ||
+	    atomic_load(&s->pool_areas) != areas[POOL] ||
+	    space_pages(s, bytes[POOL]) > s->pool_max_pages) {
+		snprintf(msg, len,
+			 "pool counters say %llu areas/%llu pages (max %llu), "
+			 "the pool holds %llu/%llu",
+			 (unsigned long long)atomic_load(&s->pool_areas),
+			 (unsigned long long)atomic_load(&s->pool_pages),
+			 (unsigned long long)s->pool_max_pages,
+			 (unsigned long long)areas[POOL],
+			 (unsigned long long)space_pages(s, bytes[POOL]));
 		return -1;
 	}
 	for (int i = 0; i < VMAP_BUSY_SHARDS; i++) {

@@ -102,6 +102,10 @@ struct busy_shard {
 	uint64_t moved;	     /* old buckets [0, moved) are in buckets */
 	uint64_t count;
 	uint64_t bytes;
+	/* Memory spaces' warm areas whose start hashes here (pool.c): */
+	struct va *pool[VMAP_POOL_AREA_PAGES]; /* by pages - 1; lock */
+	_Atomic uint64_t pool_mask; /* bit c: pool[c] non-empty; written
+				       under lock, read without */
 } __attribute__((aligned(64)));
 
 struct busy_map {
@@ -196,6 +200,10 @@ struct vmap_space {
 	atomic_uint_fast64_t purge_max_areas, purge_max_hold_ns, purge_last_ns;
 	atomic_uint_fast64_t release_syscalls, release_errors, guard_syscalls;
 	atomic_uint_fast64_t map_syscalls;
+	/* Memory spaces' pool (pool.c): */
+	uint64_t pool_max_pages;	   /* immutable; 0 = no pool */
+	atomic_uint_fast64_t pool_pages;   /* reserved by __pool_put first */
+	atomic_uint_fast64_t pool_areas, pool_hits;
 };
 
 static inline uint64_t space_pages(const vmap_space *s, uint64_t bytes)
@@ -225,6 +233,20 @@ int vm_alloc(vmap_space *s, const struct fit *f, unsigned kind,
 	     uint64_t *addr);
 /* Undo vm_alloc for an area of f->size bytes the caller never handed out. */
 void vm_unalloc(vmap_space *s, uint64_t addr, uint64_t size);
+
+/* ---- pool.c: warm areas of memory spaces ---- */
+
+/* With sh's lock held, after taking va out of the busy map: keep it warm?
+ * false if it is not eligible or the pool is full. */
+bool __pool_put(vmap_space *s, struct busy_shard *sh, struct va *va);
+/* A warm area of `pages` pages, moved into the busy map; its start in *addr. */
+bool pool_take(vmap_space *s, uint64_t pages, uint64_t *addr);
+/* Move every warm area to the lazy list, for a purge to release. */
+void pool_drain(vmap_space *s);
+/* With every shard locked: visit every warm area. */
+void __pool_walk(vmap_space *s, int (*fn)(void *, const struct va *),
+		 void *arg, int *err);
+void pool_fini(vmap_space *s, void (*release)(struct va *));
 
 /* ---- purge.c ---- */
 

@@ -159,12 +159,24 @@ void memory_fini(vmap_space *s)
 
 void *vmap_vmalloc(vmap_space *s, size_t size)
 {
-	uint64_t a;
+	uint64_t a, ps, pages;
 	int err;
 
 	if (!s || !s->memory) {
 		errno = EINVAL;
 		return NULL;
+	}
+	ps = s->page_size;
+	if (size && size <= UINT64_MAX - 2 * ps) {
+		pages = (size + ps - 1) / ps + s->guard;
+		if (pool_take(s, pages, &a)) {
+			memset((void *)(uintptr_t)a, 0, (pages - s->guard) * ps);
+			atomic_fetch_add_explicit(&s->pool_hits, 1,
+						  memory_order_relaxed);
+			atomic_fetch_add_explicit(&s->allocs, 1,
+						  memory_order_relaxed);
+			return (void *)(uintptr_t)a;
+		}
 	}
 	err = vmap_alloc(s, size, 0, 0, UINT64_MAX, &a);
 	if (err) {
@@ -176,7 +188,8 @@ void *vmap_vmalloc(vmap_space *s, size_t size)
 
 void *vmap_vzalloc(vmap_space *s, size_t size)
 {
-	/* Every range handed out is fresh or released: already zero. */
+	/* Every range handed out is fresh, released, or zeroed from the
+	 * pool: vmalloc memory is always zero. */
 	return vmap_vmalloc(s, size);
 }
 

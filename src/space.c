@@ -57,7 +57,8 @@ static int check_config(struct vmap_config *c)
 {
 	uint64_t ps = c->page_size;
 
-	if ((c->flags & (VMAP_SPACE_GUARD | VMAP_SPACE_RELEASE_MADVISE)) &&
+	if ((c->flags & (VMAP_SPACE_GUARD | VMAP_SPACE_RELEASE_MADVISE |
+			 VMAP_SPACE_NOPOOL)) &&
 	    !(c->flags & VMAP_SPACE_MEMORY))
 		return -EINVAL;
 	if (c->flags & VMAP_SPACE_MEMORY) {
@@ -107,6 +108,9 @@ int vmap_space_create(const struct vmap_config *cfg, vmap_space **out)
 	s->memory = c.flags & VMAP_SPACE_MEMORY;
 	s->strict = c.flags & VMAP_SPACE_STRICT;
 	s->guard = c.flags & VMAP_SPACE_GUARD;
+	s->pool_max_pages = 0;
+	if (s->memory && !s->strict && !(c.flags & VMAP_SPACE_NOPOOL))
+		s->pool_max_pages = c.pool_max_pages ? c.pool_max_pages : 1024;
 	s->os = NULL;
 	s->path = 0;
 	s->base = c.base;
@@ -130,6 +134,7 @@ int vmap_space_create(const struct vmap_config *cfg, vmap_space **out)
 		&s->ranges_flushed, &s->areas_purged,	   &s->purge_max_areas,
 		&s->purge_max_hold_ns, &s->purge_last_ns, &s->release_syscalls,
 		&s->release_errors, &s->guard_syscalls, &s->map_syscalls,
+		&s->pool_pages, &s->pool_areas, &s->pool_hits,
 	};
 	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++)
 		atomic_init(counters[i], 0);
@@ -157,6 +162,7 @@ void vmap_space_destroy(vmap_space *s)
 		next = v->next;
 		free(v);
 	}
+	pool_fini(s, release);
 	busy_fini(&s->busy, release);
 	ft_destroy(&s->free, release);
 	if (s->memory)
@@ -217,6 +223,10 @@ int vmap_stats(vmap_space *s, struct vmap_stats *out)
 	st.release_errors = get(&s->release_errors);
 	st.guard_syscalls = get(&s->guard_syscalls);
 	st.map_syscalls = get(&s->map_syscalls);
+	st.pool_areas = get(&s->pool_areas);
+	st.pool_pages = get(&s->pool_pages);
+	st.pool_max_pages = s->pool_max_pages;
+	st.pool_hits = get(&s->pool_hits);
 	memcpy(out, &st, n);
 	return 0;
 }

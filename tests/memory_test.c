@@ -67,7 +67,7 @@ static void test_release_path(void)
 /* Written, freed, purged: the pages read zero, and a new owner sees zero. */
 static void test_zero_after_purge(void)
 {
-	vmap_space *s = mspace(64 * PG, 1000, 0);
+	vmap_space *s = mspace(64 * PG, 1000, VMAP_SPACE_NOPOOL);
 	unsigned char *a = vmap_vmalloc(s, 4 * PG), *b, *z;
 
 	REQUIRE(a);
@@ -98,7 +98,7 @@ static void test_zero_after_purge(void)
 /* A space too small for a second area: the allocation purges and reuses. */
 static void test_reuse_after_purge(void)
 {
-	vmap_space *s = mspace(8 * PG, 1000, 0);
+	vmap_space *s = mspace(8 * PG, 1000, VMAP_SPACE_NOPOOL);
 	unsigned char *a = vmap_vmalloc(s, 8 * PG), *b;
 
 	REQUIRE(a);
@@ -347,6 +347,88 @@ static void test_vmap_bad(void)
 	vmap_space_destroy(s);
 }
 
+/*
+ * The pool: a freed small area is kept warm and handed out again, zeroed.
+ *   AAAA....   A written, freed: warm, not lazy;
+ *   BBBB....   the next vmalloc of that size is A's range, reading zero.
+ */
+static void test_pool(void)
+{
+	struct vmap_config c;
+	vmap_space *s;
+	unsigned char *a, *b, *d[3];
+	struct vmap_stats st;
+
+	vmap_config_init(&c);
+	c.flags = VMAP_SPACE_MEMORY;
+	c.length = 64 * PG;
+	c.pool_max_pages = 8;
+	REQUIRE(vmap_space_create(&c, &s) == 0);
+	CHECK_EQ(stats(s).pool_max_pages, 8);
+	a = vmap_vmalloc(s, 4 * PG);
+	REQUIRE(a);
+	memset(a, 0xee, 4 * PG);
+	CHECK_EQ(vmap_vfree(s, a), 0);
+	st = stats(s);
+	CHECK_EQ(st.pool_areas, 1);
+	CHECK_EQ(st.pool_pages, 4);
+	CHECK_EQ(st.lazy_pages, 0);
+	CHECK_EQ(vmap_check(s), 0);
+	b = vmap_vmalloc(s, 4 * PG);
+	CHECK(b == a);
+	CHECK(b && all_zero(b, 4 * PG));
+	CHECK_EQ(stats(s).pool_hits, 1);
+	CHECK_EQ(stats(s).pool_areas, 0);
+	/* Another size does not come from the pool. */
+	vmap_vfree(s, b);
+	b = vmap_vmalloc(s, 3 * PG);
+	CHECK(b != a);
+	vmap_vfree(s, b);
+	/* At most pool_max_pages: the third 4-page area goes lazy. */
+	vmap_purge(s, VMAP_PURGE_SYNC); /* empties the pool */
+	for (int i = 0; i < 3; i++)
+		d[i] = vmap_vmalloc(s, 4 * PG);
+	for (int i = 0; i < 3; i++)
+		vmap_vfree(s, d[i]);
+	st = stats(s);
+	CHECK_EQ(st.pool_pages, 8);
+	CHECK_EQ(st.lazy_pages, 4);
+	CHECK_EQ(vmap_check(s), 0);
+	/* A sync purge releases warm memory too. */
+	memset(d[0], 0x11, 4 * PG); /* (the library's own memory: a test may) */
+	CHECK_EQ(vmap_purge(s, VMAP_PURGE_SYNC), 0);
+	st = stats(s);
+	CHECK_EQ(st.pool_areas, 0);
+	CHECK_EQ(st.lazy_pages, 0);
+	CHECK_EQ(st.free_pages, 64);
+	CHECK(all_zero(d[0], 4 * PG));
+	/* An allocation that finds no room takes the warm areas back too. */
+	a = vmap_vmalloc(s, 4 * PG);
+	b = vmap_vmalloc(s, 60 * PG);
+	REQUIRE(a && b);
+	vmap_vfree(s, a); /* warm */
+	CHECK_EQ(stats(s).pool_areas, 1);
+	vmap_vfree(s, b); /* too big for the pool: lazy */
+	a = vmap_vmalloc(s, 64 * PG);
+	CHECK(a != NULL);
+	CHECK_EQ(stats(s).pool_areas, 0);
+	vmap_vfree(s, a);
+	CHECK_EQ(vmap_check(s), 0);
+	vmap_space_destroy(s);
+
+	/* Guard pages stay installed on warm areas: no syscall to reuse. */
+	s = mspace(16 * PG, 1000, VMAP_SPACE_GUARD);
+	a = vmap_vmalloc(s, PG);
+	REQUIRE(a);
+	vmap_vfree(s, a);
+	b = vmap_vmalloc(s, PG);
+	CHECK(b == a);
+	CHECK_EQ(stats(s).guard_syscalls, 1);
+	CHECK_EQ(child_signal(poke, b + PG), SIGSEGV);
+	vmap_vfree(s, b);
+	vmap_space_destroy(s);
+}
+
 /* ---- threads writing and checking their own memory ---- */
 
 struct worker {
@@ -391,9 +473,9 @@ static void *work(void *arg)
 	return NULL;
 }
 
-static void test_threads(void)
+static void test_threads(unsigned flags)
 {
-	vmap_space *s = mspace(1024 * PG, 256, 0);
+	vmap_space *s = mspace(1024 * PG, 256, flags);
 	struct worker w[4];
 	pthread_t t[4];
 	uint64_t seed = test_seed("memory_test threads");
@@ -427,6 +509,8 @@ int main(void)
 	test_guard();
 	test_vmap();
 	test_vmap_bad();
-	test_threads();
+	test_pool();
+	test_threads(0);		  /* mostly warm reuse */
+	test_threads(VMAP_SPACE_NOPOOL); /* lazy frees and purges */
 	return test_summary("memory_test");
 }
