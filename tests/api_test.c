@@ -12,8 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "test.h"
 #include "vmap.h"
+#include "test.h"
 
 #define PG 4096ull
 #define BASE 0x40000000ull
@@ -72,16 +72,6 @@ static vmap_space *space(uint64_t pages, uint64_t lazy_max)
 	return s;
 }
 
-static struct vmap_stats stats(vmap_space *s)
-{
-	struct vmap_stats st;
-
-	memset(&st, 0, sizeof(st));
-	st.size = sizeof(st);
-	REQUIRE(vmap_stats(s, &st) == 0);
-	return st;
-}
-
 static uint64_t alloc(vmap_space *s, uint64_t pages)
 {
 	uint64_t a = 0;
@@ -93,9 +83,9 @@ static uint64_t alloc(vmap_space *s, uint64_t pages)
 /* Assert a call failed with `err` and changed nothing. */
 #define CHECK_REJECTED(s, call, err)                                        \
 	do {                                                                \
-		struct vmap_stats _before = stats(s), _after;               \
+		struct vmap_stats _before = test_stats(s), _after;          \
 		CHECK_EQ((call), (err));                                    \
-		_after = stats(s);                                          \
+		_after = test_stats(s);                                     \
 		CHECK(memcmp(&_before, &_after, sizeof(_before)) == 0);     \
 		CHECK_EQ(vmap_check(s), 0);                                 \
 	} while (0)
@@ -151,7 +141,7 @@ static void test_config(void)
 	c.base = UINT64_MAX - 17 * PG + 1;
 	c.length = 16 * PG;
 	CHECK_EQ(vmap_space_create(&c, &s), 0);
-	CHECK_EQ(stats(s).total_pages, 16);
+	CHECK_EQ(test_stats(s).total_pages, 16);
 	vmap_space_destroy(s);
 	c.base = 0;
 	CHECK_EQ(vmap_space_create(&c, &s), 0);
@@ -208,8 +198,8 @@ static void test_bad_alloc(void)
 	CHECK_EQ(vmap_alloc(s, 65 * PG, 0, 0, UINT64_MAX, &a), -ENOSPC);
 	CHECK_EQ(vmap_alloc(s, PG, 1ull << 40, 0, UINT64_MAX, &a), -ENOSPC);
 	CHECK_EQ(a, sentinel);
-	CHECK_EQ(stats(s).alloc_failures, 2);
-	CHECK_EQ(stats(s).purge_retries, 0);
+	CHECK_EQ(test_stats(s).alloc_failures, 2);
+	CHECK_EQ(test_stats(s).purge_retries, 0);
 	CHECK_EQ(rec.calls, 0);
 	CHECK_EQ(vmap_check(s), 0);
 	vmap_space_destroy(s);
@@ -229,13 +219,13 @@ static void test_miss_without_purge(void)
 	CHECK_EQ(vmap_xalloc(s, PG, 0, 0, 0, 0, UINT64_MAX,
 			     VMAP_XALLOC_NOPURGE, &b), -ENOSPC);
 	CHECK_EQ(rec.calls, 0);
-	CHECK_EQ(stats(s).purge_retries, 0);
-	CHECK_EQ(stats(s).lazy_pages, 8);
+	CHECK_EQ(test_stats(s).purge_retries, 0);
+	CHECK_EQ(test_stats(s).lazy_pages, 8);
 	/* Without it, the purge makes room. */
 	CHECK_EQ(vmap_alloc(s, PG, 0, 0, UINT64_MAX, &b), 0);
 	CHECK_EQ(b, a);
 	CHECK_EQ(rec.calls, 1);
-	CHECK_EQ(stats(s).purge_retries, 1);
+	CHECK_EQ(test_stats(s).purge_retries, 1);
 	vmap_space_destroy(s);
 }
 
@@ -271,8 +261,8 @@ static void test_strict_free_in_flush(void)
 	CHECK_EQ(vmap_free(strict_space, a), 0);
 	/* Both released at once, in two flushes. */
 	CHECK_EQ(strict_flushes, 2);
-	CHECK_EQ(stats(strict_space).lazy_pages, 0);
-	CHECK_EQ(stats(strict_space).free_pages, 16);
+	CHECK_EQ(test_stats(strict_space).lazy_pages, 0);
+	CHECK_EQ(test_stats(strict_space).free_pages, 16);
 	CHECK_EQ(vmap_check(strict_space), 0);
 	vmap_space_destroy(strict_space);
 }
@@ -332,20 +322,20 @@ static void test_purge_once_coalesced(void)
 	CHECK_EQ(vmap_free(s, d), 0);
 	CHECK_EQ(vmap_free(s, b), 0);
 	CHECK_EQ(rec.calls, 0);
-	CHECK_EQ(stats(s).lazy_pages, 10);
-	CHECK_EQ(stats(s).lazy_areas, 4);
-	CHECK_EQ(stats(s).free_pages, 6);
+	CHECK_EQ(test_stats(s).lazy_pages, 10);
+	CHECK_EQ(test_stats(s).lazy_areas, 4);
+	CHECK_EQ(test_stats(s).free_pages, 6);
 	/* The lazy range is not free: 7 pages cannot fit yet... */
 	CHECK_EQ(vmap_purge(s, VMAP_PURGE_TRY), 0);
 	CHECK_EQ(rec.calls, 1);
 	CHECK_EQ(rec.n, 1);
 	CHECK_EQ(rec.r[0].start, BASE);
 	CHECK_EQ(rec.r[0].end, BASE + 10 * PG);
-	CHECK_EQ(stats(s).free_pages, 16);
-	CHECK_EQ(stats(s).free_blocks, 1);
-	CHECK_EQ(stats(s).purges, 1);
-	CHECK_EQ(stats(s).ranges_flushed, 1);
-	CHECK_EQ(stats(s).areas_purged, 4);
+	CHECK_EQ(test_stats(s).free_pages, 16);
+	CHECK_EQ(test_stats(s).free_blocks, 1);
+	CHECK_EQ(test_stats(s).purges, 1);
+	CHECK_EQ(test_stats(s).ranges_flushed, 1);
+	CHECK_EQ(test_stats(s).areas_purged, 4);
 	/* Nothing lazy: no flush, unless forced. */
 	CHECK_EQ(vmap_purge(s, VMAP_PURGE_SYNC), 0);
 	CHECK_EQ(rec.calls, 1);
@@ -381,7 +371,7 @@ static void test_lazy_threshold(void)
 	vmap_space *s = space(64, 8);
 	uint64_t a[5];
 
-	CHECK_EQ(stats(s).lazy_max_pages, 8);
+	CHECK_EQ(test_stats(s).lazy_max_pages, 8);
 	for (int i = 0; i < 5; i++)
 		a[i] = alloc(s, 2);
 	for (int i = 0; i < 4; i++)
@@ -389,8 +379,8 @@ static void test_lazy_threshold(void)
 	CHECK_EQ(rec.calls, 0); /* 8 pages lazy: not past the threshold */
 	CHECK_EQ(vmap_free(s, a[4]), 0);
 	CHECK_EQ(rec.calls, 1); /* 10 > 8: purged */
-	CHECK_EQ(stats(s).lazy_pages, 0);
-	CHECK_EQ(stats(s).free_pages, 64);
+	CHECK_EQ(test_stats(s).lazy_pages, 0);
+	CHECK_EQ(test_stats(s).free_pages, 64);
 	vmap_space_destroy(s);
 
 	/* The default is the kernel's fls(cpus) * 32 MiB of pages. */
@@ -400,7 +390,7 @@ static void test_lazy_threshold(void)
 		uint64_t fls = 0;
 		for (; cpus; cpus >>= 1)
 			fls++;
-		CHECK_EQ(stats(s).lazy_max_pages, fls * 8192);
+		CHECK_EQ(test_stats(s).lazy_max_pages, fls * 8192);
 	}
 	vmap_space_destroy(s);
 }
@@ -412,12 +402,12 @@ static void test_purge_retry(void)
 	uint64_t a = alloc(s, 8), b = 0;
 
 	vmap_free(s, a);
-	CHECK_EQ(stats(s).free_pages, 0);
+	CHECK_EQ(test_stats(s).free_pages, 0);
 	CHECK_EQ(vmap_alloc(s, 8 * PG, 0, 0, UINT64_MAX, &b), 0);
 	CHECK_EQ(b, a);
 	CHECK_EQ(rec.calls, 1);
-	CHECK_EQ(stats(s).purge_retries, 1);
-	CHECK_EQ(stats(s).alloc_failures, 0);
+	CHECK_EQ(test_stats(s).purge_retries, 1);
+	CHECK_EQ(test_stats(s).alloc_failures, 0);
 	vmap_space_destroy(s);
 }
 
@@ -492,7 +482,7 @@ static void test_no_reuse_before_flush(void)
 		got = alloc(s, 1);
 		CHECK(got >= BASE + 16 * PG);
 	}
-	st = stats(s);
+	st = test_stats(s);
 	CHECK_EQ(st.lazy_pages, 8); /* still counted until given back */
 	CHECK_EQ(st.free_pages, 0);
 	/* vmap_stats and vmap_free are allowed during a flush. */

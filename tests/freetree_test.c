@@ -59,6 +59,23 @@ static const char *picture(const struct freetree *t)
 		}                                                           \
 	} while (0)
 
+static void give(struct freetree *t, unsigned first, unsigned n);
+
+/* Start from a picture: every run of '.' becomes a free block. */
+static void draw(struct freetree *t, const char *pic)
+{
+	ft_init(t);
+	for (unsigned i = 0; pic[i];) {
+		unsigned j = i;
+
+		while (pic[j] == '.')
+			j++;
+		if (j > i)
+			give(t, i, j - i);
+		i = j > i ? j : i + 1;
+	}
+}
+
 /* Give pages [first, first + n) back to the tree. */
 static void give(struct freetree *t, unsigned first, unsigned n)
 {
@@ -152,25 +169,16 @@ static void test_lowest_fit(void)
 {
 	struct freetree t;
 
-	ft_init(&t);
 	/*   0         1         2         3
-	 *   01234567890123456789012345678901
-	 *   #..###....#####........#.......#  */
-	give(&t, 1, 2);
-	give(&t, 6, 4);
-	give(&t, 15, 8);
-	give(&t, 24, 7);
+	 *   01234567890123456789012345678901  */
+	draw(&t, "#..###....#####........#.......#");
 	CHECK_PIC(&t, "#..###....#####........#.......#");
 	/* Lowest fit, not best fit: 2 pages go at 1, not into a tighter hole. */
 	CHECK_EQ(take(&t, pages(2)), 1);
 	CHECK_PIC(&t, "######....#####........#.......#");
 	ft_destroy(&t, release);
 
-	ft_init(&t);
-	give(&t, 1, 2);
-	give(&t, 6, 4);
-	give(&t, 15, 8);
-	give(&t, 24, 7);
+	draw(&t, "#..###....#####........#.......#");
 	/* 4 pages aligned to 4: block 6..9 holds 4 pages but not at a
 	 * multiple of 4 (8..11 runs past it); 16 is the first that fits. */
 	CHECK_EQ(take(&t, (struct fit){ .size = 4, .align = 4 * PG,
@@ -204,11 +212,7 @@ static void test_topdown(void)
 {
 	struct freetree t;
 
-	ft_init(&t);
-	give(&t, 1, 2);
-	give(&t, 6, 4);
-	give(&t, 15, 8);
-	give(&t, 24, 7);
+	draw(&t, "#..###....#####........#.......#");
 	CHECK_PIC(&t, "#..###....#####........#.......#");
 	/* Highest fit: the top of 24..30. */
 	CHECK_EQ(take(&t, (struct fit){ .size = 2, .align = PG, .lo = 0,

@@ -13,8 +13,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "test.h"
 #include "vmap.h"
+#include "test.h"
 
 #define PG 4096u
 
@@ -31,16 +31,6 @@ static vmap_space *mspace(uint64_t length, uint64_t lazy_max, unsigned flags)
 	return s;
 }
 
-static struct vmap_stats stats(vmap_space *s)
-{
-	struct vmap_stats st;
-
-	memset(&st, 0, sizeof(st));
-	st.size = sizeof(st);
-	REQUIRE(vmap_stats(s, &st) == 0);
-	return st;
-}
-
 static int all_zero(const unsigned char *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -52,7 +42,7 @@ static int all_zero(const unsigned char *p, size_t n)
 static void test_release_path(void)
 {
 	vmap_space *s = mspace(0, 0, 0);
-	struct vmap_stats st = stats(s);
+	struct vmap_stats st = test_stats(s);
 
 	/* Linux >= 6.13 takes process_madvise(MADV_DONTNEED) on ourselves. */
 	printf("memory_test: release path %s\n",
@@ -107,7 +97,7 @@ static void test_reuse_after_purge(void)
 	b = vmap_vzalloc(s, 8 * PG);
 	CHECK(b == a);
 	CHECK(b && all_zero(b, 8 * PG));
-	CHECK_EQ(stats(s).purge_retries, 1);
+	CHECK_EQ(test_stats(s).purge_retries, 1);
 	vmap_space_destroy(s);
 }
 
@@ -120,8 +110,8 @@ static void test_strict(void)
 	memset(a, 1, 2 * PG);
 	CHECK_EQ(vmap_vfree(s, a), 0);
 	CHECK(all_zero(a, 2 * PG)); /* released at once */
-	CHECK_EQ(stats(s).purges, 1);
-	CHECK_EQ(stats(s).lazy_pages, 0);
+	CHECK_EQ(test_stats(s).purges, 1);
+	CHECK_EQ(test_stats(s).lazy_pages, 0);
 	vmap_space_destroy(s);
 }
 
@@ -140,7 +130,7 @@ static void test_batching(void)
 	for (int i = 0; i < 6000; i += 2)
 		vmap_vfree(s, p[i]);
 	vmap_purge(s, VMAP_PURGE_SYNC);
-	st = stats(s);
+	st = test_stats(s);
 	CHECK_EQ(st.ranges_flushed, 3000);
 	if (st.release_path == VMAP_RELEASE_PROCESS_MADVISE)
 		CHECK_EQ(st.release_syscalls, 3);
@@ -160,7 +150,7 @@ static void test_bad_inputs(void)
 	struct vmap_stats before, after;
 
 	REQUIRE(a && m);
-	before = stats(s);
+	before = test_stats(s);
 	errno = 0;
 	CHECK(vmap_vmalloc(s, 0) == NULL && errno == EINVAL);
 	CHECK(vmap_vmalloc(s, SIZE_MAX) == NULL && errno == EINVAL);
@@ -170,7 +160,7 @@ static void test_bad_inputs(void)
 	CHECK_EQ(vmap_vfree(s, a + 1), -ENOENT);
 	CHECK_EQ(vmap_vfree(NULL, a), -EINVAL);
 	CHECK_EQ(vmap_vfree(s, NULL), 0);
-	after = stats(s);
+	after = test_stats(s);
 	CHECK(memcmp(&before, &after, sizeof(before)) == 0);
 	CHECK_EQ(vmap_vfree(s, a), 0);
 	CHECK_EQ(vmap_vfree(s, a), -ENOENT); /* double free */
@@ -233,7 +223,7 @@ static void test_guard(void)
 {
 	vmap_space *s = mspace(16 * PG, 1000, VMAP_SPACE_GUARD);
 	char *a = vmap_vmalloc(s, 4 * PG), *b = vmap_vmalloc(s, 2 * PG), *all;
-	struct vmap_stats st = stats(s);
+	struct vmap_stats st = test_stats(s);
 
 	REQUIRE(a && b);
 	CHECK(b == a + 5 * PG);
@@ -246,7 +236,7 @@ static void test_guard(void)
 	CHECK_EQ(vmap_vfree(s, a), 0);
 	CHECK_EQ(vmap_vfree(s, b), 0);
 	CHECK_EQ(vmap_purge(s, VMAP_PURGE_SYNC), 0);
-	st = stats(s);
+	st = test_stats(s);
 	CHECK_EQ(st.free_pages, 16);
 	/* 15 usable pages + guard: the old guards are inside, and writable. */
 	all = vmap_vzalloc(s, 15 * PG);
@@ -298,7 +288,7 @@ static void test_vmap(void)
 	REQUIRE(v);
 	for (int i = 0; i < 5; i++)
 		CHECK_EQ(v[i * PG + 7], 'A' + (int)pg[i]);
-	CHECK_EQ(stats(s).map_syscalls, 3);
+	CHECK_EQ(test_stats(s).map_syscalls, 3);
 	v[3 * PG] = 'z'; /* file page 1 */
 	REQUIRE(pread(fd, page, 1, PG) == 1);
 	CHECK_EQ(page[0], 'z');
@@ -314,7 +304,7 @@ static void test_vmap(void)
 	CHECK_EQ(page[0], 'z');
 	memset(v, 0, 5 * PG);
 	CHECK_EQ(vmap_check(s), 0);
-	CHECK_EQ(stats(s).free_pages, 64);
+	CHECK_EQ(test_stats(s).free_pages, 64);
 	close(fd);
 	vmap_space_destroy(s);
 }
@@ -327,7 +317,7 @@ static void test_vmap_bad(void)
 	int fd;
 
 	REQUIRE(vmap_memfd_create(NULL, 2, &fd) == 0);
-	before = stats(s);
+	before = test_stats(s);
 	errno = 0;
 	CHECK(!vmap_vmap(s, fd, pg, 0, PROT_READ) && errno == EINVAL);
 	CHECK(!vmap_vmap(s, -1, pg, 2, PROT_READ) && errno == EINVAL);
@@ -336,7 +326,7 @@ static void test_vmap_bad(void)
 	CHECK(!vmap_vmap(s, fd, pg, 2, PROT_EXEC) && errno == EINVAL);
 	CHECK(!vmap_vmap(s, fd, pg, SIZE_MAX, PROT_READ) && errno == EINVAL);
 	CHECK(!vmap_vmap(s, 1000, pg, 2, PROT_READ) && errno == EBADF);
-	after = stats(s);
+	after = test_stats(s);
 	CHECK_EQ(after.busy_areas, before.busy_areas);
 	CHECK_EQ(after.free_pages, before.free_pages);
 	CHECK_EQ(after.lazy_pages, before.lazy_pages);
@@ -364,12 +354,12 @@ static void test_pool(void)
 	c.length = 64 * PG;
 	c.pool_max_pages = 8;
 	REQUIRE(vmap_space_create(&c, &s) == 0);
-	CHECK_EQ(stats(s).pool_max_pages, 8);
+	CHECK_EQ(test_stats(s).pool_max_pages, 8);
 	a = vmap_vmalloc(s, 4 * PG);
 	REQUIRE(a);
 	memset(a, 0xee, 4 * PG);
 	CHECK_EQ(vmap_vfree(s, a), 0);
-	st = stats(s);
+	st = test_stats(s);
 	CHECK_EQ(st.pool_areas, 1);
 	CHECK_EQ(st.pool_pages, 4);
 	CHECK_EQ(st.lazy_pages, 0);
@@ -377,8 +367,8 @@ static void test_pool(void)
 	b = vmap_vmalloc(s, 4 * PG);
 	CHECK(b == a);
 	CHECK(b && all_zero(b, 4 * PG));
-	CHECK_EQ(stats(s).pool_hits, 1);
-	CHECK_EQ(stats(s).pool_areas, 0);
+	CHECK_EQ(test_stats(s).pool_hits, 1);
+	CHECK_EQ(test_stats(s).pool_areas, 0);
 	/* Another size does not come from the pool. */
 	vmap_vfree(s, b);
 	b = vmap_vmalloc(s, 3 * PG);
@@ -390,14 +380,14 @@ static void test_pool(void)
 		d[i] = vmap_vmalloc(s, 4 * PG);
 	for (int i = 0; i < 3; i++)
 		vmap_vfree(s, d[i]);
-	st = stats(s);
+	st = test_stats(s);
 	CHECK_EQ(st.pool_pages, 8);
 	CHECK_EQ(st.lazy_pages, 4);
 	CHECK_EQ(vmap_check(s), 0);
 	/* A sync purge releases warm memory too. */
 	memset(d[0], 0x11, 4 * PG); /* (the library's own memory: a test may) */
 	CHECK_EQ(vmap_purge(s, VMAP_PURGE_SYNC), 0);
-	st = stats(s);
+	st = test_stats(s);
 	CHECK_EQ(st.pool_areas, 0);
 	CHECK_EQ(st.lazy_pages, 0);
 	CHECK_EQ(st.free_pages, 64);
@@ -407,11 +397,11 @@ static void test_pool(void)
 	b = vmap_vmalloc(s, 60 * PG);
 	REQUIRE(a && b);
 	vmap_vfree(s, a); /* warm */
-	CHECK_EQ(stats(s).pool_areas, 1);
+	CHECK_EQ(test_stats(s).pool_areas, 1);
 	vmap_vfree(s, b); /* too big for the pool: lazy */
 	a = vmap_vmalloc(s, 64 * PG);
 	CHECK(a != NULL);
-	CHECK_EQ(stats(s).pool_areas, 0);
+	CHECK_EQ(test_stats(s).pool_areas, 0);
 	vmap_vfree(s, a);
 	CHECK_EQ(vmap_check(s), 0);
 	vmap_space_destroy(s);
@@ -423,7 +413,7 @@ static void test_pool(void)
 	vmap_vfree(s, a);
 	b = vmap_vmalloc(s, PG);
 	CHECK(b == a);
-	CHECK_EQ(stats(s).guard_syscalls, 1);
+	CHECK_EQ(test_stats(s).guard_syscalls, 1);
 	CHECK_EQ(child_signal(poke, b + PG), SIGSEGV);
 	vmap_vfree(s, b);
 	vmap_space_destroy(s);
@@ -490,7 +480,7 @@ static void test_threads(unsigned flags)
 		CHECK_EQ(w[i].bad, 0);
 	}
 	vmap_purge(s, VMAP_PURGE_SYNC);
-	st = stats(s);
+	st = test_stats(s);
 	CHECK_EQ(st.busy_pages, 0);
 	CHECK_EQ(st.free_pages, st.total_pages);
 	CHECK(st.purges > 0);

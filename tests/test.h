@@ -82,4 +82,19 @@ static inline uint64_t test_seed(const char *name)
 	return seed;
 }
 
+/* With vmap.h included first: a space's stats, all fields. */
+#ifdef VMAP_H
+#include <string.h>
+
+static inline struct vmap_stats test_stats(vmap_space *s)
+{
+	struct vmap_stats st;
+
+	memset(&st, 0, sizeof(st));
+	st.size = sizeof(st);
+	REQUIRE(vmap_stats(s, &st) == 0);
+	return st;
+}
+#endif
+
 #endif
