@@ -212,6 +212,9 @@ struct vmap_config {
 	unsigned flags;		 /* VMAP_SPACE_* */
 	uint64_t pool_max_pages; /* memory spaces: warm pages kept for reuse
 				    (see VMAP_SPACE_NOPOOL); 0 = 1024 */
+	uint64_t block_pages;	 /* pages per vmap block (vmap_ram_alloc): a
+				    power of two from 128 to 65536; 0 = the
+				    kernel's 1024 */
 };
 
 /* Fill *cfg with defaults: size set, everything else 0 but page_size = 4096. */
@@ -388,11 +391,56 @@ VMAP_API int vmap_free(vmap_space *space, uint64_t addr);
 VMAP_API int vmap_purge(vmap_space *space, unsigned how);
 
 /*
- * Release everything lazy in one flush, and flush even if nothing is lazy:
- * vmap_purge(space, VMAP_PURGE_SYNC | VMAP_PURGE_FORCE_FLUSH).
+ * The kernel's vm_unmap_aliases: free fragmented vmap blocks, then release
+ * everything lazy *and* the dirty ranges of the vmap blocks that stay, in one
+ * flush -- called even if there is nothing to release -- and forget those
+ * dirty ranges, which need no second flush.
  * Errors: -EINVAL if space is NULL.
  */
 VMAP_API int vmap_unmap_aliases(vmap_space *space);
+
+/*
+ * The vm_map_ram family: small areas from per-CPU vmap blocks.
+ *
+ * A request of up to VMAP_RAM_MAX_PAGES pages (the kernel's VMAP_MAX_ALLOC) is
+ * rounded up to a power of two of pages and carved, by a bump, from a block
+ * of the calling CPU (sched_getcpu()); a block is one area of block_pages
+ * pages (see vmap_config), aligned to its size, made when the CPU's blocks
+ * are full.  No search, no tree, no shared lock: one per-CPU queue lock and
+ * one block lock.  Larger requests go to the tree, as vmap_alloc.
+ *
+ * Freeing a piece releases nothing and makes nothing reusable: it widens the
+ * block's dirty range.  When all of a block is dirty, the block goes to the
+ * lazy list as one area.  A block with nothing live but pages never handed
+ * out is *fragmented*: sync purges (and allocations that find no room, and
+ * vmap_unmap_aliases) free those first.
+ *
+ * vmap_ram_alloc: size bytes (rounded up to pages); the address in *addr.
+ *   -EINVAL  space or addr NULL, size 0 or overflowing.
+ *   -ENOSPC  no room for a new block (or, above the limit, for the area).
+ *   -ENOMEM  out of memory for the block's records.
+ * vmap_ram_free: free what vmap_ram_alloc gave, with the same size.
+ *   -EINVAL  space NULL, size 0, or a size other than the one allocated
+ *            there (the kernel takes the count back; a wrong one is an
+ *            error, not corruption).
+ *   -ENOENT  addr is not a live piece: not from a block, or already freed.
+ * Both spaces.  Concurrency: thread-safe; different CPUs do not contend.
+ */
+#define VMAP_RAM_MAX_PAGES 64
+VMAP_API int vmap_ram_alloc(vmap_space *space, uint64_t size, uint64_t *addr);
+VMAP_API int vmap_ram_free(vmap_space *space, uint64_t addr, uint64_t size);
+
+/*
+ * Memory spaces: map n pages of fd (page offsets pgoff[0..n), read and write)
+ * through a vmap block -- or, for n > VMAP_RAM_MAX_PAGES, as vmap_vmap does --
+ * and unmap them with the same n.  A piece's pages stay mapped until its
+ * block is purged (or vmap_unmap_aliases drops them).  Errors as
+ * vmap_ram_alloc and vmap_vmap (NULL and errno for vmap_map_ram); on failure
+ * the piece is returned, or, if another piece was taken after it, left dirty.
+ */
+VMAP_API void *vmap_map_ram(vmap_space *space, int fd, const uint64_t *pgoff,
+			    size_t n);
+VMAP_API int vmap_unmap_ram(vmap_space *space, const void *ptr, size_t n);
 
 /*
  * Counters of a space.  Pages are the space's pages.  `size` must be set by
@@ -433,6 +481,12 @@ struct vmap_stats {
 	uint64_t pool_pages;
 	uint64_t pool_max_pages;      /* 0: no pool */
 	uint64_t pool_hits;	      /* vmallocs served from the pool */
+	uint64_t block_pages;	      /* pages per vmap block */
+	uint64_t blocks;	      /* live vmap blocks (busy areas) */
+	uint64_t block_free_pages;    /* in them: never handed out */
+	uint64_t block_dirty_pages;   /* in them: handed out and freed */
+	uint64_t blocks_created;      /* ever */
+	uint64_t blocks_freed;	      /* ever: all dirty, or fragmented */
 };
 
 /* vmap_stats.release_path */
@@ -449,8 +503,9 @@ struct vmap_stats {
 VMAP_API int vmap_stats(vmap_space *space, struct vmap_stats *st);
 
 /*
- * Print the space like /proc/vmallocinfo, one line per busy area, lazy area,
- * warm (pooled) area and free block, by address:
+ * Print the space like /proc/vmallocinfo, one line per busy area, vmap
+ * block, lazy area, warm (pooled) area and free block, by address, then one
+ * line per CPU that has vmap blocks (blocks, pages free, pages dirty):
  *   0x0000000000100000-0x0000000000103000        12288 busy
  * Errors: -EINVAL if space or f is NULL; -ENOMEM if the snapshot cannot be
  * allocated; -EIO if writing to f fails.

@@ -61,8 +61,21 @@ int vm_make_fit(const vmap_space *s, uint64_t size, uint64_t align,
 	return 0;
 }
 
+static void sync_purge(vmap_space *s, unsigned how);
+
+/* Is anything lazy (or being purged), warm, or in a vmap block that a sync
+ * purge might free? */
+static bool purge_could_help(vmap_space *s)
+{
+	return atomic_load_explicit(&s->lazy.pages, memory_order_relaxed) ||
+	       atomic_load_explicit(&s->pool_areas, memory_order_relaxed) ||
+	       atomic_load_explicit(&s->blocks_created, memory_order_relaxed) !=
+		       atomic_load_explicit(&s->blocks_freed,
+					    memory_order_relaxed);
+}
+
 static int place(vmap_space *s, const struct fit *f, unsigned kind,
-		 uint64_t *addr)
+		 struct vblock *vb, uint64_t *addr)
 {
 	struct va *area = malloc(sizeof(*area));
 	struct va *spare = malloc(sizeof(*spare));
@@ -84,7 +97,8 @@ static int place(vmap_space *s, const struct fit *f, unsigned kind,
 			used = ft_carve(&s->free, block, a, f->size, &spare);
 			area->start = a;
 			area->end = a + f->size;
-			area->flags = kind | (s->guard ? VA_GUARD : 0);
+			area->flags = kind;
+			area->vb = vb;
 			/* Still under the free lock, so the area is never
 			 * in neither structure when vmap_check looks. */
 			shard = busy_shard_of(&s->busy, a);
@@ -105,14 +119,10 @@ static int place(vmap_space *s, const struct fit *f, unsigned kind,
 		 * space a moment from now, and the sync purge waits for them)
 		 * and if the window could hold the area at all. */
 		if (attempt || f->nopurge || f->hi - f->lo < f->size ||
-		    (!atomic_load_explicit(&s->lazy.pages,
-					   memory_order_relaxed) &&
-		     !atomic_load_explicit(&s->pool_areas,
-					   memory_order_relaxed)))
+		    !purge_could_help(s))
 			break;
 		count(&s->purge_retries);
-		pool_drain(s);
-		vm_purge(s, VMAP_PURGE_SYNC);
+		sync_purge(s, VMAP_PURGE_SYNC);
 	}
 	free(area);
 	free(spare);
@@ -128,7 +138,7 @@ static void unplace(vmap_space *s, uint64_t addr)
 
 	pthread_mutex_lock(&s->free_lock);
 	pthread_mutex_lock(&shard->lock);
-	va = __busy_remove(shard, addr, &retired);
+	va = __busy_remove(shard, addr, 0, &retired);
 	pthread_mutex_unlock(&shard->lock);
 	extra = ft_insert(&s->free, va->start, va->end, &va);
 	pthread_mutex_unlock(&s->free_lock);
@@ -138,14 +148,18 @@ static void unplace(vmap_space *s, uint64_t addr)
 }
 
 int vm_alloc(vmap_space *s, const struct fit *f, unsigned kind,
-	     uint64_t *addr)
+	     struct vblock *vb, uint64_t *addr)
 {
 	uint64_t a, calls = 0;
-	int err = place(s, f, kind, &a);
+	int err;
 
+	/* vm_make_fit counted the guard page in; blocks have none. */
+	if (s->guard && !(kind & VA_BLOCK))
+		kind |= VA_GUARD;
+	err = place(s, f, kind, vb, &a);
 	if (err)
 		return err;
-	if (s->guard) {
+	if (kind & VA_GUARD) {
 		err = s->os->guard_install(a + f->size - s->page_size,
 					   s->page_size, &calls);
 		atomic_fetch_add_explicit(&s->guard_syscalls, calls,
@@ -184,7 +198,7 @@ int vmap_xalloc(vmap_space *s, uint64_t size, uint64_t align, uint64_t phase,
 		return -EINVAL;
 	err = vm_make_fit(s, size, align, phase, nocross, vstart, vend, flags, &f);
 	if (!err)
-		err = vm_alloc(s, &f, 0, addr);
+		err = vm_alloc(s, &f, 0, NULL, addr);
 	if (!err)
 		count(&s->allocs);
 	return err;
@@ -196,17 +210,21 @@ int vmap_alloc(vmap_space *s, uint64_t size, uint64_t align, uint64_t vstart,
 	return vmap_xalloc(s, size, align, 0, 0, vstart, vend, 0, addr);
 }
 
-int vmap_free(vmap_space *s, uint64_t addr)
+int vm_free(vmap_space *s, uint64_t addr, unsigned how, uint64_t bytes)
 {
-	struct busy_shard *shard;
+	struct busy_shard *shard = busy_shard_of(&s->busy, addr);
 	struct va *va, **retired;
 	uint64_t lazy;
 
-	if (!s)
-		return -EINVAL;
-	shard = busy_shard_of(&s->busy, addr);
 	pthread_mutex_lock(&shard->lock);
-	va = __busy_remove(shard, addr, &retired);
+	if (bytes && (va = __busy_find(shard, addr)) &&
+	    va->end - va->start - (va->flags & VA_GUARD ? s->page_size : 0) !=
+		    bytes) {
+		pthread_mutex_unlock(&shard->lock);
+		return -EINVAL;
+	}
+	va = __busy_remove(shard, addr, how & FREE_BLOCK ? 0 : VA_BLOCK,
+			   &retired);
 	if (!va) {
 		pthread_mutex_unlock(&shard->lock);
 		free(retired);
@@ -237,6 +255,8 @@ int vmap_free(vmap_space *s, uint64_t addr)
 
 	/* An extra try on the boundary, when two frees cross it at once, is
 	 * harmless: the second finds the purge running and returns. */
+	if (how & FREE_NOPURGE)
+		return 0;
 	if (s->strict && !vm_in_flush(s))
 		vm_purge(s, VMAP_PURGE_SYNC);
 	else if (lazy > s->lazy_max_pages)
@@ -244,16 +264,26 @@ int vmap_free(vmap_space *s, uint64_t addr)
 	return 0;
 }
 
+int vmap_free(vmap_space *s, uint64_t addr)
+{
+	return s ? vm_free(s, addr, 0, 0) : -EINVAL;
+}
+
+/* A sync purge, as the kernel's: fragmented vmap blocks first, and warm
+ * areas too, so that it releases everything that can be. */
+static void sync_purge(vmap_space *s, unsigned how)
+{
+	purge_fragmented_blocks(s);
+	pool_drain(s);
+	vm_purge(s, how);
+}
+
 int vmap_purge(vmap_space *s, unsigned how)
 {
 	if (!s || (how & ~(VMAP_PURGE_SYNC | VMAP_PURGE_FORCE_FLUSH)))
 		return -EINVAL;
-	if (how)
-		pool_drain(s); /* a sync purge releases warm memory too */
-	return vm_purge(s, how);
-}
-
-int vmap_unmap_aliases(vmap_space *s)
-{
-	return vmap_purge(s, VMAP_PURGE_SYNC | VMAP_PURGE_FORCE_FLUSH);
+	if (!how)
+		return vm_purge(s, how);
+	sync_purge(s, how);
+	return 0;
 }

@@ -161,8 +161,17 @@ struct va **__busy_insert(struct busy_shard *s, struct va *va)
 	return s->old ? migrate(s) : NULL;
 }
 
+struct va *__busy_find(struct busy_shard *s, uint64_t start)
+{
+	struct va *va = *chain(s, start);
+
+	while (va && va->start != start)
+		va = va->next;
+	return va;
+}
+
 struct va *__busy_remove(struct busy_shard *s, uint64_t start,
-			 struct va ***retired)
+			 unsigned refuse, struct va ***retired)
 {
 	*retired = s->old ? migrate(s) : NULL;
 	for (struct va **link = chain(s, start); *link;
@@ -170,6 +179,8 @@ struct va *__busy_remove(struct busy_shard *s, uint64_t start,
 		struct va *va = *link;
 
 		if (va->start == start) {
+			if (va->flags & refuse)
+				return NULL;
 			*link = va->next;
 			s->count--;
 			s->bytes -= va->end - va->start;

@@ -16,8 +16,9 @@
 
 #include "internal.h"
 
-enum state { FREE, BUSY, LAZY, POOL };
-static const char *const state_name[] = { "free", "busy", "lazy", "pool" };
+enum state { FREE, BUSY, LAZY, POOL, BLOCK };
+static const char *const state_name[] = { "free", "busy", "lazy", "pool",
+					  "block" };
 
 struct item {
 	uint64_t start, end;
@@ -43,7 +44,10 @@ static int add(void *arg, const struct va *va)
 		sn->item = it;
 		sn->cap = cap;
 	}
-	sn->item[sn->n++] = (struct item){ va->start, va->end, sn->adding };
+	sn->item[sn->n++] = (struct item){
+		va->start, va->end,
+		sn->adding == BUSY && (va->flags & VA_BLOCK) ? BLOCK : sn->adding
+	};
 	return 0;
 }
 
@@ -59,10 +63,12 @@ static void lock_all(vmap_space *s)
 	pthread_mutex_lock(&s->purge_lock);
 	pthread_mutex_lock(&s->free_lock);
 	busy_lock_all(&s->busy);
+	vblocks_lock_all(s);
 }
 
 static void unlock_all(vmap_space *s)
 {
+	vblocks_unlock_all(s);
 	busy_unlock_all(&s->busy);
 	pthread_mutex_unlock(&s->free_lock);
 	pthread_mutex_unlock(&s->purge_lock);
@@ -92,7 +98,7 @@ static int take(vmap_space *s, struct snapshot *sn)
 static int check_snapshot(vmap_space *s, const struct snapshot *sn,
 			  char *msg, size_t len)
 {
-	uint64_t bytes[4] = { 0, 0, 0, 0 }, areas[4] = { 0, 0, 0, 0 };
+	uint64_t bytes[5] = { 0 }, areas[5] = { 0 };
 	uint64_t pmask = s->page_size - 1, busy_bytes = 0, busy_areas = 0;
 	uint64_t lazy_pages, lazy_areas;
 
@@ -123,6 +129,9 @@ static int check_snapshot(vmap_space *s, const struct snapshot *sn,
 		bytes[it->state] += it->end - it->start;
 		areas[it->state]++;
 	}
+	/* A vmap block is a busy area of the space. */
+	bytes[BUSY] += bytes[BLOCK];
+	areas[BUSY] += areas[BLOCK];
 	if (bytes[FREE] + bytes[BUSY] + bytes[LAZY] + bytes[POOL] !=
 	    s->end - s->base) {
 		snprintf(msg, len,
@@ -186,6 +195,8 @@ int vmap_check(vmap_space *s)
 	err = ft_validate(&s->free, msg, sizeof(msg));
 	if (!err)
 		err = __busy_validate(&s->busy, msg, sizeof(msg));
+	if (!err)
+		err = __vblocks_validate(s, msg, sizeof(msg));
 	if (!err) {
 		err = take(s, &sn);
 		if (!err && check_snapshot(s, &sn, msg, sizeof(msg)))
@@ -209,6 +220,8 @@ int vmap_dump(vmap_space *s, FILE *f)
 		return -EINVAL;
 	lock_all(s);
 	err = take(s, &sn);
+	if (!err)
+		err = __vblocks_dump(s, f);
 	unlock_all(s);
 	for (size_t i = 0; i < sn.n && !err; i++) {
 		const struct item *it = &sn.item[i];

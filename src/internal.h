@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "os.h"
 #include "vmap.h"
@@ -27,11 +28,14 @@
  */
 #define VA_FILE 0x1u  /* memory space: pages of a file are mapped here */
 #define VA_GUARD 0x2u /* memory space: the last page is a guard page */
+#define VA_BLOCK 0x4u /* a vmap block (vblock.c); not the caller's to free */
+#define VA_DIRTY 0x8u /* a purge record for a live block's dirty range */
 
 struct va {
 	uint64_t start; /* [start, end), page-aligned */
 	uint64_t end;
 	unsigned flags; /* VA_*: set by the allocation, read by the purge */
+	struct vblock *vb; /* VA_BLOCK: the block; set before it is busy */
 	union {
 		struct va *next; /* busy chain or lazy list */
 		struct {
@@ -119,8 +123,10 @@ struct busy_shard *busy_shard_of(struct busy_map *m, uint64_t start);
  * growth step: the table it retired comes back (through the return value, or
  * *retired) for the caller to free() once its locks are dropped. */
 struct va **__busy_insert(struct busy_shard *s, struct va *va);
+/* Remove the area at start, unless it has a flag in `refuse`. */
 struct va *__busy_remove(struct busy_shard *s, uint64_t start,
-			 struct va ***retired);
+			 unsigned refuse, struct va ***retired);
+struct va *__busy_find(struct busy_shard *s, uint64_t start);
 void busy_lock_all(struct busy_map *m);
 void busy_unlock_all(struct busy_map *m);
 /* With every shard locked: visit all areas (stops at fn's first nonzero). */
@@ -159,9 +165,59 @@ struct sortbuf {
 	size_t cap;
 };
 
-/* Sort the list by start; *count gets its length.  Purge mutex held. */
-struct va *batch_sort(vmap_space *s, struct va *list, uint64_t *count);
+/* Sort the list by start; *count gets its length.  Purge mutex held; extra
+ * records beyond the lazy areas are on the list. */
+struct va *batch_sort(vmap_space *s, struct va *list, uint64_t extra,
+		      uint64_t *count);
 void sortbuf_free(struct sortbuf *b);
+
+/* ---- vblock.c: per-CPU vmap blocks ---- */
+
+#define VMAP_BLOCK_PAGES_DEFAULT 1024 /* the kernel's VMAP_BBMAP_BITS */
+#define VMAP_BLOCK_PAGES_MAX 65536
+
+struct vblock {
+	pthread_mutex_t lock;
+	/* Protected by lock: */
+	uint64_t start;		       /* the block's area */
+	unsigned free;		       /* pages never handed out; the next
+					  piece starts at block_pages - free */
+	unsigned dirty;		       /* pages handed out and freed */
+	unsigned dirty_min, dirty_max; /* the dirty range not yet flushed, in
+					  pages; empty when min >= max */
+	bool live;		       /* false once retired */
+	unsigned cpu;		       /* whose queue */
+	/* Protected by the queue's lock: */
+	bool on_free;
+	struct vblock *free_prev, *free_next; /* blocks with free pages */
+	struct vblock *all_prev, *all_next;   /* all live blocks; the dead
+						 list reuses all_next */
+	uint8_t map[]; /* block_pages: order + 1 at each live piece's start;
+			  protected by lock */
+};
+
+struct vbq {
+	pthread_mutex_t lock;
+	struct vblock *free_head, *free_tail; /* protected by lock */
+	struct vblock *all;		      /* protected by lock */
+	unsigned blocks;		      /* protected by lock */
+} __attribute__((aligned(64)));
+
+int vblocks_init(vmap_space *s, uint64_t block_pages);
+void vblocks_fini(vmap_space *s);
+int vb_alloc(vmap_space *s, uint64_t pages, uint64_t *addr);
+/* -ENOENT: no live piece there; -EINVAL: a piece of another size.  With
+ * undo, a piece that is still its block's last is un-bumped (*undo set). */
+int vb_free(vmap_space *s, uint64_t addr, uint64_t pages, bool *undo);
+void purge_fragmented_blocks(vmap_space *s);
+/* Purge mutex held: records of every live block's dirty range, reset. */
+struct va *collect_dirty(vmap_space *s, uint64_t *n);
+void vblocks_lock_all(vmap_space *s);
+void vblocks_unlock_all(vmap_space *s);
+int __vblocks_validate(vmap_space *s, char *msg, size_t len);
+/* With cpu's queue locked: add its blocks to the stats. */
+void __vblocks_stats(vmap_space *s, unsigned cpu, struct vmap_stats *st);
+int __vblocks_dump(vmap_space *s, FILE *f);
 
 /* ---- space.c ---- */
 
@@ -204,6 +260,13 @@ struct vmap_space {
 	uint64_t pool_max_pages;	   /* immutable; 0 = no pool */
 	atomic_uint_fast64_t pool_pages;   /* reserved by __pool_put first */
 	atomic_uint_fast64_t pool_areas, pool_hits;
+	/* vmap blocks (vblock.c): */
+	uint64_t block_pages;		/* immutable */
+	unsigned nvbq;			/* immutable: one queue per CPU */
+	struct vbq *vbq;
+	pthread_mutex_t vb_dead_lock;
+	struct vblock *vb_dead;		/* retired, for reuse; vb_dead_lock */
+	atomic_uint_fast64_t blocks_created, blocks_freed;
 };
 
 static inline uint64_t space_pages(const vmap_space *s, uint64_t bytes)
@@ -230,7 +293,14 @@ int vm_make_fit(const vmap_space *s, uint64_t size, uint64_t align,
 /* Place an area of kind VA_* (purging and retrying once if the space is
  * full) and install its guard page. */
 int vm_alloc(vmap_space *s, const struct fit *f, unsigned kind,
-	     uint64_t *addr);
+	     struct vblock *vb, uint64_t *addr);
+/* Free the area at addr.  how: FREE_BLOCK frees a vmap block (and nothing
+ * else), FREE_NOPURGE never purges (the caller holds the purge mutex).
+ * bytes: if not 0, the area must be that long (guard page not counted), or
+ * -EINVAL. */
+#define FREE_BLOCK 0x1u
+#define FREE_NOPURGE 0x2u
+int vm_free(vmap_space *s, uint64_t addr, unsigned how, uint64_t bytes);
 /* Undo vm_alloc for an area of f->size bytes the caller never handed out. */
 void vm_unalloc(vmap_space *s, uint64_t addr, uint64_t size);
 
@@ -251,6 +321,8 @@ void pool_fini(vmap_space *s, void (*release)(struct va *));
 /* ---- purge.c ---- */
 
 int vm_purge(vmap_space *s, unsigned how);
+/* With the purge mutex held; extra: VA_DIRTY ranges to fold into the flush. */
+void __vm_purge(vmap_space *s, bool force, struct va *extra, uint64_t nextra);
 /* Is this thread inside s's flush callback? */
 bool vm_in_flush(const vmap_space *s);
 

@@ -94,6 +94,8 @@ struct va *memory_restore(vmap_space *s, struct va *list)
 
 	s->release_failed = false;
 	for (struct va *v = list; v; v = v->next) {
+		if (v->flags & VA_DIRTY)
+			continue; /* a live block's: nothing to restore */
 		if (failed) {
 			v->flags |= VA_STUCK;
 			continue;
@@ -222,7 +224,7 @@ void *vmap_vmap(vmap_space *s, int fd, const uint64_t *pgoff, size_t n,
 			goto invalid;
 	err = vm_make_fit(s, n * ps, 0, 0, 0, 0, UINT64_MAX, 0, &f);
 	if (!err)
-		err = vm_alloc(s, &f, VA_FILE, &a);
+		err = vm_alloc(s, &f, VA_FILE, NULL, &a);
 	if (err) {
 		errno = -err;
 		return NULL;

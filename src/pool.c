@@ -35,7 +35,7 @@ bool __pool_put(vmap_space *s, struct busy_shard *sh, struct va *va)
 	unsigned c = (unsigned)pages - 1;
 
 	if (!s->pool_max_pages || pages > VMAP_POOL_AREA_PAGES ||
-	    (va->flags & VA_FILE))
+	    (va->flags & (VA_FILE | VA_BLOCK)))
 		return false;
 	if (atomic_fetch_add_explicit(&s->pool_pages, pages,
 				      memory_order_relaxed) + pages >

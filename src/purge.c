@@ -155,7 +155,16 @@ static uint64_t give_back(vmap_space *s, struct va *v)
 			struct va *node = v, *extra;
 			uint64_t start = v->start, end = v->end;
 
-			for (v = v->next, areas++; v && v->start == end;
+			if (v->flags & VA_DIRTY) {
+				/* Flushed, but space of a live block. */
+				v = v->next;
+				node->next = spent;
+				spent = node;
+				continue;
+			}
+
+			for (v = v->next, areas++;
+			     v && v->start == end && !(v->flags & VA_DIRTY);
 			     areas++) {
 				struct va *next = v->next;
 
@@ -193,34 +202,45 @@ static uint64_t give_back(vmap_space *s, struct va *v)
 	return total;
 }
 
-int vm_purge(vmap_space *s, unsigned how)
+/*
+ * The purge proper, with the purge mutex held.  `extra` is a list of ranges
+ * to flush with the batch that are not lazy areas -- the dirty ranges of live
+ * vmap blocks, from vmap_unmap_aliases: they join the one flush, then their
+ * records are dropped; their space stays in the blocks.
+ */
+void __vm_purge(vmap_space *s, bool force, struct va *extra, uint64_t nextra)
 {
-	bool force = how & VMAP_PURGE_FORCE_FLUSH, again;
+	bool again;
 	struct va *list;
 	uint64_t t0, n;
-
-	if (how & (VMAP_PURGE_SYNC | VMAP_PURGE_FORCE_FLUSH))
-		pthread_mutex_lock(&s->purge_lock);
-	else if (pthread_mutex_trylock(&s->purge_lock))
-		return -EBUSY;
 
 	do {
 		uint64_t stuck = atomic_load(&s->release_errors);
 
 		t0 = vm_now_ns();
 		list = lazy_take_all(&s->lazy);
-		if (!list && !force)
+		if (!list && !extra && !force)
 			break;
-		list = batch_sort(s, list, &n);
+		if (extra) {
+			struct va *tail = extra;
+
+			while (tail->next)
+				tail = tail->next;
+			tail->next = list;
+			list = extra;
+			extra = NULL;
+		}
+		list = batch_sort(s, list, nextra, &n);
 		flush_list(s, list);
 		if (s->memory)
 			list = memory_restore(s, list);
 		count(&s->areas_purged, give_back(s, list));
 		count(&s->purges, 1);
-		vm_stat_max(&s->purge_max_areas, n);
+		vm_stat_max(&s->purge_max_areas, n - nextra);
 		atomic_store_explicit(&s->purge_last_ns, vm_now_ns() - t0,
 				      memory_order_relaxed);
 		force = false;
+		nextra = 0;
 		/* In a strict space, a free made by the flush callback could
 		 * not purge by itself (this purge holds the mutex): its area
 		 * is released here, at once, as strict mode promises -- unless
@@ -228,6 +248,15 @@ int vm_purge(vmap_space *s, unsigned how)
 		again = s->strict && atomic_load(&s->lazy.head) &&
 			stuck == atomic_load(&s->release_errors);
 	} while (again);
+}
+
+int vm_purge(vmap_space *s, unsigned how)
+{
+	if (how & (VMAP_PURGE_SYNC | VMAP_PURGE_FORCE_FLUSH))
+		pthread_mutex_lock(&s->purge_lock);
+	else if (pthread_mutex_trylock(&s->purge_lock))
+		return -EBUSY;
+	__vm_purge(s, how & VMAP_PURGE_FORCE_FLUSH, NULL, 0);
 	pthread_mutex_unlock(&s->purge_lock);
 	return 0;
 }

@@ -118,15 +118,16 @@ static struct va *radix_sort(struct sortbuf *buf, struct va *list,
 	return src[0].va;
 }
 
-struct va *batch_sort(vmap_space *s, struct va *list, uint64_t *count)
+struct va *batch_sort(vmap_space *s, struct va *list, uint64_t extra,
+		      uint64_t *count)
 {
-	/* The lazy area counter bounds the list's length without a walk:
-	 * it counts every area pushed and not yet given back, this list's
-	 * included (lazy_push counts before it publishes, and only purges,
+	/* The lazy area counter (plus the `extra` records a purge added)
+	 * bounds the list's length without a walk: it counts every area
+	 * pushed and not yet given back, this list's included (lazy_push counts before it publishes, and only purges,
 	 * which hold the purge mutex as we do, uncount).  radix_sort checks
 	 * the bound anyway and declines if it were ever wrong. */
 	uint64_t most = atomic_load_explicit(&s->lazy.areas,
-					     memory_order_relaxed);
+					     memory_order_relaxed) + extra;
 	struct va *sorted;
 
 	if (list && most >= SMALL && reserve(&s->sortbuf, most) &&

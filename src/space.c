@@ -61,6 +61,11 @@ static int check_config(struct vmap_config *c)
 			 VMAP_SPACE_NOPOOL)) &&
 	    !(c->flags & VMAP_SPACE_MEMORY))
 		return -EINVAL;
+	if (c->block_pages &&
+	    (c->block_pages < 2 * VMAP_RAM_MAX_PAGES ||
+	     c->block_pages > VMAP_BLOCK_PAGES_MAX ||
+	     (c->block_pages & (c->block_pages - 1))))
+		return -EINVAL;
 	if (c->flags & VMAP_SPACE_MEMORY) {
 		if (!c->length)
 			c->length = VMAP_MEMORY_DEFAULT_LENGTH;
@@ -135,10 +140,15 @@ int vmap_space_create(const struct vmap_config *cfg, vmap_space **out)
 		&s->purge_max_hold_ns, &s->purge_last_ns, &s->release_syscalls,
 		&s->release_errors, &s->guard_syscalls, &s->map_syscalls,
 		&s->pool_pages, &s->pool_areas, &s->pool_hits,
+		&s->blocks_created, &s->blocks_freed,
 	};
 	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++)
 		atomic_init(counters[i], 0);
-	if (s->memory && (err = memory_init(s, c.length, c.flags))) {
+	err = vblocks_init(s, c.block_pages ? c.block_pages
+					    : VMAP_BLOCK_PAGES_DEFAULT);
+	if (err || (s->memory && (err = memory_init(s, c.length, c.flags)))) {
+		if (s->vbq)
+			vblocks_fini(s);
 		busy_fini(&s->busy, release);
 		pthread_mutex_destroy(&s->free_lock);
 		pthread_mutex_destroy(&s->purge_lock);
@@ -163,6 +173,7 @@ void vmap_space_destroy(vmap_space *s)
 		free(v);
 	}
 	pool_fini(s, release);
+	vblocks_fini(s);
 	busy_fini(&s->busy, release);
 	ft_destroy(&s->free, release);
 	if (s->memory)
@@ -227,6 +238,14 @@ int vmap_stats(vmap_space *s, struct vmap_stats *out)
 	st.pool_pages = get(&s->pool_pages);
 	st.pool_max_pages = s->pool_max_pages;
 	st.pool_hits = get(&s->pool_hits);
+	st.block_pages = s->block_pages;
+	st.blocks_created = get(&s->blocks_created);
+	st.blocks_freed = get(&s->blocks_freed);
+	for (unsigned c = 0; c < s->nvbq; c++) {
+		pthread_mutex_lock(&s->vbq[c].lock);
+		__vblocks_stats(s, c, &st);
+		pthread_mutex_unlock(&s->vbq[c].lock);
+	}
 	memcpy(out, &st, n);
 	return 0;
 }

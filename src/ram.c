@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ram.c - the vm_map_ram family: small areas through the per-CPU vmap blocks
+ * (vblock.c), larger ones through the tree, as the kernel's vm_map_ram and
+ * vm_unmap_ram do; and vmap_unmap_aliases, which folds the blocks' dirty
+ * ranges into the one flush of a purge.
+ */
+#include <errno.h>
+#include <sys/mman.h>
+
+#include "internal.h"
+
+/* Bytes to pages, or 0 if size is 0 or rounding it up overflows. */
+static uint64_t to_pages(const vmap_space *s, uint64_t size)
+{
+	if (!size || size > UINT64_MAX - (s->page_size - 1))
+		return 0;
+	return (size + s->page_size - 1) >> s->page_shift;
+}
+
+int vmap_ram_alloc(vmap_space *s, uint64_t size, uint64_t *addr)
+{
+	uint64_t pages;
+	int err;
+
+	if (!s || !addr || !(pages = to_pages(s, size)))
+		return -EINVAL;
+	if (pages > VMAP_RAM_MAX_PAGES)
+		return vmap_alloc(s, size, 0, 0, UINT64_MAX, addr);
+	err = vb_alloc(s, pages, addr);
+	if (!err)
+		atomic_fetch_add_explicit(&s->allocs, 1, memory_order_relaxed);
+	else
+		atomic_fetch_add_explicit(&s->alloc_failures, 1,
+					  memory_order_relaxed);
+	return err;
+}
+
+int vmap_ram_free(vmap_space *s, uint64_t addr, uint64_t size)
+{
+	uint64_t pages;
+	int err;
+
+	if (!s || !(pages = to_pages(s, size)))
+		return -EINVAL;
+	if (pages > VMAP_RAM_MAX_PAGES)
+		return vm_free(s, addr, 0, pages << s->page_shift);
+	err = vb_free(s, addr, pages, NULL);
+	if (!err)
+		atomic_fetch_add_explicit(&s->frees, 1, memory_order_relaxed);
+	return err;
+}
+
+void *vmap_map_ram(vmap_space *s, int fd, const uint64_t *pgoff, size_t n)
+{
+	uint64_t a, ps, calls = 0;
+	int err;
+
+	if (!s || !s->memory || !pgoff || !n || fd < 0) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (n > VMAP_RAM_MAX_PAGES)
+		return vmap_vmap(s, fd, pgoff, n, PROT_READ | PROT_WRITE);
+	ps = s->page_size;
+	for (size_t i = 0; i < n; i++)
+		if (pgoff[i] > (uint64_t)INT64_MAX / ps) {
+			errno = EINVAL;
+			return NULL;
+		}
+	err = vmap_ram_alloc(s, n * ps, &a);
+	if (err) {
+		errno = -err;
+		return NULL;
+	}
+	for (size_t i = 0, j; i < n; i = j) {
+		for (j = i + 1; j < n && pgoff[j] == pgoff[j - 1] + 1; j++)
+			;
+		calls++;
+		err = s->os->map_file(a + i * ps, (j - i) * ps, fd,
+				      pgoff[i] * ps, PROT_READ | PROT_WRITE);
+		if (err) {
+			bool undone = false;
+
+			/* Plain space again, then the piece back: un-bumped
+			 * if it is still its block's last, else dirty (the
+			 * block's purge remaps it anyway). */
+			if (i)
+				s->os->map_anon(a, i * ps);
+			vb_free(s, a, n, &undone);
+			atomic_fetch_sub_explicit(&s->allocs, 1,
+						  memory_order_relaxed);
+			atomic_fetch_add_explicit(&s->alloc_failures, 1,
+						  memory_order_relaxed);
+			errno = -err;
+			return NULL;
+		}
+	}
+	atomic_fetch_add_explicit(&s->map_syscalls, calls,
+				  memory_order_relaxed);
+	return (void *)(uintptr_t)a;
+}
+
+int vmap_unmap_ram(vmap_space *s, const void *ptr, size_t n)
+{
+	if (!s || !s->memory || !ptr || !n)
+		return -EINVAL;
+	return vmap_ram_free(s, (uint64_t)(uintptr_t)ptr,
+			     (uint64_t)n << s->page_shift);
+}
+
+int vmap_unmap_aliases(vmap_space *s)
+{
+	struct va *dirty;
+	uint64_t n;
+
+	if (!s)
+		return -EINVAL;
+	pthread_mutex_lock(&s->purge_lock);
+	purge_fragmented_blocks(s);
+	pool_drain(s);
+	dirty = collect_dirty(s, &n);
+	__vm_purge(s, true, dirty, n);
+	pthread_mutex_unlock(&s->purge_lock);
+	return 0;
+}
