@@ -176,24 +176,23 @@ void sortbuf_free(struct sortbuf *b);
 #define VMAP_BLOCK_PAGES_DEFAULT 1024 /* the kernel's VMAP_BBMAP_BITS */
 #define VMAP_BLOCK_PAGES_MAX 65536
 
+/* All fields are protected by the lock of the queue the block is on
+ * (vbq[cpu]); cpu, start and live are also atomic, so that a lookup can find
+ * that queue, lock it, and check that the block is still the one it wanted. */
 struct vblock {
-	pthread_mutex_t lock;
-	/* Protected by lock: */
-	uint64_t start;		       /* the block's area */
+	_Atomic uint64_t start;	       /* the block's area */
+	_Atomic unsigned cpu;	       /* whose queue */
+	_Atomic bool live;	       /* false once retired */
 	unsigned free;		       /* pages never handed out; the next
 					  piece starts at block_pages - free */
 	unsigned dirty;		       /* pages handed out and freed */
 	unsigned dirty_min, dirty_max; /* the dirty range not yet flushed, in
 					  pages; empty when min >= max */
-	bool live;		       /* false once retired */
-	unsigned cpu;		       /* whose queue */
-	/* Protected by the queue's lock: */
 	bool on_free;
 	struct vblock *free_prev, *free_next; /* blocks with free pages */
 	struct vblock *all_prev, *all_next;   /* all live blocks; the dead
 						 list reuses all_next */
-	uint8_t map[]; /* block_pages: order + 1 at each live piece's start;
-			  protected by lock */
+	uint8_t map[]; /* block_pages: order + 1 at each live piece's start */
 };
 
 struct vbq {
@@ -201,14 +200,19 @@ struct vbq {
 	struct vblock *free_head, *free_tail; /* protected by lock */
 	struct vblock *all;		      /* protected by lock */
 	unsigned blocks;		      /* protected by lock */
+	/* Pieces allocated and freed by threads on this CPU: counted here,
+	 * not in the space's counters, which every CPU would fight over. */
+	atomic_uint_fast64_t allocs, frees;
 } __attribute__((aligned(64)));
 
 int vblocks_init(vmap_space *s, uint64_t block_pages);
 void vblocks_fini(vmap_space *s);
+/* Both count in the calling CPU's queue. */
 int vb_alloc(vmap_space *s, uint64_t pages, uint64_t *addr);
 /* -ENOENT: no live piece there; -EINVAL: a piece of another size.  With
  * undo, a piece that is still its block's last is un-bumped (*undo set). */
 int vb_free(vmap_space *s, uint64_t addr, uint64_t pages, bool *undo);
+void vb_uncount(vmap_space *s, bool freed);
 void purge_fragmented_blocks(vmap_space *s);
 /* Purge mutex held: records of every live block's dirty range, reset. */
 struct va *collect_dirty(vmap_space *s, uint64_t *n);

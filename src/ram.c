@@ -28,9 +28,7 @@ int vmap_ram_alloc(vmap_space *s, uint64_t size, uint64_t *addr)
 	if (pages > VMAP_RAM_MAX_PAGES)
 		return vmap_alloc(s, size, 0, 0, UINT64_MAX, addr);
 	err = vb_alloc(s, pages, addr);
-	if (!err)
-		atomic_fetch_add_explicit(&s->allocs, 1, memory_order_relaxed);
-	else
+	if (err)
 		atomic_fetch_add_explicit(&s->alloc_failures, 1,
 					  memory_order_relaxed);
 	return err;
@@ -39,16 +37,12 @@ int vmap_ram_alloc(vmap_space *s, uint64_t size, uint64_t *addr)
 int vmap_ram_free(vmap_space *s, uint64_t addr, uint64_t size)
 {
 	uint64_t pages;
-	int err;
 
 	if (!s || !(pages = to_pages(s, size)))
 		return -EINVAL;
 	if (pages > VMAP_RAM_MAX_PAGES)
 		return vm_free(s, addr, 0, pages << s->page_shift);
-	err = vb_free(s, addr, pages, NULL);
-	if (!err)
-		atomic_fetch_add_explicit(&s->frees, 1, memory_order_relaxed);
-	return err;
+	return vb_free(s, addr, pages, NULL);
 }
 
 void *vmap_map_ram(vmap_space *s, int fd, const uint64_t *pgoff, size_t n)
@@ -88,8 +82,7 @@ void *vmap_map_ram(vmap_space *s, int fd, const uint64_t *pgoff, size_t n)
 			if (i)
 				s->os->map_anon(a, i * ps);
 			vb_free(s, a, n, &undone);
-			atomic_fetch_sub_explicit(&s->allocs, 1,
-						  memory_order_relaxed);
+			vb_uncount(s, !undone);
 			atomic_fetch_add_explicit(&s->alloc_failures, 1,
 						  memory_order_relaxed);
 			errno = -err;

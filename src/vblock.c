@@ -7,7 +7,7 @@
  * Each CPU has a queue of blocks; an allocation of n pages (rounded up to a
  * power of two, an "order") takes the next n pages of a block of the current
  * CPU's queue -- a bump, never a search, as in the kernel since 2015 -- under
- * that block's lock, and the tree and its lock are not touched at all.
+ * that queue's lock, and the tree and its lock are not touched at all.
  *
  * A freed piece is not reused: it only widens the block's dirty range.  So
  * nothing needs flushing until the block goes: when every page is dirty, the
@@ -23,9 +23,11 @@
  * stays a vblock until the space is destroyed (retired ones are reused), so a
  * pointer read from the busy map can always be locked and checked.
  *
- * Locks: a queue's lock, then a block's lock.  Neither is held while taking
- * the purge mutex, the free lock or a busy shard lock, except by vmap_check
- * and vmap_dump, which take them last.
+ * Locks: a block is protected by its queue's lock (the kernel needs a lock
+ * per block because it walks the queue under RCU; we hold the queue's lock,
+ * which only threads on that CPU, and frees of its pieces, ever take).  A
+ * queue lock is never held while taking the purge mutex, the free lock or a
+ * busy shard lock, except by vmap_check and vmap_dump, which take them last.
  */
 #include <errno.h>
 #include <sched.h>
@@ -108,13 +110,7 @@ static struct vblock *vblock_new(vmap_space *s)
 	if (vb)
 		s->vb_dead = vb->all_next;
 	pthread_mutex_unlock(&s->vb_dead_lock);
-	if (!vb) {
-		vb = calloc(1, sizeof(*vb) + s->block_pages);
-		if (!vb)
-			return NULL;
-		pthread_mutex_init(&vb->lock, NULL);
-	}
-	return vb;
+	return vb ? vb : calloc(1, sizeof(*vb) + s->block_pages);
 }
 
 static void vblock_dead(vmap_space *s, struct vblock *vb)
@@ -125,35 +121,43 @@ static void vblock_dead(vmap_space *s, struct vblock *vb)
 	pthread_mutex_unlock(&s->vb_dead_lock);
 }
 
-/* Reset a block to describe a fresh area at start, with n pages taken. */
-static void vblock_init(vmap_space *s, struct vblock *vb, uint64_t start,
-			unsigned cpu, unsigned order)
+/* With q locked: make vb describe a fresh area at start with its first
+ * piece (of 2^order pages) taken, and put it on q. */
+static void __vblock_init(vmap_space *s, struct vbq *q, struct vblock *vb,
+			  uint64_t start, unsigned cpu, unsigned order)
 {
-	pthread_mutex_lock(&vb->lock);
-	vb->start = start;
-	vb->cpu = cpu;
+	atomic_store(&vb->start, start);
+	atomic_store(&vb->cpu, cpu);
 	vb->free = (unsigned)s->block_pages - (1u << order);
 	vb->dirty = 0;
 	vb->dirty_min = (unsigned)s->block_pages;
 	vb->dirty_max = 0;
-	vb->live = true;
 	vb->on_free = false;
 	memset(vb->map, 0, s->block_pages);
 	vb->map[0] = (uint8_t)(order + 1);
-	pthread_mutex_unlock(&vb->lock);
+	link_all(q, vb);
+	if (vb->free)
+		link_free(q, vb);
+	atomic_store(&vb->live, true); /* last: find_locked checks it */
 }
 
-/* With the block's lock held and vb->live just cleared: give its area back
- * (lazily, as one area) and the struct to the dead list.  No other lock is
- * held; may_purge is false when the caller holds the purge mutex. */
+/* vb is off its queue and not live: give its area back (lazily, as one
+ * area) and the struct to the dead list.  No lock is held; may_purge is
+ * false when the caller holds the purge mutex. */
 static void retire(vmap_space *s, struct vblock *vb, bool may_purge)
 {
-	uint64_t start = vb->start;
-
-	pthread_mutex_unlock(&vb->lock);
-	vm_free(s, start, FREE_BLOCK | (may_purge ? 0 : FREE_NOPURGE), 0);
+	vm_free(s, atomic_load(&vb->start),
+		FREE_BLOCK | (may_purge ? 0 : FREE_NOPURGE), 0);
 	vblock_dead(s, vb);
 	atomic_fetch_add_explicit(&s->blocks_freed, 1, memory_order_relaxed);
+}
+
+/* With q locked: take vb out of service. */
+static void __vblock_kill(struct vbq *q, struct vblock *vb)
+{
+	atomic_store(&vb->live, false);
+	unlink_free(q, vb);
+	unlink_all(q, vb);
 }
 
 /* ---- allocation ---- */
@@ -178,19 +182,17 @@ int vb_alloc(vmap_space *s, uint64_t pages, uint64_t *addr)
 	for (vb = q->free_head; vb; vb = vb->free_next) {
 		unsigned off;
 
-		pthread_mutex_lock(&vb->lock);
-		if (vb->free < n) {
-			pthread_mutex_unlock(&vb->lock);
+		if (vb->free < n)
 			continue;
-		}
 		off = (unsigned)s->block_pages - vb->free;
 		vb->free -= n;
 		vb->map[off] = (uint8_t)(order + 1);
 		if (!vb->free)
 			unlink_free(q, vb);
-		*addr = vb->start + ((uint64_t)off << s->page_shift);
-		pthread_mutex_unlock(&vb->lock);
+		*addr = atomic_load_explicit(&vb->start, memory_order_relaxed) +
+			((uint64_t)off << s->page_shift);
 		pthread_mutex_unlock(&q->lock);
+		atomic_fetch_add_explicit(&q->allocs, 1, memory_order_relaxed);
 		return 0;
 	}
 	pthread_mutex_unlock(&q->lock);
@@ -207,27 +209,30 @@ int vb_alloc(vmap_space *s, uint64_t pages, uint64_t *addr)
 		vblock_dead(s, vb);
 		return err;
 	}
-	vblock_init(s, vb, a, cpu, order);
 	pthread_mutex_lock(&q->lock);
-	link_all(q, vb);
-	if (vb->free)
-		link_free(q, vb);
+	__vblock_init(s, q, vb, a, cpu, order);
 	pthread_mutex_unlock(&q->lock);
 	atomic_fetch_add_explicit(&s->blocks_created, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&q->allocs, 1, memory_order_relaxed);
 	*addr = a;
 	return 0;
 }
 
 /* ---- free ---- */
 
-/* The live block holding addr, locked; NULL if there is none. */
-static struct vblock *find_locked(vmap_space *s, uint64_t addr)
+/* The live block holding addr, with its queue locked (in *q); NULL if there
+ * is none.  The vblock may be retired or reused at any moment until its queue
+ * is locked, so it is checked again after: vblocks are never freed while the
+ * space lives, so the pointer stays safe to look at. */
+static struct vblock *find_locked(vmap_space *s, uint64_t addr,
+				  struct vbq **qp)
 {
 	uint64_t bytes = s->block_pages << s->page_shift;
 	uint64_t start = addr & ~(bytes - 1);
 	struct busy_shard *sh = busy_shard_of(&s->busy, start);
 	struct vblock *vb = NULL;
 	struct va *va;
+	unsigned cpu;
 
 	pthread_mutex_lock(&sh->lock);
 	va = __busy_find(sh, start);
@@ -236,28 +241,31 @@ static struct vblock *find_locked(vmap_space *s, uint64_t addr)
 	pthread_mutex_unlock(&sh->lock);
 	if (!vb)
 		return NULL;
-	pthread_mutex_lock(&vb->lock);
-	if (vb->live && vb->start == start)
+	cpu = atomic_load(&vb->cpu);
+	*qp = &s->vbq[cpu];
+	pthread_mutex_lock(&(*qp)->lock);
+	if (atomic_load(&vb->live) && atomic_load(&vb->start) == start &&
+	    atomic_load(&vb->cpu) == cpu)
 		return vb;
-	pthread_mutex_unlock(&vb->lock);
+	pthread_mutex_unlock(&(*qp)->lock);
 	return NULL;
 }
 
 int vb_free(vmap_space *s, uint64_t addr, uint64_t pages, bool *undo)
 {
 	unsigned order = order_of(pages), n = 1u << order, off;
-	struct vblock *vb = find_locked(s, addr);
 	struct vbq *q;
+	struct vblock *vb = find_locked(s, addr, &q);
 
-	if (!vb || (addr & (s->page_size - 1)))
-		goto not_found;
-	off = (unsigned)((addr - vb->start) >> s->page_shift);
-	if (!vb->map[off]) {
-		pthread_mutex_unlock(&vb->lock);
-		goto not_found;
+	if (!vb)
+		return -ENOENT;
+	off = (unsigned)((addr - atomic_load(&vb->start)) >> s->page_shift);
+	if ((addr & (s->page_size - 1)) || !vb->map[off]) {
+		pthread_mutex_unlock(&q->lock);
+		return -ENOENT;
 	}
 	if (vb->map[off] != order + 1) {
-		pthread_mutex_unlock(&vb->lock);
+		pthread_mutex_unlock(&q->lock);
 		return -EINVAL; /* the wrong count */
 	}
 	vb->map[off] = 0;
@@ -265,15 +273,10 @@ int vb_free(vmap_space *s, uint64_t addr, uint64_t pages, bool *undo)
 	 * still the block's last, un-bump it rather than dirty it. */
 	if (undo && off + n == s->block_pages - vb->free) {
 		vb->free += n;
-		*undo = true;
-		q = &s->vbq[vb->cpu];
-		pthread_mutex_unlock(&vb->lock);
-		pthread_mutex_lock(&q->lock);
-		pthread_mutex_lock(&vb->lock);
-		if (vb->live && vb->free && !vb->on_free)
+		if (!vb->on_free)
 			link_free(q, vb);
-		pthread_mutex_unlock(&vb->lock);
 		pthread_mutex_unlock(&q->lock);
+		*undo = true;
 		return 0;
 	}
 	vb->dirty += n;
@@ -282,24 +285,29 @@ int vb_free(vmap_space *s, uint64_t addr, uint64_t pages, bool *undo)
 	if (off + n > vb->dirty_max)
 		vb->dirty_max = off + n;
 	if (vb->dirty < s->block_pages) {
-		pthread_mutex_unlock(&vb->lock);
+		pthread_mutex_unlock(&q->lock);
+		atomic_fetch_add_explicit(&s->vbq[this_cpu(s)].frees, 1,
+					  memory_order_relaxed);
 		return 0;
 	}
-	/* All dirty: the block goes, as one lazy area.  Take it off its
-	 * queue first, in lock order. */
-	q = &s->vbq[vb->cpu];
-	vb->live = false;
-	pthread_mutex_unlock(&vb->lock);
-	pthread_mutex_lock(&q->lock);
-	pthread_mutex_lock(&vb->lock);
-	unlink_free(q, vb);
-	unlink_all(q, vb);
+	/* All dirty: the block goes, as one lazy area. */
+	__vblock_kill(q, vb);
 	pthread_mutex_unlock(&q->lock);
+	atomic_fetch_add_explicit(&s->vbq[this_cpu(s)].frees, 1,
+				  memory_order_relaxed);
 	retire(s, vb, true);
 	return 0;
+}
 
-not_found:
-	return -ENOENT;
+/* Take back the counts of a piece vmap_map_ram could not finish: its alloc,
+ * and the free that returned it if that free was counted. */
+void vb_uncount(vmap_space *s, bool freed)
+{
+	struct vbq *q = &s->vbq[this_cpu(s)];
+
+	atomic_fetch_sub_explicit(&q->allocs, 1, memory_order_relaxed);
+	if (freed)
+		atomic_fetch_sub_explicit(&q->frees, 1, memory_order_relaxed);
 }
 
 /* ---- purging ---- */
@@ -315,23 +323,16 @@ void purge_fragmented_blocks(vmap_space *s)
 		pthread_mutex_lock(&q->lock);
 		for (vb = q->free_head; vb; vb = next) {
 			next = vb->free_next;
-			pthread_mutex_lock(&vb->lock);
 			if (vb->free + vb->dirty == s->block_pages &&
 			    vb->dirty != s->block_pages) {
-				vb->live = false;
-				vb->free = 0;
-				vb->dirty = (unsigned)s->block_pages;
-				unlink_free(q, vb);
-				unlink_all(q, vb);
+				__vblock_kill(q, vb);
 				vb->free_next = gone;
 				gone = vb;
 			}
-			pthread_mutex_unlock(&vb->lock);
 		}
 		pthread_mutex_unlock(&q->lock);
 		for (vb = gone; vb; vb = next) {
 			next = vb->free_next;
-			pthread_mutex_lock(&vb->lock);
 			retire(s, vb, false);
 		}
 	}
@@ -349,23 +350,22 @@ struct va *collect_dirty(vmap_space *s, uint64_t *n)
 
 		pthread_mutex_lock(&q->lock);
 		for (struct vblock *vb = q->all; vb; vb = vb->all_next) {
+			uint64_t start = atomic_load(&vb->start);
 			struct va *r;
 
-			pthread_mutex_lock(&vb->lock);
-			if (vb->dirty_max > vb->dirty_min &&
-			    (r = calloc(1, sizeof(*r)))) {
-				r->start = vb->start +
-					   ((uint64_t)vb->dirty_min << s->page_shift);
-				r->end = vb->start +
-					 ((uint64_t)vb->dirty_max << s->page_shift);
-				r->flags = VA_DIRTY;
-				r->next = list;
-				list = r;
-				++*n;
-				vb->dirty_min = (unsigned)s->block_pages;
-				vb->dirty_max = 0;
-			}
-			pthread_mutex_unlock(&vb->lock);
+			if (vb->dirty_max <= vb->dirty_min ||
+			    !(r = calloc(1, sizeof(*r))))
+				continue;
+			r->start = start +
+				   ((uint64_t)vb->dirty_min << s->page_shift);
+			r->end = start +
+				 ((uint64_t)vb->dirty_max << s->page_shift);
+			r->flags = VA_DIRTY;
+			r->next = list;
+			list = r;
+			++*n;
+			vb->dirty_min = (unsigned)s->block_pages;
+			vb->dirty_max = 0;
 		}
 		pthread_mutex_unlock(&q->lock);
 	}
@@ -383,8 +383,11 @@ int vblocks_init(vmap_space *s, uint64_t block_pages)
 	s->vbq = calloc(s->nvbq, sizeof(*s->vbq));
 	if (!s->vbq)
 		return -ENOMEM;
-	for (unsigned c = 0; c < s->nvbq; c++)
+	for (unsigned c = 0; c < s->nvbq; c++) {
 		pthread_mutex_init(&s->vbq[c].lock, NULL);
+		atomic_init(&s->vbq[c].allocs, 0);
+		atomic_init(&s->vbq[c].frees, 0);
+	}
 	pthread_mutex_init(&s->vb_dead_lock, NULL);
 	s->vb_dead = NULL;
 	return 0;
@@ -397,14 +400,12 @@ void vblocks_fini(vmap_space *s)
 	for (unsigned c = 0; c < s->nvbq; c++) {
 		for (vb = s->vbq[c].all; vb; vb = next) {
 			next = vb->all_next;
-			pthread_mutex_destroy(&vb->lock);
 			free(vb);
 		}
 		pthread_mutex_destroy(&s->vbq[c].lock);
 	}
 	for (vb = s->vb_dead; vb; vb = next) {
 		next = vb->all_next;
-		pthread_mutex_destroy(&vb->lock);
 		free(vb);
 	}
 	pthread_mutex_destroy(&s->vb_dead_lock);
@@ -432,18 +433,19 @@ int __vblocks_validate(vmap_space *s, char *msg, size_t len)
 		unsigned blocks = 0;
 
 		for (struct vblock *vb = q->all; vb; vb = vb->all_next) {
-			struct busy_shard *sh = busy_shard_of(&s->busy,
-							      vb->start);
-			struct va *va = __busy_find(sh, vb->start);
+			uint64_t start = atomic_load(&vb->start);
+			struct va *va = __busy_find(busy_shard_of(&s->busy,
+								  start),
+						    start);
 			unsigned live = 0, next = 0;
 
-			pthread_mutex_lock(&vb->lock);
 			for (unsigned i = 0; i < s->block_pages; i++)
 				if (vb->map[i]) {
 					live += 1u << (vb->map[i] - 1);
 					next = i + (1u << (vb->map[i] - 1));
 				}
-			if (!vb->live || vb->cpu != c || !va ||
+			if (!atomic_load(&vb->live) ||
+			    atomic_load(&vb->cpu) != c || !va ||
 			    va->vb != vb || !(va->flags & VA_BLOCK) ||
 			    live + vb->free + vb->dirty != s->block_pages ||
 			    next > s->block_pages - vb->free ||
@@ -453,13 +455,11 @@ int __vblocks_validate(vmap_space *s, char *msg, size_t len)
 					 "vmap block %#llx (cpu %u): live %u + "
 					 "free %u + dirty %u != %llu pages, or "
 					 "its queue or busy area is wrong",
-					 (unsigned long long)vb->start, c, live,
+					 (unsigned long long)start, c, live,
 					 vb->free, vb->dirty,
 					 (unsigned long long)s->block_pages);
-				pthread_mutex_unlock(&vb->lock);
 				return -1;
 			}
-			pthread_mutex_unlock(&vb->lock);
 			blocks++;
 		}
 		if (blocks != q->blocks) {
@@ -473,12 +473,14 @@ int __vblocks_validate(vmap_space *s, char *msg, size_t len)
 
 void __vblocks_stats(vmap_space *s, unsigned cpu, struct vmap_stats *st)
 {
+	st->allocs += atomic_load_explicit(&s->vbq[cpu].allocs,
+					   memory_order_relaxed);
+	st->frees += atomic_load_explicit(&s->vbq[cpu].frees,
+					  memory_order_relaxed);
 	for (struct vblock *vb = s->vbq[cpu].all; vb; vb = vb->all_next) {
-		pthread_mutex_lock(&vb->lock);
 		st->blocks++;
 		st->block_free_pages += vb->free;
 		st->block_dirty_pages += vb->dirty;
-		pthread_mutex_unlock(&vb->lock);
 	}
 }
 
@@ -488,11 +490,9 @@ int __vblocks_dump(vmap_space *s, FILE *f)
 		unsigned n = 0, free = 0, dirty = 0;
 
 		for (struct vblock *vb = s->vbq[c].all; vb; vb = vb->all_next) {
-			pthread_mutex_lock(&vb->lock);
 			n++;
 			free += vb->free;
 			dirty += vb->dirty;
-			pthread_mutex_unlock(&vb->lock);
 		}
 		if (n && fprintf(f, "vmap blocks cpu %u: %u blocks, %u pages "
 				    "free, %u dirty\n", c, n, free, dirty) < 0)
