@@ -251,7 +251,8 @@ int vm_free(vmap_space *s, uint64_t addr, unsigned how, uint64_t bytes)
 	lazy = lazy_push(&s->lazy, va, space_pages(s, va->end - va->start));
 	pthread_mutex_unlock(&shard->lock);
 	free(retired);
-	count(&s->frees);
+	if (!(how & FREE_BLOCK))
+		count(&s->frees); /* a block's pieces were counted instead */
 
 	/* An extra try on the boundary, when two frees cross it at once, is
 	 * harmless: the second finds the purge running and returns. */

@@ -48,30 +48,25 @@ static inline void count(atomic_uint_fast64_t *c, uint64_t n)
 	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
 }
 
-static size_t count_runs(const struct va *v)
+/*
+ * Add v to the runs r[0..*n): into the last run if it touches or overlaps
+ * it, else as a new run if there is room for one (cap); false if there is
+ * not.  Lazy areas never overlap, but a live block's dirty range collected by
+ * vmap_unmap_aliases can lie inside the block if a free retired it meanwhile
+ * and this purge took it too.
+ */
+static bool add_run(struct vmap_range *r, size_t *n, size_t cap,
+		    const struct va *v)
 {
-	size_t runs = 0;
-
-	for (uint64_t end = 0; v; v = v->next) {
-		runs += !(runs && v->start == end);
-		end = v->end;
+	if (*n && v->start <= r[*n - 1].end) {
+		if (v->end > r[*n - 1].end)
+			r[*n - 1].end = v->end;
+		return true;
 	}
-	return runs;
-}
-
-static void fill_runs(const struct va *v, struct vmap_range *r)
-{
-	size_t i = 0;
-
-	for (; v; v = v->next) {
-		if (i && r[i - 1].end == v->start) {
-			r[i - 1].end = v->end;
-		} else {
-			r[i].start = v->start;
-			r[i].end = v->end;
-			i++;
-		}
-	}
+	if (*n == cap)
+		return false;
+	r[(*n)++] = (struct vmap_range){ v->start, v->end };
+	return true;
 }
 
 /* The space whose flush callback this thread is running, if any. */
@@ -95,41 +90,35 @@ static void call_flush(vmap_space *s, const struct vmap_range *r, size_t n)
 	count(&s->ranges_flushed, n);
 }
 
-/* Flush the sorted list: once, or in pieces if the vector cannot grow. */
-static void flush_list(vmap_space *s, const struct va *list)
+/* Flush the sorted list of n records: once, or in pieces if the vector
+ * cannot grow. */
+static void flush_list(vmap_space *s, const struct va *list, uint64_t n)
 {
-	size_t runs = list ? count_runs(list) : 0;
 	struct vmap_range piece[64];
+	size_t runs = 0;
 
-	if (runs > s->vec_cap) {
-		struct vmap_range *v = realloc(s->vec, runs * sizeof(*v));
+	if (n > s->vec_cap) {
+		struct vmap_range *v = realloc(s->vec, n * sizeof(*v));
 
 		if (v) {
 			s->vec = v;
-			s->vec_cap = runs;
+			s->vec_cap = n;
 		}
 	}
-	if (runs <= s->vec_cap) {
-		if (runs)
-			fill_runs(list, s->vec);
+	if (n <= s->vec_cap) {
+		for (; list; list = list->next)
+			add_run(s->vec, &runs, n, list);
 		call_flush(s, runs ? s->vec : piece, runs);
 		return;
 	}
 	/* No memory for one vector: flush the sorted ranges piece by piece. */
-	while (list) {
-		size_t i = 0;
-
-		for (; list; list = list->next) {
-			if (i && piece[i - 1].end == list->start)
-				piece[i - 1].end = list->end;
-			else if (i < 64)
-				piece[i++] = (struct vmap_range){ list->start,
-								  list->end };
-			else
-				break;
+	for (; list; list = list->next)
+		if (!add_run(piece, &runs, 64, list)) {
+			call_flush(s, piece, runs);
+			runs = 0;
+			add_run(piece, &runs, 64, list);
 		}
-		call_flush(s, piece, i);
-	}
+	call_flush(s, piece, runs);
 }
 
 /*
@@ -231,7 +220,7 @@ void __vm_purge(vmap_space *s, bool force, struct va *extra, uint64_t nextra)
 			extra = NULL;
 		}
 		list = batch_sort(s, list, nextra, &n);
-		flush_list(s, list);
+		flush_list(s, list, n);
 		if (s->memory)
 			list = memory_restore(s, list);
 		count(&s->areas_purged, give_back(s, list));

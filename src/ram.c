@@ -21,17 +21,12 @@ static uint64_t to_pages(const vmap_space *s, uint64_t size)
 int vmap_ram_alloc(vmap_space *s, uint64_t size, uint64_t *addr)
 {
 	uint64_t pages;
-	int err;
 
 	if (!s || !addr || !(pages = to_pages(s, size)))
 		return -EINVAL;
 	if (pages > VMAP_RAM_MAX_PAGES)
 		return vmap_alloc(s, size, 0, 0, UINT64_MAX, addr);
-	err = vb_alloc(s, pages, addr);
-	if (err)
-		atomic_fetch_add_explicit(&s->alloc_failures, 1,
-					  memory_order_relaxed);
-	return err;
+	return vb_alloc(s, pages, addr);
 }
 
 int vmap_ram_free(vmap_space *s, uint64_t addr, uint64_t size)

@@ -199,14 +199,17 @@ int vb_alloc(vmap_space *s, uint64_t pages, uint64_t *addr)
 
 	/* A new block, its first piece ours (Roman Pen's second 2015 fix). */
 	vb = vblock_new(s);
-	if (!vb)
+	if (!vb) {
+		atomic_fetch_add_explicit(&s->alloc_failures, 1,
+					  memory_order_relaxed);
 		return -ENOMEM;
+	}
 	f = (struct fit){ .size = s->block_pages << s->page_shift,
 			  .align = s->block_pages << s->page_shift,
 			  .lo = s->base, .hi = s->end };
 	err = vm_alloc(s, &f, VA_BLOCK | (s->memory ? VA_FILE : 0), vb, &a);
 	if (err) {
-		vblock_dead(s, vb);
+		vblock_dead(s, vb); /* vm_alloc counted the failure */
 		return err;
 	}
 	pthread_mutex_lock(&q->lock);
