@@ -28,7 +28,7 @@ static inline uint64_t len(const struct va *n)
 
 static inline int height(const struct va *n)
 {
-	return n ? n->ft.height : 0;
+	return n ? n->height : 0;
 }
 
 static inline uint64_t maxof(const struct va *n)
@@ -48,9 +48,9 @@ static bool update(struct va *n)
 	int hl = height(n->ft.left), hr = height(n->ft.right);
 	int h = 1 + (hl > hr ? hl : hr);
 	uint64_t m = max3(len(n), maxof(n->ft.left), maxof(n->ft.right));
-	bool changed = h != n->ft.height || m != n->ft.max;
+	bool changed = h != n->height || m != n->ft.max;
 
-	n->ft.height = h;
+	n->height = h;
 	n->ft.max = m;
 	return changed;
 }
@@ -153,7 +153,7 @@ static void link_node(struct freetree *t, struct va *z)
 	}
 	z->ft.left = z->ft.right = NULL;
 	z->ft.parent = parent;
-	z->ft.height = 1;
+	z->height = 1;
 	z->ft.max = len(z);
 	*link = z;
 	rebalance(t, parent, NULL);
@@ -183,7 +183,7 @@ static void erase(struct freetree *t, struct va *z)
 		replace(t, z, y);
 		y->ft.left = z->ft.left;
 		y->ft.left->ft.parent = y;
-		y->ft.height = 0; /* stale: it must be recomputed */
+		y->height = 0; /* stale: it must be recomputed */
 		until = y;
 	}
 	rebalance(t, fix, until);
@@ -545,11 +545,11 @@ static int validate(const struct va *n, const struct va *parent,
 	if (hr < 0)
 		return -1;
 	m = max3(len(n), maxof(n->ft.left), maxof(n->ft.right));
-	if (n->ft.height != 1 + (hl > hr ? hl : hr) || hl - hr > 1 ||
+	if (n->height != 1 + (hl > hr ? hl : hr) || hl - hr > 1 ||
 	    hr - hl > 1) {
 		snprintf(v->msg, v->len,
 			 "free node %#llx: height %d, children %d/%d",
-			 (unsigned long long)n->start, n->ft.height, hl, hr);
+			 (unsigned long long)n->start, n->height, hl, hr);
 		return -1;
 	}
 	if (n->ft.max != m) {
@@ -559,7 +559,7 @@ static int validate(const struct va *n, const struct va *parent,
 			 (unsigned long long)n->ft.max, (unsigned long long)m);
 		return -1;
 	}
-	return n->ft.height;
+	return n->height;
 }
 
 int ft_validate(const struct freetree *t, char *msg, size_t len)

@@ -35,13 +35,15 @@ struct va {
 	uint64_t start; /* [start, end), page-aligned */
 	uint64_t end;
 	unsigned flags; /* VA_*: set by the allocation, read by the purge */
-	struct vblock *vb; /* VA_BLOCK: the block; set before it is busy */
+	int height;	/* free: the node's height in the free tree */
 	union {
-		struct va *next; /* busy chain or lazy list */
+		struct {
+			struct va *next;   /* busy chain or lazy list */
+			struct vblock *vb; /* busy VA_BLOCK: the block */
+		};
 		struct {
 			struct va *left, *right, *parent;
 			uint64_t max; /* largest end - start in this subtree */
-			int height;
 		} ft;
 	};
 };
