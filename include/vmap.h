@@ -310,7 +310,9 @@ VMAP_API int vmap_vfree(vmap_space *space, const void *ptr);
  *   ENOSPC  no room, even after a purge.
  *   EBADF, EACCES, ENODEV  from mmap: fd not open, not open for the access
  *           prot asks, or not mappable.
- *   ENOMEM  out of memory, or the kernel refused another mapping.
+ *   ENOMEM  out of memory, or the kernel refused another mapping even
+ *           after a sync purge (which can turn waiting file mappings back
+ *           into plain space) and a second try.
  * On failure nothing changed: what was mapped is undone.
  *
  * vmap_vunmap: free a vmap_vmap area, lazily, like vmap_vfree (which also
@@ -358,7 +360,10 @@ VMAP_API int vmap_xalloc(vmap_space *space, uint64_t size, uint64_t align,
  * Free the area that starts at addr.  The area's range is not reusable yet: it
  * goes onto the lazy list and is released by a later purge.  If this free takes
  * the lazy pages past lazy_max_pages, the call tries a purge (VMAP_PURGE_TRY):
- * it purges unless another purge is already running.
+ * it purges unless another purge is already running.  Past twice
+ * lazy_max_pages (other threads kept freeing while a purge ran), it waits for
+ * the running purge and purges (VMAP_PURGE_SYNC), so the lazy pages stay
+ * below 2 * lazy_max_pages plus what frees add while one purge runs.
  *
  * Errors:
  *   -EINVAL  space is NULL.

@@ -246,9 +246,10 @@ int vm_free(vmap_space *s, uint64_t addr, unsigned how, uint64_t bytes)
 	 * llist patch.  So everything that reads va (its size, here) happens
 	 * before the push, and the decision to purge uses the value that the
 	 * atomic add *returned*, not a re-read of the counter or of va.
-	 * lazy_push() adds then publishes; after it, va is not ours.
+	 * vm_publish() (lazy_push) adds then publishes; after it, va is not
+	 * ours.
 	 */
-	lazy = lazy_push(&s->lazy, va, space_pages(s, va->end - va->start));
+	lazy = vm_publish(s, shard, va);
 	pthread_mutex_unlock(&shard->lock);
 	free(retired);
 	if (!(how & FREE_BLOCK))
@@ -259,6 +260,11 @@ int vm_free(vmap_space *s, uint64_t addr, unsigned how, uint64_t bytes)
 	if (how & FREE_NOPURGE)
 		return 0;
 	if (s->strict && !vm_in_flush(s))
+		vm_purge(s, VMAP_PURGE_SYNC);
+	else if (lazy > 2 * s->lazy_max_pages && !vm_in_flush(s))
+		/* A try that finds a purge running leaves the list growing
+		 * for as long as that purge takes; past twice the threshold,
+		 * wait for it and purge again, so laziness stays bounded. */
 		vm_purge(s, VMAP_PURGE_SYNC);
 	else if (lazy > s->lazy_max_pages)
 		vm_purge(s, VMAP_PURGE_TRY);

@@ -165,9 +165,46 @@ struct va *__busy_find(struct busy_shard *s, uint64_t start)
 {
 	struct va *va = *chain(s, start);
 
-	while (va && va->start != start)
+	while (va && (va->start != start || (va->flags & VA_LAZY)))
 		va = va->next;
 	return va;
+}
+
+void __busy_insert_lazy(struct busy_shard *s, struct va *va)
+{
+	struct va **head = chain(s, va->start);
+
+	va->flags |= VA_LAZY;
+	va->next = *head;
+	*head = va;
+}
+
+static struct va *unlink_lazy(struct va **link, struct va *list)
+{
+	while (*link) {
+		struct va *va = *link;
+
+		if (va->flags & VA_LAZY) {
+			*link = va->next;
+			va->flags &= ~VA_LAZY;
+			va->next = list;
+			list = va;
+		} else {
+			link = &va->next;
+		}
+	}
+	return list;
+}
+
+struct va *__busy_unlink_lazy(struct busy_shard *s)
+{
+	struct va *list = NULL;
+
+	for (uint64_t b = 0; b <= s->mask; b++)
+		list = unlink_lazy(&s->buckets[b], list);
+	for (uint64_t b = s->moved; s->old && b <= s->old_mask; b++)
+		list = unlink_lazy(&s->old[b], list);
+	return list;
 }
 
 struct va *__busy_remove(struct busy_shard *s, uint64_t start,
@@ -178,7 +215,7 @@ struct va *__busy_remove(struct busy_shard *s, uint64_t start,
 	     link = &(*link)->next) {
 		struct va *va = *link;
 
-		if (va->start == start) {
+		if (va->start == start && !(va->flags & VA_LAZY)) {
 			if (va->flags & refuse)
 				return NULL;
 			*link = va->next;
@@ -237,6 +274,9 @@ static int validate_one(void *arg, struct va *va)
 {
 	struct validate *v = arg;
 	struct va *x;
+
+	if (va->flags & VA_LAZY)
+		return 0; /* legacy build: a lazy area, not counted as busy */
 
 	/* In the right shard, and found by a lookup. */
 	for (x = *chain(v->s, va->start); x && x != va; x = x->next)

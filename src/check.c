@@ -44,10 +44,13 @@ static int add(void *arg, const struct va *va)
 		sn->item = it;
 		sn->cap = cap;
 	}
-	sn->item[sn->n++] = (struct item){
-		va->start, va->end,
-		sn->adding == BUSY && (va->flags & VA_BLOCK) ? BLOCK : sn->adding
-	};
+	enum state st = sn->adding;
+
+	if (st == BUSY && (va->flags & VA_LAZY))
+		st = LAZY; /* the legacy build keeps lazy areas in the map */
+	else if (st == BUSY && (va->flags & VA_BLOCK))
+		st = BLOCK;
+	sn->item[sn->n++] = (struct item){ va->start, va->end, st };
 	return 0;
 }
 

@@ -18,7 +18,7 @@ const char *vmap_strerror(int err)
 	case ENOENT:
 		return "address is not the start of a busy area";
 	case ENOMEM:
-		return "out of memory for vmap's own records";
+		return "out of memory, or the kernel refused another mapping";
 	case EBUSY:
 		return "another purge is running";
 	case E2BIG:

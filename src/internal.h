@@ -30,6 +30,7 @@
 #define VA_GUARD 0x2u /* memory space: the last page is a guard page */
 #define VA_BLOCK 0x4u /* a vmap block (vblock.c); not the caller's to free */
 #define VA_DIRTY 0x8u /* a purge record for a live block's dirty range */
+#define VA_LAZY 0x10u /* legacy build: freed, still in the busy map */
 
 struct va {
 	uint64_t start; /* [start, end), page-aligned */
@@ -136,6 +137,10 @@ int __busy_walk(struct busy_map *m, int (*fn)(void *, const struct va *),
 		void *arg);
 /* With every shard locked: areas in the right shard, counters right. */
 int __busy_validate(struct busy_map *m, char *msg, size_t len);
+/* Legacy build: keep a freed area in the map, flagged VA_LAZY and not
+ * counted; and unlink every such area, as a ->next list. */
+void __busy_insert_lazy(struct busy_shard *s, struct va *va);
+struct va *__busy_unlink_lazy(struct busy_shard *s);
 
 /* ---- lazy.c: the lock-free lazy list and its counters ---- */
 
@@ -152,6 +157,21 @@ uint64_t lazy_push(struct lazy_list *l, struct va *va, uint64_t pages);
 struct va *lazy_take_all(struct lazy_list *l);
 /* Put back an area a purge took but could not release; still counted. */
 void lazy_repush(struct lazy_list *l, struct va *va);
+/*
+ * The lazy-free mechanism, as the rest of the library sees it.  In vmap it is
+ * the list above; the legacy build (VMAP_LEGACY, legacy.c) has the pre-2016
+ * kernel's instead -- a lazy flag on an area left in the busy map, and a
+ * purge that walks every busy area -- so that the benchmark can compare the
+ * two with nothing else different.
+ *   vm_publish:   va has left the busy map (sh locked): make it lazy and count
+ *                 it; returns the lazy pages.  va is not ours after.
+ *   vm_republish: a purge could not release va: lazy again, still counted.
+ *   vm_take:      a purge takes every lazy area (purge mutex held).
+ */
+uint64_t vm_publish(vmap_space *s, struct busy_shard *sh, struct va *va);
+void vm_republish(vmap_space *s, struct va *va);
+struct va *vm_take(vmap_space *s);
+
 /* A purge has given back `pages` pages in `areas` areas. */
 void lazy_retire(struct lazy_list *l, uint64_t pages, uint64_t areas);
 

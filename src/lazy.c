@@ -57,3 +57,23 @@ void lazy_retire(struct lazy_list *l, uint64_t pages, uint64_t areas)
 	atomic_fetch_sub_explicit(&l->pages, pages, memory_order_relaxed);
 	atomic_fetch_sub_explicit(&l->areas, areas, memory_order_relaxed);
 }
+
+#ifndef VMAP_LEGACY
+/* The mechanism (the legacy build has its own, in legacy.c). */
+
+uint64_t vm_publish(vmap_space *s, struct busy_shard *sh, struct va *va)
+{
+	(void)sh;
+	return lazy_push(&s->lazy, va, space_pages(s, va->end - va->start));
+}
+
+void vm_republish(vmap_space *s, struct va *va)
+{
+	lazy_repush(&s->lazy, va);
+}
+
+struct va *vm_take(vmap_space *s)
+{
+	return lazy_take_all(&s->lazy);
+}
+#endif

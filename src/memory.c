@@ -117,7 +117,7 @@ struct va *memory_restore(vmap_space *s, struct va *list)
 		next = v->next;
 		if (v->flags & VA_STUCK) {
 			v->flags &= ~VA_STUCK;
-			lazy_repush(&s->lazy, v);
+			vm_republish(s, v);
 			stuck++;
 		} else {
 			*tail = v;
@@ -206,8 +206,25 @@ int vmap_vfree(vmap_space *s, const void *ptr)
 
 /* ---- vmap of a file's pages ---- */
 
+static void *vmap_once(vmap_space *s, int fd, const uint64_t *pgoff,
+		       size_t n, int prot);
+
+/* If the kernel refuses another mapping (vm.max_map_count), a purge may
+ * turn waiting file mappings back into plain space: then one more try. */
 void *vmap_vmap(vmap_space *s, int fd, const uint64_t *pgoff, size_t n,
 		int prot)
+{
+	void *p = vmap_once(s, fd, pgoff, n, prot);
+
+	if (!p && errno == ENOMEM) {
+		vmap_purge(s, VMAP_PURGE_SYNC);
+		p = vmap_once(s, fd, pgoff, n, prot);
+	}
+	return p;
+}
+
+static void *vmap_once(vmap_space *s, int fd, const uint64_t *pgoff,
+		       size_t n, int prot)
 {
 	uint64_t ps, a, calls = 0;
 	struct fit f;

@@ -128,11 +128,30 @@ static int os_map_file(uint64_t addr, uint64_t len, int fd, uint64_t off,
 
 static int os_map_anon(uint64_t addr, uint64_t len)
 {
-	void *p = mmap((void *)(uintptr_t)addr, len, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
-		       -1, 0);
+	int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+	void *a = (void *)(uintptr_t)addr, *p;
 
-	return p == MAP_FAILED ? -errno : 0;
+	p = mmap(a, len, PROT_READ | PROT_WRITE, flags | MAP_FIXED, -1, 0);
+	if (p != MAP_FAILED)
+		return 0;
+	if (errno != ENOMEM)
+		return -errno;
+	/*
+	 * At vm.max_map_count the kernel refuses any mmap, even one that would
+	 * replace many mappings by one.  munmap first (it lowers the count),
+	 * then map the hole -- without MAP_FIXED's replace, since another
+	 * thread may have mapped something there meanwhile: then the range
+	 * stays out of use rather than clobber it.
+	 */
+	if (munmap(a, len))
+		return -errno;
+	p = mmap(a, len, PROT_READ | PROT_WRITE, flags | MAP_FIXED_NOREPLACE,
+		 -1, 0);
+	if (p == a)
+		return 0;
+	if (p != MAP_FAILED) /* an old kernel's hint, not where we asked */
+		munmap(p, len);
+	return -EEXIST;
 }
 
 #ifndef MADV_GUARD_INSTALL

@@ -113,7 +113,7 @@ void pool_drain(vmap_space *s)
 			struct va *va;
 
 			while ((va = pop(s, sh, c)))
-				lazy_push(&s->lazy, va, c + 1);
+				vm_publish(s, sh, va);
 		}
 		pthread_mutex_unlock(&sh->lock);
 	}

@@ -207,7 +207,7 @@ void __vm_purge(vmap_space *s, bool force, struct va *extra, uint64_t nextra)
 		uint64_t stuck = atomic_load(&s->release_errors);
 
 		t0 = vm_now_ns();
-		list = lazy_take_all(&s->lazy);
+		list = vm_take(s);
 		if (!list && !extra && !force)
 			break;
 		if (extra) {
@@ -234,7 +234,7 @@ void __vm_purge(vmap_space *s, bool force, struct va *extra, uint64_t nextra)
 		 * not purge by itself (this purge holds the mutex): its area
 		 * is released here, at once, as strict mode promises -- unless
 		 * what is lazy is what the kernel just refused to release. */
-		again = s->strict && atomic_load(&s->lazy.head) &&
+		again = s->strict && atomic_load(&s->lazy.areas) &&
 			stuck == atomic_load(&s->release_errors);
 	} while (again);
 }

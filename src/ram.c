@@ -40,7 +40,24 @@ int vmap_ram_free(vmap_space *s, uint64_t addr, uint64_t size)
 	return vb_free(s, addr, pages, NULL);
 }
 
+static void *map_ram(vmap_space *s, int fd, const uint64_t *pgoff, size_t n);
+
+/* Each run of file pages is a mapping of its own until its block is purged:
+ * with enough pieces waiting, the kernel refuses the next mapping
+ * (vm.max_map_count).  A purge turns the retired blocks back into one plain
+ * mapping; then one more try. */
 void *vmap_map_ram(vmap_space *s, int fd, const uint64_t *pgoff, size_t n)
+{
+	void *p = map_ram(s, fd, pgoff, n);
+
+	if (!p && errno == ENOMEM) {
+		vmap_purge(s, VMAP_PURGE_SYNC);
+		p = map_ram(s, fd, pgoff, n);
+	}
+	return p;
+}
+
+static void *map_ram(vmap_space *s, int fd, const uint64_t *pgoff, size_t n)
 {
 	uint64_t a, ps, calls = 0;
 	int err;
