@@ -306,6 +306,12 @@ int memory_check_config(const struct vmap_config *c);
 /* Reserve the space's memory and make release() its flush. */
 int memory_init(vmap_space *s, uint64_t length, unsigned flags);
 void memory_fini(vmap_space *s);
+/* pgoff[0..n) all within a file offset's range?  */
+bool file_offsets_ok(const vmap_space *s, const uint64_t *pgoff, size_t n);
+/* Map pages pgoff[0..n) of fd at a, one mmap per run of consecutive pages;
+ * *mapped: how many pages were mapped before an error. */
+int map_file_runs(vmap_space *s, uint64_t a, int fd, const uint64_t *pgoff,
+		  size_t n, int prot, size_t *mapped);
 /* After a purge's flush: restore file and guard pages; returns the list of
  * areas that may go back to the free tree. */
 struct va *memory_restore(vmap_space *s, struct va *list);

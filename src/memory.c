@@ -206,6 +206,37 @@ int vmap_vfree(vmap_space *s, const void *ptr)
 
 /* ---- vmap of a file's pages ---- */
 
+bool file_offsets_ok(const vmap_space *s, const uint64_t *pgoff, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (pgoff[i] > (uint64_t)INT64_MAX / s->page_size)
+			return false;
+	return true;
+}
+
+int map_file_runs(vmap_space *s, uint64_t a, int fd, const uint64_t *pgoff,
+		  size_t n, int prot, size_t *mapped)
+{
+	uint64_t ps = s->page_size, calls = 0;
+	int err = 0;
+	size_t i, j;
+
+	/* One mapping per run of consecutive pages of the file. */
+	for (i = 0; i < n && !err; i = j) {
+		for (j = i + 1; j < n && pgoff[j] == pgoff[j - 1] + 1; j++)
+			;
+		calls++;
+		err = s->os->map_file(a + i * ps, (j - i) * ps, fd,
+				      pgoff[i] * ps, prot);
+		if (err)
+			j = i;
+	}
+	*mapped = i;
+	atomic_fetch_add_explicit(&s->map_syscalls, calls,
+				  memory_order_relaxed);
+	return err;
+}
+
 static void *vmap_once(vmap_space *s, int fd, const uint64_t *pgoff,
 		       size_t n, int prot);
 
@@ -226,7 +257,8 @@ void *vmap_vmap(vmap_space *s, int fd, const uint64_t *pgoff, size_t n,
 static void *vmap_once(vmap_space *s, int fd, const uint64_t *pgoff,
 		       size_t n, int prot)
 {
-	uint64_t ps, a, calls = 0;
+	uint64_t ps, a;
+	size_t mapped;
 	struct fit f;
 	int err;
 
@@ -234,11 +266,8 @@ static void *vmap_once(vmap_space *s, int fd, const uint64_t *pgoff,
 	    (prot & ~(PROT_READ | PROT_WRITE)))
 		goto invalid;
 	ps = s->page_size;
-	if (n > UINT64_MAX / ps)
+	if (n > UINT64_MAX / ps || !file_offsets_ok(s, pgoff, n))
 		goto invalid;
-	for (size_t i = 0; i < n; i++)
-		if (pgoff[i] > (uint64_t)INT64_MAX / ps)
-			goto invalid;
 	err = vm_make_fit(s, n * ps, 0, 0, 0, 0, UINT64_MAX, 0, &f);
 	if (!err)
 		err = vm_alloc(s, &f, VA_FILE, NULL, &a);
@@ -246,28 +275,19 @@ static void *vmap_once(vmap_space *s, int fd, const uint64_t *pgoff,
 		errno = -err;
 		return NULL;
 	}
-	/* One mapping per run of consecutive pages of the file. */
-	for (size_t i = 0, j; i < n; i = j) {
-		for (j = i + 1; j < n && pgoff[j] == pgoff[j - 1] + 1; j++)
-			;
-		calls++;
-		err = s->os->map_file(a + i * ps, (j - i) * ps, fd,
-				      pgoff[i] * ps, prot);
-		if (err) {
-			/* Undo: plain space again, then no area at all; if
-			 * even that fails, the purge will finish the job. */
-			if (i && s->os->map_anon(a, i * ps))
-				vmap_free(s, a);
-			else
-				vm_unalloc(s, a, f.size);
-			atomic_fetch_add_explicit(&s->alloc_failures, 1,
-						  memory_order_relaxed);
-			errno = -err;
-			return NULL;
-		}
+	err = map_file_runs(s, a, fd, pgoff, n, prot, &mapped);
+	if (err) {
+		/* Undo: plain space again, then no area at all; if even that
+		 * fails, the purge will finish the job. */
+		if (mapped && s->os->map_anon(a, mapped * ps))
+			vmap_free(s, a);
+		else
+			vm_unalloc(s, a, f.size);
+		atomic_fetch_add_explicit(&s->alloc_failures, 1,
+					  memory_order_relaxed);
+		errno = -err;
+		return NULL;
 	}
-	atomic_fetch_add_explicit(&s->map_syscalls, calls,
-				  memory_order_relaxed);
 	atomic_fetch_add_explicit(&s->allocs, 1, memory_order_relaxed);
 	return (void *)(uintptr_t)a;
 

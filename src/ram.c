@@ -59,7 +59,8 @@ void *vmap_map_ram(vmap_space *s, int fd, const uint64_t *pgoff, size_t n)
 
 static void *map_ram(vmap_space *s, int fd, const uint64_t *pgoff, size_t n)
 {
-	uint64_t a, ps, calls = 0;
+	uint64_t a, ps;
+	size_t mapped;
 	int err;
 
 	if (!s || !s->memory || !pgoff || !n || fd < 0) {
@@ -69,40 +70,33 @@ static void *map_ram(vmap_space *s, int fd, const uint64_t *pgoff, size_t n)
 	if (n > VMAP_RAM_MAX_PAGES)
 		return vmap_vmap(s, fd, pgoff, n, PROT_READ | PROT_WRITE);
 	ps = s->page_size;
-	for (size_t i = 0; i < n; i++)
-		if (pgoff[i] > (uint64_t)INT64_MAX / ps) {
-			errno = EINVAL;
-			return NULL;
-		}
+	if (!file_offsets_ok(s, pgoff, n)) {
+		errno = EINVAL;
+		return NULL;
+	}
 	err = vmap_ram_alloc(s, n * ps, &a);
+	if (!err)
+		err = map_file_runs(s, a, fd, pgoff, n, PROT_READ | PROT_WRITE,
+				    &mapped);
+	else
+		a = 0;
+	if (err && a) {
+		bool undone = false;
+
+		/* Plain space again, then the piece back: un-bumped if it is
+		 * still its block's last, else dirty (the block's purge
+		 * remaps it anyway). */
+		if (mapped)
+			s->os->map_anon(a, mapped * ps);
+		vb_free(s, a, n, &undone);
+		vb_uncount(s, !undone);
+		atomic_fetch_add_explicit(&s->alloc_failures, 1,
+					  memory_order_relaxed);
+	}
 	if (err) {
 		errno = -err;
 		return NULL;
 	}
-	for (size_t i = 0, j; i < n; i = j) {
-		for (j = i + 1; j < n && pgoff[j] == pgoff[j - 1] + 1; j++)
-			;
-		calls++;
-		err = s->os->map_file(a + i * ps, (j - i) * ps, fd,
-				      pgoff[i] * ps, PROT_READ | PROT_WRITE);
-		if (err) {
-			bool undone = false;
-
-			/* Plain space again, then the piece back: un-bumped
-			 * if it is still its block's last, else dirty (the
-			 * block's purge remaps it anyway). */
-			if (i)
-				s->os->map_anon(a, i * ps);
-			vb_free(s, a, n, &undone);
-			vb_uncount(s, !undone);
-			atomic_fetch_add_explicit(&s->alloc_failures, 1,
-						  memory_order_relaxed);
-			errno = -err;
-			return NULL;
-		}
-	}
-	atomic_fetch_add_explicit(&s->map_syscalls, calls,
-				  memory_order_relaxed);
 	return (void *)(uintptr_t)a;
 }
 
