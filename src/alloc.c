@@ -16,6 +16,10 @@
 
 #include "internal.h"
 
+#ifdef VMAP_TEST_HOOKS
+void (*vm_test_after_publish)(vmap_space *s);
+#endif
+
 static inline void count(atomic_uint_fast64_t *c)
 {
 	atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
@@ -250,6 +254,20 @@ int vm_free(vmap_space *s, uint64_t addr, unsigned how, uint64_t bytes)
 	 * ours.
 	 */
 	lazy = vm_publish(s, shard, va);
+#ifdef VMAP_TEST_HOOKS
+	/* The regression test of the seed's race: here another CPU's purge
+	 * may take va, release it and free the record. */
+	if (vm_test_after_publish)
+		vm_test_after_publish(s);
+#ifdef VMAP_TEST_OLD_ORDER
+	{
+		/* The pre-2016 order: the size read after publishing. */
+		volatile uint64_t size = va->end - va->start;
+
+		(void)size;
+	}
+#endif
+#endif
 	pthread_mutex_unlock(&shard->lock);
 	free(retired);
 	if (!(how & FREE_BLOCK))

@@ -350,6 +350,11 @@ void __pool_walk(vmap_space *s, int (*fn)(void *, const struct va *),
 		 void *arg, int *err);
 void pool_fini(vmap_space *s, void (*release)(struct va *));
 
+#ifdef VMAP_TEST_HOOKS
+/* Test builds only: called by vm_free right after it published an area. */
+extern void (*vm_test_after_publish)(vmap_space *s);
+#endif
+
 /* ---- purge.c ---- */
 
 int vm_purge(vmap_space *s, unsigned how);
