@@ -392,8 +392,10 @@ static int long_busy_list_alloc_test(struct tv_worker *w, int id)
  * One page at every alignment up to 2^63, once a run (the kernel's has no
  * loop).  The big ones cannot fit: that is the xfail.  We try them all, not
  * stopping at the first miss, since it was the overflow of the highest that
- * found a kernel bug.  But a miss where the space has 16 or more aligned
- * candidates is no overflow: that fails for real.
+ * found a kernel bug.  A miss counts as the xfail whatever the alignment, as
+ * in the kernel: under the stress preset, other workers' long-lived areas
+ * (warm pages from the pool among them) can hold every 1 GiB boundary of the
+ * space, and then a 1 GiB-aligned page rightly does not fit.
  */
 static int align_shift_alloc_test(struct tv_worker *w, int id)
 {
@@ -406,8 +408,6 @@ static int align_shift_alloc_test(struct tv_worker *w, int id)
 		r = get(w, K_AREA, t->ps, 1ull << i, TZ | F_QUIET, &a);
 		if (!r)
 			r = put(w, K_AREA, a, t->ps);
-		else if (r > 0 && (1ull << i) <= (t->end - t->base) / 16)
-			r = report(w, "no page aligned to %#llx", ULL(1) << i);
 		ret = r < 0 ? -1 : ret | r;
 	}
 	return ret;
