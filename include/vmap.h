@@ -63,16 +63,22 @@
  *   lazy page and area counters       atomic; add-and-return on free
  *   event counters (purges, ...)      atomic, relaxed
  *   purge state, flush vector         purge mutex
+ *   warm pool (memory spaces)         the busy shard lock of each area's start
+ *   vmap blocks of one CPU            that CPU's queue mutex (no lock per block)
  *
- *   lock order: purge mutex -> free lock -> busy shard locks (ascending).
+ *   lock order: purge mutex -> free lock -> busy shard locks (ascending)
+ *               -> vmap block queue mutexes (ascending).
+ *
+ *   - vmap_ram_alloc/vmap_ram_free take the calling CPU's queue mutex (and a
+ *     free, one busy shard lock to find the block); CPUs do not contend.
  *
  *   - vmap_free() takes only one busy shard lock; pushing onto the lazy list
  *     and counting are lock-free, so a free never waits for another thread's
- *     purge or flush.  But the free that takes the lazy pages past
- *     lazy_max_pages runs the purge itself -- and so the flush callback -- on
- *     the caller's thread (and in a strict space every free does, waiting for
- *     a running purge first).  Do not call vmap_free holding a lock your
- *     flush callback takes.
+ *     purge or flush -- until the lazy pages pass twice lazy_max_pages.  The
+ *     free that takes them past lazy_max_pages runs the purge itself -- and
+ *     so the flush callback -- on the caller's thread (and in a strict space
+ *     every free does, waiting for a running purge first).  Do not call
+ *     vmap_free holding a lock your flush callback takes.
  *   - vmap_alloc() holds the free lock while it carves, and never during a
  *     flush; it waits for the purge mutex, and may run a purge and its flush
  *     on the caller's thread, only when nothing fits.
