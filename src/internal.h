@@ -18,12 +18,17 @@
 #define VMAP_BUSY_SHARDS 32 /* all held by vmap_check: stay under TSan's 64 */
 
 /*
- * One range of the space: a busy area, a lazy area or a free block.  A record
- * is in exactly one of those roles at a time, so the links share storage:
+ * One range of the space: a busy area (a vmap block is one too), a warm
+ * area, a lazy area, a free block, or a purge's record of a block's dirty
+ * range.  A record is in exactly one of those roles at a time, so the links
+ * share storage:
  *   busy: in one busy-map chain   (protected by that shard's lock)
+ *   warm: on a pool list          (protected by the same shard's lock)
  *   lazy: on the lazy list        (immutable once pushed; owned by the purge
- *                                  that takes it)
+ *                                  that takes it) -- or, in the legacy
+ *                                  build, in the busy map flagged VA_LAZY
  *   free: a node of the free tree (protected by the free lock)
+ *   dirty: on one purge's list    (owned by that purge)
  * Records live in the library's own heap, never next to the caller's data.
  */
 #define VA_FILE 0x1u  /* memory space: pages of a file are mapped here */
