@@ -81,8 +81,8 @@ static bool purge_could_help(vmap_space *s)
 static int place(vmap_space *s, const struct fit *f, unsigned kind,
 		 struct vblock *vb, uint64_t *addr)
 {
-	struct va *area = malloc(sizeof(*area));
-	struct va *spare = malloc(sizeof(*spare));
+	struct va *area = vm_malloc(sizeof(*area));
+	struct va *spare = vm_malloc(sizeof(*spare));
 
 	if (!area || !spare) {
 		free(area);
@@ -178,17 +178,25 @@ int vm_alloc(vmap_space *s, const struct fit *f, unsigned kind,
 	return 0;
 }
 
-void vm_unalloc(vmap_space *s, uint64_t addr, uint64_t size)
+void vm_unalloc(vmap_space *s, uint64_t addr, uint64_t size,
+		uint64_t mapped)
 {
 	uint64_t guard = addr + size - s->page_size, calls = 0;
+	bool stuck;
 
-	/* A guard left behind would fault a later owner of the page; if it
-	 * cannot be removed, keep the area out of circulation. */
-	if (s->guard && s->os->guard_remove(&guard, 1, s->page_size, &calls))
-		return;
+	/* What cannot be undone here -- a file mapping that will not turn
+	 * back into plain space, a guard that stays and would fault the
+	 * page's next owner -- is left to the purge, which retries until it
+	 * can: the area goes on the lazy list. */
+	stuck = (mapped && s->os->map_anon(addr, mapped)) ||
+		(s->guard && s->os->guard_remove(&guard, 1, s->page_size,
+						 &calls));
 	atomic_fetch_add_explicit(&s->guard_syscalls, calls,
 				  memory_order_relaxed);
-	unplace(s, addr);
+	if (stuck)
+		vm_free(s, addr, FREE_UNDO, 0);
+	else
+		unplace(s, addr);
 }
 
 int vmap_xalloc(vmap_space *s, uint64_t size, uint64_t align, uint64_t phase,
@@ -270,8 +278,10 @@ int vm_free(vmap_space *s, uint64_t addr, unsigned how, uint64_t bytes)
 #endif
 	pthread_mutex_unlock(&shard->lock);
 	free(retired);
-	if (!(how & FREE_BLOCK))
-		count(&s->frees); /* a block's pieces were counted instead */
+	/* A block's pieces were counted instead; an undone allocation was
+	 * never counted. */
+	if (!(how & (FREE_BLOCK | FREE_UNDO)))
+		count(&s->frees);
 
 	/* An extra try on the boundary, when two frees cross it at once, is
 	 * harmless: the second finds the purge running and returns. */

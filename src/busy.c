@@ -59,7 +59,7 @@ int busy_init(struct busy_map *m)
 	for (int i = 0; i < VMAP_BUSY_SHARDS; i++) {
 		struct busy_shard *s = &m->shard[i];
 
-		s->buckets = calloc(INITIAL_BUCKETS, sizeof(*s->buckets));
+		s->buckets = vm_calloc(INITIAL_BUCKETS, sizeof(*s->buckets));
 		if (!s->buckets) {
 			while (i--) {
 				pthread_mutex_destroy(&m->shard[i].lock);
@@ -143,7 +143,7 @@ struct va **__busy_insert(struct busy_shard *s, struct va *va)
 	struct va **head;
 
 	if (!s->old && s->count >= 2 * (s->mask + 1)) {
-		struct va **nb = calloc(2 * (s->mask + 1), sizeof(*nb));
+		struct va **nb = vm_calloc(2 * (s->mask + 1), sizeof(*nb));
 
 		if (nb) {
 			s->old = s->buckets;

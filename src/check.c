@@ -37,7 +37,7 @@ static int add(void *arg, const struct va *va)
 
 	if (sn->n == sn->cap) {
 		size_t cap = sn->cap ? sn->cap * 2 : 256;
-		struct item *it = realloc(sn->item, cap * sizeof(*it));
+		struct item *it = vm_realloc(sn->item, cap * sizeof(*it));
 
 		if (!it)
 			return -ENOMEM;

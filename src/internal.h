@@ -28,7 +28,8 @@
  *                                  that takes it) -- or, in the legacy
  *                                  build, in the busy map flagged VA_LAZY
  *   free: a node of the free tree (protected by the free lock)
- *   dirty: on one purge's list    (owned by that purge)
+ *   dirty: on one purge's list    (owned by the purge mutex; embedded
+ *                                  in its vmap block, never freed alone)
  * Records live in the library's own heap, never next to the caller's data.
  */
 #define VA_FILE 0x1u  /* memory space: pages of a file are mapped here */
@@ -219,6 +220,8 @@ struct vblock {
 	struct vblock *free_prev, *free_next; /* blocks with free pages */
 	struct vblock *all_prev, *all_next;   /* all live blocks; the dead
 						 list reuses all_next */
+	struct va flushing; /* the dirty range on a vmap_unmap_aliases
+			       purge's list: owned by the purge mutex */
 	uint8_t map[]; /* block_pages: order + 1 at each live piece's start */
 };
 
@@ -332,14 +335,19 @@ int vm_make_fit(const vmap_space *s, uint64_t size, uint64_t align,
 int vm_alloc(vmap_space *s, const struct fit *f, unsigned kind,
 	     struct vblock *vb, uint64_t *addr);
 /* Free the area at addr.  how: FREE_BLOCK frees a vmap block (and nothing
- * else), FREE_NOPURGE never purges (the caller holds the purge mutex).
+ * else), FREE_NOPURGE never purges (the caller holds the purge mutex),
+ * FREE_UNDO frees an allocation never handed out (not counted as a free).
  * bytes: if not 0, the area must be that long (guard page not counted), or
  * -EINVAL. */
 #define FREE_BLOCK 0x1u
 #define FREE_NOPURGE 0x2u
+#define FREE_UNDO 0x4u
 int vm_free(vmap_space *s, uint64_t addr, unsigned how, uint64_t bytes);
-/* Undo vm_alloc for an area of f->size bytes the caller never handed out. */
-void vm_unalloc(vmap_space *s, uint64_t addr, uint64_t size);
+/* Undo vm_alloc for an area of size bytes the caller never handed out, whose
+ * first `mapped` bytes show a file: at once, or through the lazy list if the
+ * kernel refuses to restore the range. */
+void vm_unalloc(vmap_space *s, uint64_t addr, uint64_t size,
+		uint64_t mapped);
 
 /* ---- pool.c: warm areas of memory spaces ---- */
 
@@ -367,6 +375,31 @@ int vm_purge(vmap_space *s, unsigned how);
 void __vm_purge(vmap_space *s, bool force, struct va *extra, uint64_t nextra);
 /* Is this thread inside s's flush callback? */
 bool vm_in_flush(const vmap_space *s);
+
+/* ---- fault.c: the library's own heap ---- */
+
+/*
+ * Every record and buffer of the library comes from these, so that a
+ * fault-injection build (VMAP_FAULT, for tests/fault_test.c) can fail the
+ * k-th one; elsewhere they are libc's.  free() needs no wrapper.
+ */
+#ifdef VMAP_FAULT
+void *vm_malloc(size_t n);
+void *vm_calloc(size_t n, size_t size);
+void *vm_realloc(void *p, size_t n);
+void *vm_aligned_alloc(size_t align, size_t n);
+/* Fail the k-th allocation from now, once (0: none). */
+void vm_fault_arm(uint64_t k);
+/* Allocations still to go before the armed failure (0: none armed). */
+uint64_t vm_fault_pending(void);
+/* Allocations failed on purpose, ever. */
+uint64_t vm_fault_injected(void);
+#else
+#define vm_malloc malloc
+#define vm_calloc calloc
+#define vm_realloc realloc
+#define vm_aligned_alloc aligned_alloc
+#endif
 
 /* ---- util ---- */
 

@@ -277,12 +277,7 @@ static void *vmap_once(vmap_space *s, int fd, const uint64_t *pgoff,
 	}
 	err = map_file_runs(s, a, fd, pgoff, n, prot, &mapped);
 	if (err) {
-		/* Undo: plain space again, then no area at all; if even that
-		 * fails, the purge will finish the job. */
-		if (mapped && s->os->map_anon(a, mapped * ps))
-			vmap_free(s, a);
-		else
-			vm_unalloc(s, a, f.size);
+		vm_unalloc(s, a, f.size, mapped * ps);
 		atomic_fetch_add_explicit(&s->alloc_failures, 1,
 					  memory_order_relaxed);
 		errno = -err;

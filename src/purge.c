@@ -98,7 +98,7 @@ static void flush_list(vmap_space *s, const struct va *list, uint64_t n)
 	size_t runs = 0;
 
 	if (n > s->vec_cap) {
-		struct vmap_range *v = realloc(s->vec, n * sizeof(*v));
+		struct vmap_range *v = vm_realloc(s->vec, n * sizeof(*v));
 
 		if (v) {
 			s->vec = v;
@@ -145,10 +145,9 @@ static uint64_t give_back(vmap_space *s, struct va *v)
 			uint64_t start = v->start, end = v->end;
 
 			if (v->flags & VA_DIRTY) {
-				/* Flushed, but space of a live block. */
+				/* Flushed, but space of a live block; the
+				 * record is the block's. */
 				v = v->next;
-				node->next = spent;
-				spent = node;
 				continue;
 			}
 
@@ -195,7 +194,7 @@ static uint64_t give_back(vmap_space *s, struct va *v)
  * The purge proper, with the purge mutex held.  `extra` is a list of ranges
  * to flush with the batch that are not lazy areas -- the dirty ranges of live
  * vmap blocks, from vmap_unmap_aliases: they join the one flush, then their
- * records are dropped; their space stays in the blocks.
+ * records (the blocks' own) leave the list; their space stays in the blocks.
  */
 void __vm_purge(vmap_space *s, bool force, struct va *extra, uint64_t nextra)
 {

@@ -85,10 +85,12 @@ static void *map_ram(vmap_space *s, int fd, const uint64_t *pgoff, size_t n)
 
 		/* Plain space again, then the piece back: un-bumped if it is
 		 * still its block's last, else dirty (the block's purge
-		 * remaps it anyway). */
-		if (mapped)
-			s->os->map_anon(a, mapped * ps);
-		vb_free(s, a, n, &undone);
+		 * remaps it anyway).  If the file stays mapped there, only
+		 * dirty will do: the next piece must not show the file. */
+		if (mapped && s->os->map_anon(a, mapped * ps))
+			vb_free(s, a, n, NULL);
+		else
+			vb_free(s, a, n, &undone);
 		vb_uncount(s, !undone);
 		atomic_fetch_add_explicit(&s->alloc_failures, 1,
 					  memory_order_relaxed);

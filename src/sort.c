@@ -65,8 +65,8 @@ static bool reserve(struct sortbuf *b, size_t n)
 
 	if (n <= b->cap)
 		return true;
-	x = malloc(n * sizeof(*x));
-	y = malloc(n * sizeof(*y));
+	x = vm_malloc(n * sizeof(*x));
+	y = vm_malloc(n * sizeof(*y));
 	if (!x || !y) {
 		free(x);
 		free(y);

@@ -101,8 +101,8 @@ int vmap_space_create(const struct vmap_config *cfg, vmap_space **out)
 	if (err)
 		return err;
 
-	s = aligned_alloc(64, (sizeof(*s) + 63) & ~(size_t)63);
-	all = malloc(sizeof(*all));
+	s = vm_aligned_alloc(64, (sizeof(*s) + 63) & ~(size_t)63);
+	all = vm_malloc(sizeof(*all));
 	if (s)
 		memset(s, 0, sizeof(*s));
 	if (!s || !all || busy_init(&s->busy)) {

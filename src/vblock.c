@@ -110,7 +110,7 @@ static struct vblock *vblock_new(vmap_space *s)
 	if (vb)
 		s->vb_dead = vb->all_next;
 	pthread_mutex_unlock(&s->vb_dead_lock);
-	return vb ? vb : calloc(1, sizeof(*vb) + s->block_pages);
+	return vb ? vb : vm_calloc(1, sizeof(*vb) + s->block_pages);
 }
 
 static void vblock_dead(vmap_space *s, struct vblock *vb)
@@ -342,7 +342,8 @@ void purge_fragmented_blocks(vmap_space *s)
 }
 
 /* With the purge mutex held: a record for each live block's dirty range,
- * which is then forgotten (the kernel's 6.5 fix: flushed once is enough). */
+ * which is then forgotten (the kernel's 6.5 fix: flushed once is enough).
+ * The records are the blocks' own, so this cannot run out of memory. */
 struct va *collect_dirty(vmap_space *s, uint64_t *n)
 {
 	struct va *list = NULL;
@@ -354,10 +355,9 @@ struct va *collect_dirty(vmap_space *s, uint64_t *n)
 		pthread_mutex_lock(&q->lock);
 		for (struct vblock *vb = q->all; vb; vb = vb->all_next) {
 			uint64_t start = atomic_load(&vb->start);
-			struct va *r;
+			struct va *r = &vb->flushing;
 
-			if (vb->dirty_max <= vb->dirty_min ||
-			    !(r = calloc(1, sizeof(*r))))
+			if (vb->dirty_max <= vb->dirty_min)
 				continue;
 			r->start = start +
 				   ((uint64_t)vb->dirty_min << s->page_shift);
@@ -383,7 +383,7 @@ int vblocks_init(vmap_space *s, uint64_t block_pages)
 
 	s->block_pages = block_pages;
 	s->nvbq = cpus > 0 ? (unsigned)cpus : 1;
-	s->vbq = calloc(s->nvbq, sizeof(*s->vbq));
+	s->vbq = vm_calloc(s->nvbq, sizeof(*s->vbq));
 	if (!s->vbq)
 		return -ENOMEM;
 	for (unsigned c = 0; c < s->nvbq; c++) {
