@@ -63,14 +63,11 @@ static uint64_t guard_of(const vmap_space *s, const struct va *v)
 	return v->end - s->page_size;
 }
 
-/* Remove the guards of n areas, one vectored call if the kernel takes it;
- * an area whose guard stays is marked stuck. */
-static void unguard(vmap_space *s, struct va **v, size_t n, uint64_t *calls)
+/* Remove the guards (at addr[]) of n areas v[], one vectored call if the
+ * kernel takes it; an area whose guard stays is marked stuck. */
+static void unguard(vmap_space *s, struct va **v, const uint64_t *addr,
+		    size_t n, uint64_t *calls)
 {
-	uint64_t addr[256];
-
-	for (size_t i = 0; i < n; i++)
-		addr[i] = guard_of(s, v[i]);
 	if (!s->os->guard_remove(addr, n, s->page_size, calls))
 		return;
 	for (size_t i = 0; i < n; i++)
@@ -88,6 +85,7 @@ static void unguard(vmap_space *s, struct va **v, size_t n, uint64_t *calls)
 struct va *memory_restore(vmap_space *s, struct va *list)
 {
 	struct va *batch[256], *keep = NULL, **tail = &keep, *next;
+	uint64_t guard[256];
 	uint64_t calls = 0, gcalls = 0, stuck = 0;
 	bool failed = s->release_failed;
 	size_t n = 0;
@@ -106,13 +104,17 @@ struct va *memory_restore(vmap_space *s, struct va *list)
 		if ((v->flags & VA_FILE) &&
 		    s->os->map_anon(v->start, end - v->start))
 			v->flags |= VA_STUCK;
-		else if (v->flags & VA_GUARD)
+		else if (v->flags & VA_GUARD) {
+			guard[n] = end;
 			batch[n++] = v;
-		if (n == 256 || (n && !v->next)) {
-			unguard(s, batch, n, &gcalls);
+		}
+		if (n == 256) {
+			unguard(s, batch, guard, n, &gcalls);
 			n = 0;
 		}
 	}
+	if (n)
+		unguard(s, batch, guard, n, &gcalls);
 	for (struct va *v = list; v; v = next) {
 		next = v->next;
 		if (v->flags & VA_STUCK) {

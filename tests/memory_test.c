@@ -249,6 +249,36 @@ static void test_guard(void)
 	vmap_space_destroy(s);
 }
 
+/*
+ *   AA g ...  [ p d d _ _ ... ]    A with its guard, and a vmap block whose
+ *                                  freed pieces d are dirty
+ * vmap_unmap_aliases flushes A and the block's dirty range in one batch, the
+ * dirty range last by address.  A's guard must go all the same (it once
+ * stayed when the batch ended in a dirty range): a new owner of A's range
+ * writes where the guard was.
+ */
+static void test_guard_before_dirty(void)
+{
+	vmap_space *s = mspace(4096 * PG, 1000, VMAP_SPACE_GUARD);
+	char *a = vmap_vmalloc(s, 2 * PG), *all;
+	uint64_t p, q;
+
+	REQUIRE(a);
+	REQUIRE(vmap_ram_alloc(s, PG, &p) == 0);
+	REQUIRE(vmap_ram_alloc(s, PG, &q) == 0);
+	CHECK(p > (uint64_t)(uintptr_t)a);
+	CHECK_EQ(vmap_ram_free(s, q, PG), 0);
+	CHECK_EQ(vmap_vfree(s, a), 0);
+	CHECK_EQ(vmap_unmap_aliases(s), 0);
+	all = vmap_vmalloc(s, 3 * PG);
+	REQUIRE(all == a);
+	CHECK_EQ(child_signal(poke, all + 2 * PG), 0);
+	CHECK_EQ(vmap_vfree(s, all), 0);
+	CHECK_EQ(vmap_ram_free(s, p, PG), 0);
+	CHECK_EQ(vmap_check(s), 0);
+	vmap_space_destroy(s);
+}
+
 /* Does /proc/self/maps show a file mapping at addr? */
 static int file_mapped(const void *addr)
 {
@@ -497,6 +527,7 @@ int main(void)
 	test_batching();
 	test_bad_inputs();
 	test_guard();
+	test_guard_before_dirty();
 	test_vmap();
 	test_vmap_bad();
 	test_pool();
