@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fuzz_model.c - the model test (../model.c) with its choices taken from a
+ * fuzz input instead of a PRNG: the first bytes make the space (page size,
+ * pages, base, lazy threshold, strict, vmap blocks), the rest are
+ * operations, each checked against the model -- return value, address,
+ * flushed ranges, every counter and vmap_check().  A disagreement prints
+ * what differed and aborts.  One space per input, destroyed at its end.
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fuzz.h"
+#include "../model.h"
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	model_pin();
+	return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	model_feed(data, size);
+	model_run_space(UINT64_MAX);
+	model_end_space();
+	return 0;
+}
