@@ -319,7 +319,9 @@ VMAP_API int vmap_vfree(vmap_space *space, const void *ptr);
  *   ENOMEM  out of memory, or the kernel refused another mapping even
  *           after a sync purge (which can turn waiting file mappings back
  *           into plain space) and a second try.
- * On failure nothing changed: what was mapped is undone.
+ * On failure nothing changed: what was mapped is undone (should the kernel
+ * refuse even that, the area waits on the lazy list for a purge to finish the
+ * job, never handed out before).
  *
  * vmap_vunmap: free a vmap_vmap area, lazily, like vmap_vfree (which also
  * takes it).  Until the purge, the file's pages stay mapped there; the purge
