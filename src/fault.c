@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fault.c - the library's heap in the fault-injection test build: libc's,
- * except that the k-th allocation after vm_fault_arm(k) fails.
+ * except that the k-th allocation after vm_fault_arm(k, ...) fails -- and,
+ * if asked, every one after it.
  *
  * tests/fault_test.c arms k = 1, 2, ... in turn around a scenario that makes
  * every public call, and checks that each failure is reported as documented
@@ -13,14 +14,18 @@
 
 #include "internal.h"
 
-/* Allocations to go before the failure; 0 when none is armed.  Atomic only
- * so that threads of a test cannot corrupt it; the tests that arm it make
- * their calls from one thread, so that "the k-th" means one thing. */
+/* Allocations to go before the failure (1: the next one fails); 0 when
+ * none is armed.  With `onward`, it stays at 1 once there: out of memory
+ * for good.  Atomic only so that threads of a test cannot corrupt it; the
+ * tests that arm it make their calls from one thread, so that "the k-th"
+ * means one thing. */
 static atomic_uint_fast64_t pending;
+static atomic_bool onward;
 static atomic_uint_fast64_t injected;
 
-void vm_fault_arm(uint64_t k)
+void vm_fault_arm(uint64_t k, bool for_good)
 {
+	atomic_store(&onward, for_good);
 	atomic_store(&pending, k);
 }
 
@@ -34,12 +39,13 @@ uint64_t vm_fault_injected(void)
 	return atomic_load(&injected);
 }
 
-/* Is this the allocation to fail? */
+/* Is this an allocation to fail? */
 static bool fail_now(void)
 {
 	uint64_t k = atomic_load(&pending);
 
-	while (k && !atomic_compare_exchange_weak(&pending, &k, k - 1))
+	while (k && !(k == 1 && atomic_load(&onward)) &&
+	       !atomic_compare_exchange_weak(&pending, &k, k - 1))
 		;
 	if (k != 1)
 		return false;

@@ -388,9 +388,11 @@ void *vm_malloc(size_t n);
 void *vm_calloc(size_t n, size_t size);
 void *vm_realloc(void *p, size_t n);
 void *vm_aligned_alloc(size_t align, size_t n);
-/* Fail the k-th allocation from now, once (0: none). */
-void vm_fault_arm(uint64_t k);
-/* Allocations still to go before the armed failure (0: none armed). */
+/* Fail the k-th allocation from now (0: none), and with for_good every one
+ * after it too, until armed again. */
+void vm_fault_arm(uint64_t k, bool for_good);
+/* Allocations still to go before the armed failure (1: the next one fails;
+ * 0: none armed). */
 uint64_t vm_fault_pending(void);
 /* Allocations failed on purpose, ever. */
 uint64_t vm_fault_injected(void);

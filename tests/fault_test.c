@@ -11,14 +11,17 @@
  * k-th allocation of the library's own heap failing (the fault build,
  * src/fault.c), and then once for each k with the k-th call into the OS seam
  * failing (a seam that wraps the real one), until a run completes with
- * nothing injected.
+ * nothing injected.  Then both sweeps again with the k-th *and every later*
+ * allocation or OS call failing: out of memory for good, or a kernel that
+ * refuses everything, until the end of the run gives it back.
  *
  * After every call: an error is one the header documents for that call, and
- * the same call, repeated, succeeds (the space stays usable); vmap_check
- * passes; busy + lazy + free + warm pages make the whole space; memory
- * handed out reads as zero -- never as an earlier owner's data or a file's.
- * At the end of each run every page is free again.  Leaks are
- * LeakSanitizer's to find: the ASan build runs this test too.
+ * (after a single failure) the same call, repeated, succeeds: the space
+ * stays usable; vmap_check passes; busy + lazy + free + warm pages make the
+ * whole space; memory handed out reads as zero -- never as an earlier
+ * owner's data or a file's.  At the end of each run, with nothing failing
+ * any more, every page is free again.  Leaks are LeakSanitizer's to find:
+ * the ASan build runs this test too.
  *
  * The scenario is deterministic (a fixed seed, the thread pinned to one CPU),
  * so the k-th call is the same call in every run -- all but a few: where the
@@ -49,13 +52,21 @@
 
 /* ---- the failing OS seam ---- */
 
-static uint64_t os_pending, os_injected; /* as fault.c's, for seam calls */
-static bool os_paused;
+/* As fault.c's, for seam calls: os_pending counts down to the one to fail
+ * (1: the next one); with for_good, it stays there. */
+static uint64_t os_pending, os_injected;
+static bool os_paused, for_good;
 
 static bool os_fail(void)
 {
-	if (os_paused || !os_pending || --os_pending)
+	if (os_paused || !os_pending)
 		return false;
+	if (os_pending > 1) {
+		os_pending--;
+		return false;
+	}
+	if (!for_good)
+		os_pending = 0;
 	os_injected++;
 	return true;
 }
@@ -123,14 +134,21 @@ static uint64_t paused_heap;
 static void pause_faults(void)
 {
 	paused_heap = vm_fault_pending();
-	vm_fault_arm(0);
+	vm_fault_arm(0, false);
 	os_paused = true;
 }
 
 static void resume_faults(void)
 {
-	vm_fault_arm(paused_heap);
+	vm_fault_arm(paused_heap, for_good);
 	os_paused = false;
+}
+
+/* Whatever was failing works again. */
+static void disarm(void)
+{
+	vm_fault_arm(0, false);
+	os_pending = 0;
 }
 
 static uint64_t injected(void)
@@ -232,7 +250,8 @@ static void expect(int err, uint64_t before, int line, const char *call,
 /*
  * CALL(expr, errnos...): make a call that returns 0 or a negative errno.
  * If it fails, the error must be a listed one caused by the injection, and
- * the call, repeated, must succeed.  Then the oracle.
+ * unless everything goes on failing, the call, repeated, must succeed.  Then
+ * the oracle.
  */
 #define CALL(always, expr, ...)                                             \
 	do {                                                                \
@@ -241,8 +260,10 @@ static void expect(int err, uint64_t before, int line, const char *call,
 		if (_err) {                                                 \
 			expect(_err, _before, __LINE__, #expr,              \
 			       (const int[]){ __VA_ARGS__ + 0, 0 });        \
-			_err = (expr);                                      \
-			CHECK_EQ(_err, 0);                                  \
+			if (!for_good) {                                    \
+				_err = (expr);                              \
+				CHECK_EQ(_err, 0);                          \
+			}                                                   \
 		}                                                           \
 		settle(always, _before);                                    \
 	} while (0)
@@ -322,16 +343,14 @@ static void keep(uint64_t addr, uint64_t pages, enum family family)
 static void step_alloc(bool always)
 {
 	uint64_t pages = 1 + rnd(always ? 8 : 1), a = 0;
+	enum family family = F_ALLOC;
 	bool x = rnd(2);
 
 	if (r.memory && rnd(3)) {
 		bool zero = rnd(2);
 
+		family = F_VMALLOC;
 		CALL(always, do_vmalloc(pages, zero, &a), ENOMEM);
-		if (!a)
-			return; /* reported */
-		take_memory(a, pages);
-		keep(a, pages, F_VMALLOC);
 	} else if (x) {
 		uint64_t align = PG << rnd(4), phase = align > PG ? PG : 0;
 		unsigned flags = rnd(2) ? VMAP_XALLOC_TOPDOWN : 0;
@@ -340,12 +359,15 @@ static void step_alloc(bool always)
 		     vmap_xalloc(r.s, pages * PG, align, phase, 64 * PG, 0,
 				 UINT64_MAX, flags, &a),
 		     ENOMEM);
-		keep(a, pages, F_ALLOC);
 	} else {
 		CALL(always, vmap_alloc(r.s, pages * PG, 0, 0, UINT64_MAX, &a),
 		     ENOMEM);
-		keep(a, pages, F_ALLOC);
 	}
+	if (!a)
+		return; /* failed, for good */
+	if (family == F_VMALLOC)
+		take_memory(a, pages);
+	keep(a, pages, family);
 }
 
 static void step_small(void)
@@ -355,7 +377,8 @@ static void step_small(void)
 
 	if (!r.memory) {
 		CALL(true, vmap_ram_alloc(r.s, n * PG, &a), ENOMEM);
-		keep(a, n, F_RAM);
+		if (a)
+			keep(a, n, F_RAM);
 		return;
 	}
 	/* Runs of consecutive pages and scattered ones: one mmap per run. */
@@ -364,7 +387,7 @@ static void step_small(void)
 				       : rnd(FILE_PAGES);
 	CALL(true, do_vmap(pgoff, n, ram, &a), ENOMEM);
 	if (!a)
-		return; /* reported */
+		return; /* failed, for good */
 	for (uint64_t i = 0; i < n; i++)
 		((char *)(uintptr_t)a)[i * PG] ^= 1; /* the file's page */
 	keep(a, n, ram ? F_MAP_RAM : F_VMAP);
@@ -482,6 +505,7 @@ static void scenario(const struct kind *kind)
 		expect(err, before, __LINE__, "vmap_space_create",
 		       (const int[]){ ENOMEM, 0 });
 		r.fired_at = 1;
+		disarm();
 		REQUIRE(create() == 0);
 	}
 	if (r.memory) {
@@ -489,6 +513,7 @@ static void scenario(const struct kind *kind)
 		if ((err = make_file())) {
 			expect(err, before, __LINE__, "vmap_memfd_create",
 			       (const int[]){ EMFILE, 0 });
+			disarm();
 			REQUIRE(make_file() == 0);
 		}
 	}
@@ -512,7 +537,10 @@ static void scenario(const struct kind *kind)
 			step_other();
 	}
 
-	/* The end: everything freed and released, the space whole. */
+	/* The end: everything freed and released, the space whole -- once
+	 * the memory, if it ran out for good, comes back. */
+	if (for_good)
+		disarm();
 	while (r.nlive)
 		step_free(false, r.nlive - 1);
 	CALL(true, vmap_purge(r.s, VMAP_PURGE_SYNC));
@@ -538,18 +566,18 @@ static uint64_t sweep(const struct kind *kind, bool heap, uint64_t *surfaced)
 		uint64_t before = injected();
 
 		if (heap)
-			vm_fault_arm(k);
+			vm_fault_arm(k, for_good);
 		else
 			os_pending = k;
 		scenario(kind);
-		vm_fault_arm(0);
-		os_pending = 0;
+		disarm();
 		*surfaced += r.surfaced;
 		if (injected() == before)
 			return k - 1;
 		if (test_failures) {
-			fprintf(stderr, "%s: the %s fault k = %" PRIu64 "\n",
-				kind->name, heap ? "heap" : "OS seam", k);
+			fprintf(stderr, "%s: the %s fault k = %" PRIu64 "%s\n",
+				kind->name, heap ? "heap" : "OS seam", k,
+				for_good ? " and on" : "");
 			return k;
 		}
 	}
@@ -564,22 +592,34 @@ static void pin(void)
 	sched_setaffinity(0, sizeof(set), &set);
 }
 
+/* Both sweeps over every kind of space; false on a failure. */
+static bool sweeps(void)
+{
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		uint64_t surfaced = 0, heap, os;
+
+		heap = sweep(&kinds[i], true, &surfaced);
+		os = test_failures ? 0 : sweep(&kinds[i], false, &surfaced);
+		printf("%-36s %5" PRIu64 " heap, %4" PRIu64 " OS; %5" PRIu64
+		       " reported as errors\n",
+		       kinds[i].name, heap, os, surfaced);
+		if (test_failures)
+			return false;
+	}
+	return true;
+}
+
 int main(void)
 {
 	pin();
 	vm_os = &failing_os;
 	scenario(&kinds[0]);	/* nothing armed: the scenario itself passes */
 	REQUIRE(test_failures == 0);
-	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
-		uint64_t surfaced = 0, heap, os;
-
-		heap = sweep(&kinds[i], true, &surfaced);
-		os = test_failures ? 0 : sweep(&kinds[i], false, &surfaced);
-		printf("%-36s %5" PRIu64 " heap faults, %4" PRIu64
-		       " OS faults, %4" PRIu64 " reported as errors\n",
-		       kinds[i].name, heap, os, surfaced);
-		if (test_failures)
-			break;
+	printf("the k-th call fails, for every k (runs per kind):\n");
+	if (sweeps()) {
+		printf("the k-th and every later call fail:\n");
+		for_good = true;
+		sweeps();
 	}
 	return test_summary("fault_test");
 }
