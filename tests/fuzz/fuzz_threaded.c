@@ -41,14 +41,6 @@
 
 typedef unsigned long long ull;
 
-#define FAIL(...)                                                           \
-	do {                                                                \
-		fprintf(stderr, "fuzz_threaded.c:%d: ", __LINE__);          \
-		fprintf(stderr, __VA_ARGS__);                               \
-		fputc('\n', stderr);                                        \
-		abort();                                                    \
-	} while (0)
-
 /*
  * Each page of the space, as this thread knows it: a state in the low bits,
  * and for FLUSHING the number of the flush (the n-th call of the callback)
@@ -70,7 +62,7 @@ static const char *const state_name[] = {
 
 static _Atomic uint64_t page[MAX_PAGES];
 static _Atomic uint64_t flushes, ranges_flushed;	/* callback calls */
-static atomic_bool stop;
+static struct fuzz_thread purging;
 
 /* The space, as the first bytes made it. */
 static struct {
@@ -168,28 +160,9 @@ static void flush_cb(void *ctx, const struct vmap_range *r, size_t n)
 static void *purger(void *arg)
 {
 	uint64_t rng = (uint64_t)(uintptr_t)arg;
-	struct vmap_stats st = { .size = sizeof(st) };
 
-	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
-		unsigned how = (unsigned)(test_rand(&rng) % 6);
-		int err;
-
-		if (how == 4) {
-			if ((err = vmap_unmap_aliases(s.space)))
-				FAIL("purger: vmap_unmap_aliases() = %d", err);
-		} else if (how == 5) {
-			if ((err = vmap_stats(s.space, &st)) ||
-			    st.free_pages > s.npages ||
-			    st.lazy_pages > s.npages)
-				FAIL("purger: vmap_stats() = %d, free %llu "
-				     "lazy %llu of %llu pages", err,
-				     (ull)st.free_pages, (ull)st.lazy_pages,
-				     (ull)s.npages);
-		} else if ((err = vmap_purge(s.space, how)) &&
-			   !(err == -EBUSY && how == VMAP_PURGE_TRY)) {
-			FAIL("purger: vmap_purge(%u) = %d", how, err);
-		}
-	}
+	while (fuzz_thread_running(&purging))
+		fuzz_purge_step(s.space, &rng, s.npages);
 	return NULL;
 }
 
@@ -421,38 +394,8 @@ static void op_bad_free(struct draw *d)
 	}
 }
 
-static void op_purge(struct draw *d)
-{
-	unsigned how = (unsigned)draw(d, 5);
-	int err;
-
-	if (how == 4) {
-		expect(vmap_unmap_aliases(s.space), 0, "vmap_unmap_aliases",
-		       s.base);
-	} else if ((err = vmap_purge(s.space, how)) &&
-		   !(err == -EBUSY && how == VMAP_PURGE_TRY)) {
-		FAIL("vmap_purge(%u) = %d", how, err);
-	}
-}
-
-/* To one CPU, or back to all: pieces then come from, and go back to,
- * other CPUs' blocks. */
+/* The CPUs to move between (fuzz_move_to). */
 static cpu_set_t all_cpus;
-
-static void move_to(struct draw *d)
-{
-	int n = CPU_COUNT(&all_cpus), k = (int)draw(d, (uint64_t)n + 1);
-	cpu_set_t set = all_cpus;
-
-	if (k < n) {
-		CPU_ZERO(&set);
-		for (int c = 0; c < CPU_SETSIZE; c++)
-			if (CPU_ISSET(c, &all_cpus) && k-- == 0)
-				CPU_SET(c, &set);
-	}
-	if (sched_setaffinity(0, sizeof(set), &set))
-		FAIL("sched_setaffinity: %s", strerror(errno));
-}
 
 static void op(struct draw *d)
 {
@@ -468,9 +411,9 @@ static void op(struct draw *d)
 	case 4: case 5: case 6: case 7: op_ram_alloc(d); break;
 	case 8: case 9: case 10: op_free(d); break;
 	case 11: op_bad_free(d); break;
-	case 12: op_purge(d); break;
+	case 12: fuzz_op_purge(s.space, d); break;
 	case 13: expect(vmap_check(s.space), 0, "vmap_check", s.base); break;
-	case 14: move_to(d); break;
+	case 14: fuzz_move_to(d, &all_cpus); break;
 	default: sched_yield(); break;	/* let the purger in */
 	}
 }
@@ -517,13 +460,6 @@ static struct vmap_stats stats(void)
 	expect(err, 0, "vmap_stats", s.base);
 	return st;
 }
-
-#define EQUAL(a, b)                                                         \
-	do {                                                                \
-		if ((a) != (b))                                             \
-			FAIL("%s = %llu, but %s = %llu", #a, (ull)(a), #b,  \
-			     (ull)(b));                                     \
-	} while (0)
 
 /* Alone now: one vmap_unmap_aliases flushes every page ever freed. */
 static void check_quiet(void)
@@ -590,29 +526,21 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
-	if (sched_getaffinity(0, sizeof(all_cpus), &all_cpus))
-		FAIL("sched_getaffinity: %s", strerror(errno));
+	fuzz_all_cpus(&all_cpus);
 	return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct draw d;
-	pthread_t thread;
-	int err;
 
 	draw_feed(&d, data, size);
 	new_space(&d);
-	atomic_store(&stop, false);
-	if ((err = pthread_create(&thread, NULL, purger,
-				  (void *)(uintptr_t)size)))
-		FAIL("pthread_create: %s", strerror(err));
+	fuzz_thread_start(&purging, purger, (void *)(uintptr_t)size);
 	while (!draw_done(&d))
 		op(&d);
-	atomic_store(&stop, true);
-	pthread_join(thread, NULL);
-	if (sched_setaffinity(0, sizeof(all_cpus), &all_cpus))
-		FAIL("sched_setaffinity: %s", strerror(errno));
+	fuzz_thread_stop(&purging);
+	fuzz_pin(&all_cpus);
 	check_quiet();
 	check_empty();
 	vmap_space_destroy(s.space);
