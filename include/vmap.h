@@ -407,7 +407,9 @@ VMAP_API int vmap_purge(vmap_space *space, unsigned how);
  * The kernel's vm_unmap_aliases: free fragmented vmap blocks, then release
  * everything lazy *and* the dirty ranges of the vmap blocks that stay, in one
  * flush -- called even if there is nothing to release -- and forget those
- * dirty ranges, which need no second flush.
+ * dirty ranges, which need no second flush.  In a memory space, where the
+ * flush releases pages, a block's dirty range with a live piece inside is
+ * left for the block's own purge, so the piece keeps its data.
  * Errors: -EINVAL if space is NULL.
  */
 VMAP_API int vmap_unmap_aliases(vmap_space *space);
@@ -472,7 +474,8 @@ struct vmap_stats {
 	uint64_t lazy_max_pages;      /* the threshold in force */
 	uint64_t allocs;	      /* successful allocations, ever */
 	uint64_t frees;		      /* successful frees, ever */
-	uint64_t alloc_failures;      /* -ENOSPC / -ENOMEM returns */
+	uint64_t alloc_failures;      /* allocations that failed, but for bad
+					 input (-ENOSPC, -ENOMEM, mmap's) */
 	uint64_t purge_retries;	      /* allocations that purged and retried */
 	uint64_t purges;	      /* purges that found something lazy or were
 					 forced (not skipped TRYs, not no-ops) */

@@ -305,12 +305,16 @@ int vmap_free(vmap_space *s, uint64_t addr)
 }
 
 /* A sync purge, as the kernel's: fragmented vmap blocks first, and warm
- * areas too, so that it releases everything that can be. */
+ * areas too, so that it releases everything that can be.  All under the
+ * purge mutex: a second sync purge must not find the pool empty and return
+ * while the areas this one took from it are not yet lazy, unreleased. */
 static void sync_purge(vmap_space *s, unsigned how)
 {
+	pthread_mutex_lock(&s->purge_lock);
 	purge_fragmented_blocks(s);
 	pool_drain(s);
-	vm_purge(s, how);
+	__vm_purge(s, how & VMAP_PURGE_FORCE_FLUSH, NULL, 0);
+	pthread_mutex_unlock(&s->purge_lock);
 }
 
 int vmap_purge(vmap_space *s, unsigned how)

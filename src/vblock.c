@@ -341,9 +341,23 @@ void purge_fragmented_blocks(vmap_space *s)
 	}
 }
 
+/* With vb's queue locked: does a live piece start in [dirty_min,
+ * dirty_max)?  (One that starts before cannot reach in: pieces never
+ * overlap, and dirty_min is a freed piece's start.) */
+static bool live_in_dirty(const struct vblock *vb)
+{
+	for (unsigned i = vb->dirty_min; i < vb->dirty_max; i++)
+		if (vb->map[i])
+			return true;
+	return false;
+}
+
 /* With the purge mutex held: a record for each live block's dirty range,
  * which is then forgotten (the kernel's 6.5 fix: flushed once is enough).
- * The records are the blocks' own, so this cannot run out of memory. */
+ * The records are the blocks' own, so this cannot run out of memory.
+ * In a memory space the flush releases the range's pages, which would wipe
+ * a live piece inside it (vmap_ram_alloc memory): such a range waits for
+ * the block's own purge instead. */
 struct va *collect_dirty(vmap_space *s, uint64_t *n)
 {
 	struct va *list = NULL;
@@ -357,7 +371,8 @@ struct va *collect_dirty(vmap_space *s, uint64_t *n)
 			uint64_t start = atomic_load(&vb->start);
 			struct va *r = &vb->flushing;
 
-			if (vb->dirty_max <= vb->dirty_min)
+			if (vb->dirty_max <= vb->dirty_min ||
+			    (s->memory && live_in_dirty(vb)))
 				continue;
 			r->start = start +
 				   ((uint64_t)vb->dirty_min << s->page_shift);

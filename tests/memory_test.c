@@ -279,6 +279,29 @@ static void test_guard_before_dirty(void)
 	vmap_space_destroy(s);
 }
 
+/*
+ *   [ d p d _ _ ... ]    a vmap block of a memory space: a live piece p
+ *                        between two freed ones d
+ * vmap_unmap_aliases must not release the dirty range d p d whole: p's data
+ * would read as zero.  It stays until the block's own purge.
+ */
+static void test_aliases_keep_live_pieces(void)
+{
+	vmap_space *s = mspace(4096 * PG, 1000, 0);
+	uint64_t p[3];
+
+	for (int i = 0; i < 3; i++)
+		REQUIRE(vmap_ram_alloc(s, PG, &p[i]) == 0);
+	memset((void *)(uintptr_t)p[1], 0x55, PG);
+	CHECK_EQ(vmap_ram_free(s, p[0], PG), 0);
+	CHECK_EQ(vmap_ram_free(s, p[2], PG), 0);
+	CHECK_EQ(vmap_unmap_aliases(s), 0);
+	CHECK_EQ(*(volatile unsigned char *)(uintptr_t)(p[1] + PG - 1), 0x55);
+	CHECK_EQ(vmap_ram_free(s, p[1], PG), 0);
+	CHECK_EQ(vmap_check(s), 0);
+	vmap_space_destroy(s);
+}
+
 /* Does /proc/self/maps show a file mapping at addr? */
 static int file_mapped(const void *addr)
 {
@@ -528,6 +551,7 @@ int main(void)
 	test_bad_inputs();
 	test_guard();
 	test_guard_before_dirty();
+	test_aliases_keep_live_pieces();
 	test_vmap();
 	test_vmap_bad();
 	test_pool();

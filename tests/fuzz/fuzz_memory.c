@@ -690,43 +690,6 @@ static void check_stats_alone(void)
 	EQUAL(st.release_errors, 0);
 }
 
-/*
- * A known race in the library (found by this target): a sync purge drains
- * the warm pool outside the purge mutex, and a drain pops an area (so the
- * pool looks empty) before it publishes it on the lazy list.  So when the
- * other thread's sync purge is draining, ours may return with an area that
- * was warm when it was called neither released nor lazy yet -- a moment
- * later it is lazy, and the next purge releases it.  Until that is fixed,
- * with a purging thread and a pool, a freed page that still shows data
- * gets more sync purges (for up to a second) before it is a finding; set
- * VMAP_FUZZ_STRICT_PURGE=1 to fail at once.
- */
-static bool pool_race_tolerated(void)
-{
-	static int strict = -1;
-
-	if (strict < 0) {
-		const char *e = getenv("VMAP_FUZZ_STRICT_PURGE");
-
-		strict = e && *e && *e != '0';
-	}
-	return !strict && s.threaded && s.pool_max;
-}
-
-static void settle(const uint8_t *p, size_t n)
-{
-	struct timespec nap = { 0, 100000 };
-
-	if (!pool_race_tolerated())
-		return;
-	must_read(p, n, "freed, then sync purged");
-	for (int k = 0; k < 10000 && first_nonzero(p, n) < n; k++) {
-		nanosleep(&nap, NULL);
-		expect(vmap_purge(s.space, VMAP_PURGE_SYNC), 0,
-		       "vmap_purge(SYNC)", s.base);
-	}
-}
-
 /* After a sync purge, or vmap_unmap_aliases, of ours: every page freed
  * since the last one was released -- reads zero, no guard, no file. */
 static void check_purged(void)
@@ -738,7 +701,6 @@ static void check_purged(void)
 			continue;
 		while (j < s.npages && page_state[j] == FREED)
 			page_state[j++] = CLEAN;
-		settle(s.base + i * ps, j - i);
 		check_zero(s.base + i * ps, j - i, "freed, then sync purged");
 		i = j - 1;
 	}
