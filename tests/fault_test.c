@@ -191,13 +191,13 @@ static const struct kind {
 	  VMAP_SPACE_MEMORY | VMAP_SPACE_STRICT | VMAP_SPACE_GUARD },
 };
 
-static uint64_t flushes_seen;
+static uint64_t ranges_seen; /* by the range space's flush callback */
 
 static void flush_cb(void *ctx, const struct vmap_range *rg, size_t n)
 {
 	(void)ctx;
 	(void)rg;
-	flushes_seen += n;
+	ranges_seen += n;
 }
 
 static uint64_t rnd(uint64_t n)
@@ -494,6 +494,7 @@ static void scenario(const struct kind *kind)
 	int err;
 
 	memset(&r, 0, sizeof(r));
+	ranges_seen = 0;
 	r.kind = kind;
 	r.memory = kind->flags & VMAP_SPACE_MEMORY;
 	r.rng = 0x5eed;
@@ -551,6 +552,8 @@ static void scenario(const struct kind *kind)
 	CHECK_EQ(vmap_stats(r.s, &st), 0);
 	CHECK_EQ(st.free_pages, st.total_pages);
 	CHECK_EQ(st.free_blocks, 1);
+	if (!r.memory)	/* pieces or not, every range reached the callback */
+		CHECK_EQ(st.ranges_flushed, ranges_seen);
 	vmap_space_destroy(r.s);
 	if (r.fd >= 0)
 		close(r.fd);
