@@ -66,8 +66,10 @@
  *   warm pool (memory spaces)         the busy shard lock of each area's start
  *   vmap blocks of one CPU            that CPU's queue mutex (no lock per block)
  *
+ *   quarantined ranges                quarantine mutex
+ *
  *   lock order: purge mutex -> free lock -> busy shard locks (ascending)
- *               -> vmap block queue mutexes (ascending).
+ *               -> vmap block queue mutexes (ascending) -> quarantine mutex.
  *
  *   - vmap_ram_alloc/vmap_ram_free take the calling CPU's queue mutex (and a
  *     free, one busy shard lock to find the block); CPUs do not contend.
@@ -85,12 +87,75 @@
  *   - A purge holds the purge mutex throughout, calls the flush callback with
  *     no other lock held, and gives ranges back under the free lock in chunks
  *     of at most VMAP_PURGE_CHUNK ranges, so allocators wait at most one chunk.
- *   - vmap_check() and vmap_dump() take every lock (so they wait for a running
- *     purge and briefly stop allocation and freeing) and see an exact snapshot.
+ *   - vmap_check() takes every lock (so it waits for a running purge) and
+ *     holds them all while it validates: it stops allocation and freeing for
+ *     O(n log n) in the areas (about 0.7 s at 2 million areas).  It is a
+ *     test oracle, not something to call on a busy production space.
+ *   - vmap_dump() takes one lock at a time, each for a bounded chunk of at
+ *     most 1024 records (microseconds, whatever the size of the space), and
+ *     prints after dropping them; see vmap_dump for what that costs in
+ *     consistency.
  *   - vmap_stats() takes the free lock and each busy shard lock in turn,
  *     never two at once; the fields are an exact, consistent snapshot only
  *     when no other call is running on the space (an area freed during the
  *     call may be counted both busy and lazy, say).
+ *
+ * ==== fork() ====
+ *
+ * A child forked while other threads are inside vmap can use every space it
+ * inherited: the library registers pthread_atfork handlers that take every
+ * lock of every space before the fork (so fork() waits for a running purge and
+ * its flush, and for any call in progress to leave its critical section) and
+ * release them in both processes after.  The child has its own copy of each
+ * space -- its own free tree, busy and lazy areas, counters -- independent of
+ * the parent's from then on:
+ *   - range spaces: a purge in the child calls the flush callback in the child.
+ *   - memory spaces: the reservation is private memory, copied on write, so
+ *     each process releases only its own pages; a purge in the child never
+ *     touches the parent's memory and vice versa.  vmap_vmap areas are shared
+ *     mappings of the file: both processes see the file through them, and a
+ *     purge in either drops only its own mapping.  Do not free in one process
+ *     an area the other still uses through the file: that is the file's
+ *     business, not vmap's.
+ * The flush callback must not call fork() (the handlers would wait for the
+ * purge that is running it).  Only the thread that called fork() exists in the
+ * child, as always: areas other threads of the parent were using are busy in
+ * the child until it frees them.
+ *
+ * ==== What you may do to memory a memory space handed out ====
+ *
+ *   - read, write, MADV_DONTNEED / MADV_FREE / MADV_COLD / MADV_PAGEOUT /
+ *     MADV_WILLNEED on it: contents only, vmap does not care.
+ *   - mlock(), munlock(), mlockall() -- including MCL_ONFAULT: freed locked
+ *     pages are released with MADV_DONTNEED_LOCKED (Linux >= 5.18), counted
+ *     and released like any other.  Without MCL_ONFAULT, mlockall(MCL_CURRENT)
+ *     populates the whole reservation and MCL_FUTURE every range a purge turns
+ *     back into plain space: give such a process a small `length`.  Guard pages
+ *     on a locked range fall back from guard markers to mprotect().
+ *   - change its protection with vmap_vprotect(), which records the change so
+ *     that the purge that releases the area makes it readable and writable
+ *     again (and keeps it out of the warm pool).  Calling mprotect() yourself
+ *     on an area is not supported: the protection would outlive vmap_vfree and
+ *     reach the next owner; vmap_check() reports such a range once it is free.
+ *     Pieces from vmap_ram_alloc/vmap_map_ram are the exception: their block is
+ *     remapped as a whole before reuse, so mprotect() on a piece is undone then.
+ *   - fork(): see above.
+ *   - not: munmap/mremap/mmap(MAP_FIXED) over it, MADV_DONTFORK,
+ *     MADV_WIPEONFORK, MADV_HUGEPAGE/NOHUGEPAGE, MADV_MERGEABLE, or
+ *     MADV_GUARD_INSTALL: they change the mapping itself, and the change
+ *     would outlive the area.  vmap_check() reports a hole in the reservation
+ *     or a foreign mapping in a range that is not busy.
+ *
+ * ==== When the kernel says no ====
+ *
+ * A range the kernel refuses to release or to turn back into plain reserved
+ * space (neither should happen to a mapping of ours, but a hostile process
+ * can arrange it, and fault injection does) is *quarantined*: taken out of
+ * use -- never handed out, never counted free, busy or lazy -- and retried
+ * alone by later purges, at most VMAP_QUARANTINE_RETRY ranges per purge, until
+ * the kernel accepts.  One refused range never holds back the rest of its
+ * batch.  vmap_stats() counts the quarantined areas and pages; vmap_dump()
+ * lists them.
  */
 #ifndef VMAP_H
 #define VMAP_H
@@ -220,7 +285,9 @@ struct vmap_config {
 				    (see VMAP_SPACE_NOPOOL); 0 = 1024 */
 	uint64_t block_pages;	 /* pages per vmap block (vmap_ram_alloc): a
 				    power of two from 128 to 65536; 0 = the
-				    kernel's 1024 */
+				    kernel's 1024.  block_pages * page_size
+				    must not pass 2^63 (a block is aligned to
+				    its size) */
 };
 
 /* Fill *cfg with defaults: size set, everything else 0 but page_size = 4096. */
@@ -228,11 +295,17 @@ VMAP_API void vmap_config_init(struct vmap_config *cfg);
 
 /*
  * Create a space covering [cfg->base, cfg->base + cfg->length), all free.
+ * Every value the config accepts works: lazy_max_pages up to UINT64_MAX
+ * (which never purges on a free), pool_max_pages up to UINT64_MAX, page_size
+ * up to 2^63 with a block_pages that keeps a block within 2^63 bytes.
  *
  * Errors:
- *   -EINVAL  cfg or out is NULL; cfg->size too small to hold the base fields;
- *            page_size not a power of two; base or length not a multiple of
- *            page_size; length 0; base + length overflows; unknown flags.
+ *   -EINVAL  cfg or out is NULL; cfg->size too small to hold the base fields,
+ *            or ending inside a field; page_size not a power of two; base or
+ *            length not a multiple of page_size; length 0; base + length
+ *            overflows; unknown flags; block_pages not a power of two from
+ *            128 to 65536, or block_pages (default 1024) * page_size above
+ *            2^63.
  *   -E2BIG   cfg->size is larger than this library's struct and the extra
  *            bytes are not all zero.
  *   -ENOMEM  out of memory for the space's own records.
@@ -262,8 +335,10 @@ VMAP_API void vmap_space_destroy(vmap_space *space);
  *
  * When nothing fits, the call runs a synchronous purge (waiting for any purge
  * already running, so ranges it is flushing come back) and tries once more --
- * if anything is lazy, and if [vstart, vend) could hold the area at all.  That
- * purge runs the flush callback on the calling thread.
+ * if anything is lazy, and if [vstart, vend), were it all free, could hold the
+ * area with its alignment, phase and boundary: a request no space could meet
+ * fails at once, without a purge or a flush.  That purge runs the flush
+ * callback on the calling thread.
  *
  * Errors:
  *   -EINVAL  space or addr is NULL; size 0 or so large that rounding it up
@@ -314,14 +389,29 @@ VMAP_API int vmap_vfree(vmap_space *space, const void *ptr);
  *   EINVAL  space NULL or not a memory space; pgoff NULL; n 0 or too large;
  *           an offset too large; fd < 0; prot 0 or with other bits.
  *   ENOSPC  no room, even after a purge.
- *   EBADF, EACCES, ENODEV  from mmap: fd not open, not open for the access
- *           prot asks, or not mappable.
- *   ENOMEM  out of memory, or the kernel refused another mapping even
- *           after a sync purge (which can turn waiting file mappings back
- *           into plain space) and a second try.
- * On failure nothing changed: what was mapped is undone (should the kernel
- * refuse even that, the area waits on the lazy list for a purge to finish the
- * job, never handed out before).
+ *   From mmap(2) of the fd, passed on:
+ *   EBADF   fd is not open.
+ *   EACCES  fd is not open for reading, or prot asks for writing and it is
+ *           not open for writing.
+ *   ENODEV  the file cannot be mapped (a socket, a pipe, a directory, most
+ *           sysfs and procfs files).
+ *   EPERM   prot asks for writing and the file is sealed against it
+ *           (F_SEAL_WRITE, F_SEAL_FUTURE_WRITE), or mapping is not permitted.
+ *   EINVAL  the file refuses this mapping (a hugetlbfs file, whose mappings
+ *           must be aligned to its huge page size).
+ *   EAGAIN  the file is locked, or (under mlockall(MCL_FUTURE)) the mapping
+ *           would pass RLIMIT_MEMLOCK.
+ *   ETXTBSY, EOVERFLOW, and whatever else the file's own mmap handler says.
+ *   ENOMEM  out of memory (a hugetlb file with no huge pages reserved, say),
+ *           or the kernel refused another mapping even after a sync purge
+ *           (which can turn waiting file mappings back into plain space) and
+ *           a second try.
+ * On failure nothing changed: every page of the range tried is plain reserved
+ * space again before the call returns -- the kernel unmaps the old pages of a
+ * MAP_FIXED mapping before the file's handler can refuse, so the whole range
+ * is remapped, not only what had been mapped.  Should the kernel refuse even
+ * that, the range is quarantined (see "When the kernel says no"): never
+ * handed out until a purge has made it plain space again.
  *
  * vmap_vunmap: free a vmap_vmap area, lazily, like vmap_vfree (which also
  * takes it).  Until the purge, the file's pages stay mapped there; the purge
@@ -331,6 +421,26 @@ VMAP_API int vmap_vfree(vmap_space *space, const void *ptr);
 VMAP_API void *vmap_vmap(vmap_space *space, int fd, const uint64_t *pgoff,
 			 size_t n, int prot);
 VMAP_API int vmap_vunmap(vmap_space *space, const void *ptr);
+
+/*
+ * vmap_vprotect: set the protection of the whole area at ptr (from
+ * vmap_vmalloc, vmap_vzalloc or vmap_vmap; its guard page is left alone) to
+ * prot, any combination of PROT_READ, PROT_WRITE and PROT_EXEC, or PROT_NONE.
+ * The change is recorded with the area: the purge that releases it after
+ * vmap_vfree makes the range readable and writable again before anyone else
+ * can get it, and the area skips the warm pool.  (An area protected with
+ * mprotect() directly keeps its protection after the free; do not.)
+ * Errors:
+ *   -EINVAL  space NULL or not a memory space; prot has other bits.
+ *   -ENOENT  ptr is not the start of a busy area (or is a vmap_ram_alloc or
+ *            vmap_map_ram piece: those may be mprotect()ed directly).
+ *   -EACCES  PROT_WRITE on a vmap_vmap area of a file not open for writing.
+ *   -ENOMEM  the kernel could not split the mapping (vm.max_map_count).
+ * On failure the area's protection and record are unchanged.
+ * Concurrency: thread-safe; holds the area's busy-shard lock across the
+ * mprotect(), so it cannot race with a free of the same area.
+ */
+VMAP_API int vmap_vprotect(vmap_space *space, const void *ptr, int prot);
 
 /*
  * A page pool for vmap_vmap: a new memfd of `pages` system pages, zero-filled,
@@ -409,8 +519,12 @@ VMAP_API int vmap_purge(vmap_space *space, unsigned how);
  * flush -- called even if there is nothing to release -- and forget those
  * dirty ranges, which need no second flush.  In a memory space, where the
  * flush releases pages, a block's dirty range with a live piece inside is
- * left for the block's own purge, so the piece keeps its data.
- * Errors: -EINVAL if space is NULL.
+ * left for the block's own purge, so the piece keeps its data.  Every freed
+ * piece of a memory space's blocks, though, is turned back into plain reserved
+ * space (zero, no file) before the call returns, whatever lives next to it:
+ * after vmap_unmap_aliases, no freed piece shows a file page.
+ * Errors: -EINVAL if space is NULL; -ENOMEM if the kernel refused to remap a
+ * freed piece (it is tried again by the next call, and the block's purge).
  */
 VMAP_API int vmap_unmap_aliases(vmap_space *space);
 
@@ -435,9 +549,10 @@ VMAP_API int vmap_unmap_aliases(vmap_space *space);
  *   -ENOSPC  no room for a new block (or, above the limit, for the area).
  *   -ENOMEM  out of memory for the block's records.
  * vmap_ram_free: free what vmap_ram_alloc gave, with the same size.
- *   -EINVAL  space NULL, size 0, or a size other than the one allocated
- *            there (the kernel takes the count back; a wrong one is an
- *            error, not corruption).
+ *   -EINVAL  space NULL, size 0, or a size of another number of pages than
+ *            the one allocated there (the kernel takes the count back; a
+ *            wrong one is an error, not corruption -- 4 pages for a 3-page
+ *            piece too, although both take a 4-page slot).
  *   -ENOENT  addr is not a live piece: not from a block, or already freed.
  * Both spaces.  Concurrency: thread-safe; different CPUs do not contend.
  */
@@ -451,7 +566,9 @@ VMAP_API int vmap_ram_free(vmap_space *space, uint64_t addr, uint64_t size);
  * and unmap them with the same n.  A piece's pages stay mapped until its
  * block is purged (or vmap_unmap_aliases drops them).  Errors as
  * vmap_ram_alloc and vmap_vmap (NULL and errno for vmap_map_ram); on failure
- * the piece is returned, or, if another piece was taken after it, left dirty.
+ * the piece is plain reserved space again and returned, or, if another piece
+ * was taken after it, left dirty.  vmap_unmap_ram: -EINVAL also for an n
+ * whose size in bytes overflows.
  */
 VMAP_API void *vmap_map_ram(vmap_space *space, int fd, const uint64_t *pgoff,
 			    size_t n);
@@ -489,8 +606,7 @@ struct vmap_stats {
 	uint64_t release_path;	      /* VMAP_RELEASE_* */
 	uint64_t release_syscalls;    /* system calls purges made to release */
 	uint64_t release_errors;      /* areas the kernel refused to release or
-					 restore: back on the lazy list, retried
-					 by the next purge */
+					 restore, ever: each was quarantined */
 	uint64_t guard_syscalls;      /* guard page installs and removals */
 	uint64_t map_syscalls;	      /* mmaps made by vmap_vmap */
 	uint64_t pool_areas;	      /* warm areas kept for reuse */
@@ -503,7 +619,17 @@ struct vmap_stats {
 	uint64_t block_dirty_pages;   /* in them: handed out and freed */
 	uint64_t blocks_created;      /* ever */
 	uint64_t blocks_freed;	      /* ever: all dirty, or fragmented */
+	/* Memory spaces (0 in range spaces): */
+	uint64_t quarantined_areas;   /* refused by the kernel: out of use until
+					 a purge's retry succeeds */
+	uint64_t quarantined_pages;
+	uint64_t quarantine_retries;  /* retries purges made, ever */
+	uint64_t protect_restores;    /* areas a purge made read-write again
+					 after vmap_vprotect, ever */
 };
+
+/* The most quarantined areas one purge retries. */
+#define VMAP_QUARANTINE_RETRY 16
 
 /* vmap_stats.release_path */
 #define VMAP_RELEASE_NONE 0		/* a range space: the flush callback */
@@ -520,20 +646,33 @@ VMAP_API int vmap_stats(vmap_space *space, struct vmap_stats *st);
 
 /*
  * Print the space like /proc/vmallocinfo, one line per busy area, vmap
- * block, lazy area, warm (pooled) area and free block, by address, then one
- * line per CPU that has vmap blocks (blocks, pages free, pages dirty):
+ * block, warm (pooled) area, quarantined area and free block, and one per run
+ * of lazy pages (what is none of those: freed, waiting for or in a purge), by
+ * address; then one line per CPU that has vmap blocks (blocks, pages free,
+ * pages dirty):
  *   0x0000000000100000-0x0000000000103000        12288 busy
- * Errors: -EINVAL if space or f is NULL; -ENOMEM if the snapshot cannot be
+ * The listing is gathered a chunk at a time (at most 1024 records per hold of
+ * any one lock), so a dump of millions of areas never stops other threads for
+ * more than microseconds at once.  The price: with other calls running on the
+ * space, an area that changes state during the dump may be listed in its old
+ * state or its new one, and the lines may then overlap or leave a range out
+ * (shown as lazy).  With no other call running, the listing is exact.
+ * Errors: -EINVAL if space or f is NULL; -ENOMEM if the listing cannot be
  * allocated; -EIO if writing to f fails.
  */
 VMAP_API int vmap_dump(vmap_space *space, FILE *f);
 
 /*
  * Validate every invariant of the space: the free tree's order, balance and
- * augmentation; free blocks never touching (always merged); busy, lazy and
- * free ranges inside the space, page-aligned and never overlapping; together
- * covering the whole space; and every counter equal to what the structures
- * hold.  Meant as a test oracle; costs O(n log n).
+ * augmentation; free blocks never touching (always merged); busy, lazy, warm,
+ * quarantined and free ranges inside the space, page-aligned and never
+ * overlapping; together covering the whole space; and every counter equal to
+ * what the structures hold.  In a memory space, also the reservation itself,
+ * from /proc/self/maps: no hole in it (but in a quarantined range), no file
+ * mapped but in vmap_vmap areas, vmap blocks, lazy or quarantined ranges, and
+ * every free page anonymous, readable and writable.
+ * Meant as a test oracle: it holds every lock of the space for O(n log n) in
+ * the areas (0.7 s at 2 million), stopping every other call meanwhile.
  *
  * Returns 0, or -EUCLEAN after printing what is wrong to stderr, or -ENOMEM if
  * the snapshot cannot be allocated, or -EINVAL if space is NULL.

@@ -1,0 +1,6 @@
+/* SPDX-License-Identifier: MIT */
+/* config_test.c - being written. */
+int main(void)
+{
+	return 0;
+}
