@@ -152,9 +152,12 @@
  * space (neither should happen to a mapping of ours, but a hostile process
  * can arrange it, and fault injection does) is *quarantined*: taken out of
  * use -- never handed out, never counted free, busy or lazy -- and retried
- * alone by later purges, at most VMAP_QUARANTINE_RETRY ranges per purge, until
- * the kernel accepts.  One refused range never holds back the rest of its
- * batch.  vmap_stats() counts the quarantined areas and pages; vmap_dump()
+ * by later purges, oldest first, until the kernel accepts: after a purge where
+ * a retry failed, VMAP_QUARANTINE_RETRY per purge; after one where all
+ * succeeded, twice as many as then.  So a kernel that keeps refusing costs a
+ * purge a bounded number of system calls, and one that relents gets n ranges
+ * back within O(log n) purges.  One refused range never holds back the rest
+ * of its batch.  vmap_stats() counts the quarantined areas and pages; vmap_dump()
  * lists them.
  */
 #ifndef VMAP_H
@@ -297,7 +300,8 @@ VMAP_API void vmap_config_init(struct vmap_config *cfg);
  * Create a space covering [cfg->base, cfg->base + cfg->length), all free.
  * Every value the config accepts works: lazy_max_pages up to UINT64_MAX
  * (which never purges on a free), pool_max_pages up to UINT64_MAX, page_size
- * up to 2^63 with a block_pages that keeps a block within 2^63 bytes.
+ * up to 2^56 (with a block_pages that keeps a block within 2^63 bytes: up to
+ * 2^53 with the default 1024).
  *
  * Errors:
  *   -EINVAL  cfg or out is NULL; cfg->size too small to hold the base fields,
@@ -345,7 +349,8 @@ VMAP_API void vmap_space_destroy(vmap_space *space);
  *            overflows; align not a power of two; vstart >= vend; or
  *            [vstart, vend) holds no whole page of the space.
  *   -ENOSPC  no free range satisfies the constraints, even after the purge
- *            (this includes sizes or alignments larger than the space).
+ *            (this includes sizes larger than the space, and alignments no
+ *            address of the space meets).
  *   -ENOMEM  out of memory for the area's record.
  * Concurrency: thread-safe; holds the free lock only while carving.
  */
@@ -628,7 +633,7 @@ struct vmap_stats {
 					 after vmap_vprotect, ever */
 };
 
-/* The most quarantined areas one purge retries. */
+/* Quarantined areas a purge retries after a purge where a retry failed. */
 #define VMAP_QUARANTINE_RETRY 16
 
 /* vmap_stats.release_path */

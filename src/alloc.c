@@ -122,7 +122,7 @@ static int place(vmap_space *s, const struct fit *f, unsigned kind,
 		 * includes areas a running purge is flushing: they are free
 		 * space a moment from now, and the sync purge waits for them)
 		 * and if the window could hold the area at all. */
-		if (attempt || f->nopurge || f->hi - f->lo < f->size ||
+		if (attempt || f->nopurge || !ft_could_fit(f) ||
 		    !purge_could_help(s))
 			break;
 		count(&s->purge_retries);
@@ -151,6 +151,24 @@ static void unplace(vmap_space *s, uint64_t addr)
 	free(retired);
 }
 
+/* Add flags to the busy area at addr, which the caller owns and nobody
+ * else has seen; its flags after, and its end in *end. */
+static unsigned flag_area(vmap_space *s, uint64_t addr, unsigned add,
+			  uint64_t *end)
+{
+	struct busy_shard *shard = busy_shard_of(&s->busy, addr);
+	struct va *va;
+	unsigned flags;
+
+	pthread_mutex_lock(&shard->lock);
+	va = __busy_find(shard, addr);
+	va->flags |= add;
+	flags = va->flags;
+	*end = va->end;
+	pthread_mutex_unlock(&shard->lock);
+	return flags;
+}
+
 int vm_alloc(vmap_space *s, const struct fit *f, unsigned kind,
 	     struct vblock *vb, uint64_t *addr)
 {
@@ -168,33 +186,51 @@ int vm_alloc(vmap_space *s, const struct fit *f, unsigned kind,
 					   s->page_size, &calls);
 		atomic_fetch_add_explicit(&s->guard_syscalls, calls,
 					  memory_order_relaxed);
-		if (err) {
+		if (err < 0) {
 			unplace(s, a);
 			count(&s->alloc_failures);
 			return -ENOMEM;
 		}
+		if (err) /* an mprotect guard: only a remap removes it */
+			flag_area(s, a, VA_GUARD_MPROT, &calls);
 	}
 	*addr = a;
 	return 0;
 }
 
-void vm_unalloc(vmap_space *s, uint64_t addr, uint64_t size,
-		uint64_t mapped)
+/* Undo an allocation nobody has seen, whose range the kernel would not turn
+ * back into plain space: out of use until a purge manages to. */
+static void quarantine_unplace(vmap_space *s, uint64_t addr, unsigned flags)
 {
-	uint64_t guard = addr + size - s->page_size, calls = 0;
-	bool stuck;
+	struct busy_shard *shard = busy_shard_of(&s->busy, addr);
+	struct va *va, **retired;
 
-	/* What cannot be undone here -- a file mapping that will not turn
-	 * back into plain space, a guard that stays and would fault the
-	 * page's next owner -- is left to the purge, which retries until it
-	 * can: the area goes on the lazy list. */
-	stuck = (mapped && s->os->map_anon(addr, mapped)) ||
-		(s->guard && s->os->guard_remove(&guard, 1, s->page_size,
-						 &calls));
+	pthread_mutex_lock(&shard->lock);
+	va = __busy_remove(shard, addr, 0, &retired);
+	va->flags |= flags;
+	/* Under the shard lock, so vmap_check sees it in one place. */
+	quarantine_add(s, va);
+	pthread_mutex_unlock(&shard->lock);
+	free(retired);
+}
+
+void vm_unalloc(vmap_space *s, uint64_t addr, uint64_t mapped)
+{
+	uint64_t end, calls = 0;
+	unsigned flags = flag_area(s, addr, 0, &end);
+	int err = 0;
+
+	/* Whatever was mapped goes, guard and all, in one remap of the
+	 * area; a marker guard alone needs only its removal. */
+	if (mapped || (flags & VA_GUARD_MPROT))
+		err = memory_remap(s, addr, end - addr);
+	else if (flags & VA_GUARD)
+		err = s->os->guard_remove(&(uint64_t){ end - s->page_size }, 1,
+					  s->page_size, &calls);
 	atomic_fetch_add_explicit(&s->guard_syscalls, calls,
 				  memory_order_relaxed);
-	if (stuck)
-		vm_free(s, addr, FREE_UNDO, 0);
+	if (err)
+		quarantine_unplace(s, addr, err == -EEXIST ? VA_HOLE : 0);
 	else
 		unplace(s, addr);
 }
@@ -278,9 +314,8 @@ int vm_free(vmap_space *s, uint64_t addr, unsigned how, uint64_t bytes)
 #endif
 	pthread_mutex_unlock(&shard->lock);
 	free(retired);
-	/* A block's pieces were counted instead; an undone allocation was
-	 * never counted. */
-	if (!(how & (FREE_BLOCK | FREE_UNDO)))
+	/* A block's pieces were counted instead. */
+	if (!(how & FREE_BLOCK))
 		count(&s->frees);
 
 	/* An extra try on the boundary, when two frees cross it at once, is
@@ -289,14 +324,30 @@ int vm_free(vmap_space *s, uint64_t addr, unsigned how, uint64_t bytes)
 		return 0;
 	if (s->strict && !vm_in_flush(s))
 		vm_purge(s, VMAP_PURGE_SYNC);
-	else if (lazy > 2 * s->lazy_max_pages && !vm_in_flush(s))
+	else if (lazy > s->lazy_max_pages &&
+		 lazy - s->lazy_max_pages > s->lazy_max_pages &&
+		 !vm_in_flush(s))
 		/* A try that finds a purge running leaves the list growing
-		 * for as long as that purge takes; past twice the threshold,
-		 * wait for it and purge again, so laziness stays bounded. */
+		 * for as long as that purge takes; past twice the threshold
+		 * (said without 2 * lazy_max_pages, which may wrap), wait for
+		 * it and purge again, so laziness stays bounded. */
 		vm_purge(s, VMAP_PURGE_SYNC);
 	else if (lazy > s->lazy_max_pages)
 		vm_purge(s, VMAP_PURGE_TRY);
 	return 0;
+}
+
+bool vm_is_area(vmap_space *s, uint64_t addr)
+{
+	struct busy_shard *shard = busy_shard_of(&s->busy, addr);
+	struct va *va;
+	bool area;
+
+	pthread_mutex_lock(&shard->lock);
+	va = __busy_find(shard, addr);
+	area = va && !(va->flags & VA_BLOCK);
+	pthread_mutex_unlock(&shard->lock);
+	return area;
 }
 
 int vmap_free(vmap_space *s, uint64_t addr)

@@ -313,3 +313,30 @@ int __busy_validate(struct busy_map *m, char *msg, size_t len)
 	}
 	return 0;
 }
+
+/* Position p counts the new table's buckets, then the old table's.  The
+ * tables may grow between two calls: then buckets are seen twice or not at
+ * all, which vmap_dump documents. */
+bool __busy_walk_part(struct busy_shard *s, uint64_t *pos, uint64_t buckets,
+		      int (*fn)(void *, const struct va *), void *arg,
+		      int *err)
+{
+	uint64_t nnew = s->mask + 1, nold = s->old ? s->old_mask + 1 : 0;
+
+	for (uint64_t k = 0; k < buckets && !*err; k++, ++*pos) {
+		struct va *va;
+
+		if (*pos < nnew)
+			va = s->buckets[*pos];
+		else if (*pos - nnew < nold && *pos - nnew >= s->moved)
+			va = s->old[*pos - nnew];
+		else if (*pos - nnew < nold)
+			continue;
+		else
+			return true;
+		for (; va && !*err; va = va->next)
+			if (!(va->flags & VA_LAZY))
+				*err = fn(arg, va);
+	}
+	return *pos >= nnew + nold;
+}

@@ -1,28 +1,32 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * check.c - an exact snapshot of a space, and the two things built on it:
- * vmap_check(), which validates every invariant, and vmap_dump(), which
+ * check.c - a list of every range of a space, and the two things built on
+ * it: vmap_check(), which validates every invariant, and vmap_dump(), which
  * prints the space like /proc/vmallocinfo.
  *
- * The snapshot takes every lock in the documented order (purge mutex, free
- * lock, busy shards), so no purge is half done, no area is between the free
- * tree and the busy map, and the lazy list is frozen: frees push onto it only
- * while holding a busy shard lock, and a purge puts back areas it could not
- * release (memory.c) only while holding the purge mutex.
+ * vmap_check takes an exact snapshot: every lock in the documented order
+ * (purge mutex, free lock, busy shards, block queues, quarantine), so no purge
+ * is half done, no area is between two structures, and the lazy list is
+ * frozen (frees push onto it only while holding a busy shard lock).  That
+ * stops the space for as long as the check runs, which is what an oracle
+ * needs and what a production dump cannot afford: vmap_dump gathers the
+ * ranges a chunk at a time, one lock at a time, and documents what that costs.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "internal.h"
 
-enum state { FREE, BUSY, LAZY, POOL, BLOCK };
-static const char *const state_name[] = { "free", "busy", "lazy", "pool",
-					  "block" };
+enum state { FREE, BUSY, LAZY, POOL, BLOCK, QUARANTINE, NSTATES };
+static const char *const state_name[] = { "free", "busy",  "lazy",
+					  "pool", "block", "quarantined" };
 
 struct item {
 	uint64_t start, end;
 	enum state state;
+	unsigned flags; /* VA_* */
 };
 
 struct snapshot {
@@ -34,6 +38,7 @@ struct snapshot {
 static int add(void *arg, const struct va *va)
 {
 	struct snapshot *sn = arg;
+	enum state st = sn->adding;
 
 	if (sn->n == sn->cap) {
 		size_t cap = sn->cap ? sn->cap * 2 : 256;
@@ -44,13 +49,11 @@ static int add(void *arg, const struct va *va)
 		sn->item = it;
 		sn->cap = cap;
 	}
-	enum state st = sn->adding;
-
 	if (st == BUSY && (va->flags & VA_LAZY))
 		st = LAZY; /* the legacy build keeps lazy areas in the map */
 	else if (st == BUSY && (va->flags & VA_BLOCK))
 		st = BLOCK;
-	sn->item[sn->n++] = (struct item){ va->start, va->end, st };
+	sn->item[sn->n++] = (struct item){ va->start, va->end, st, va->flags };
 	return 0;
 }
 
@@ -58,23 +61,9 @@ static int by_start(const void *a, const void *b)
 {
 	const struct item *x = a, *y = b;
 
-	return (x->start > y->start) - (x->start < y->start);
-}
-
-static void lock_all(vmap_space *s)
-{
-	pthread_mutex_lock(&s->purge_lock);
-	pthread_mutex_lock(&s->free_lock);
-	busy_lock_all(&s->busy);
-	vblocks_lock_all(s);
-}
-
-static void unlock_all(vmap_space *s)
-{
-	vblocks_unlock_all(s);
-	busy_unlock_all(&s->busy);
-	pthread_mutex_unlock(&s->free_lock);
-	pthread_mutex_unlock(&s->purge_lock);
+	if (x->start != y->start)
+		return (x->start > y->start) - (x->start < y->start);
+	return (x->end > y->end) - (x->end < y->end);
 }
 
 /* With all locks held: every range of the space, sorted by start. */
@@ -92,6 +81,9 @@ static int take(vmap_space *s, struct snapshot *sn)
 		err = add(sn, v);
 	sn->adding = POOL;
 	__pool_walk(s, add, sn, &err);
+	sn->adding = QUARANTINE;
+	if (!err)
+		err = __quarantine_walk(s, add, sn);
 	if (!err)
 		qsort(sn->item, sn->n, sizeof(*sn->item), by_start);
 	return err;
@@ -101,7 +93,7 @@ static int take(vmap_space *s, struct snapshot *sn)
 static int check_snapshot(vmap_space *s, const struct snapshot *sn,
 			  char *msg, size_t len)
 {
-	uint64_t bytes[5] = { 0 }, areas[5] = { 0 };
+	uint64_t bytes[NSTATES] = { 0 }, areas[NSTATES] = { 0 };
 	uint64_t pmask = s->page_size - 1, busy_bytes = 0, busy_areas = 0;
 	uint64_t lazy_pages, lazy_areas;
 
@@ -135,15 +127,17 @@ static int check_snapshot(vmap_space *s, const struct snapshot *sn,
 	/* A vmap block is a busy area of the space. */
 	bytes[BUSY] += bytes[BLOCK];
 	areas[BUSY] += areas[BLOCK];
-	if (bytes[FREE] + bytes[BUSY] + bytes[LAZY] + bytes[POOL] !=
+	if (bytes[FREE] + bytes[BUSY] + bytes[LAZY] + bytes[POOL] +
+		    bytes[QUARANTINE] !=
 	    s->end - s->base) {
 		snprintf(msg, len,
-			 "free %#llx + busy %#llx + lazy %#llx + pool %#llx "
-			 "bytes != space %#llx",
+			 "free %#llx + busy %#llx + lazy %#llx + pool %#llx + "
+			 "quarantined %#llx bytes != space %#llx",
 			 (unsigned long long)bytes[FREE],
 			 (unsigned long long)bytes[BUSY],
 			 (unsigned long long)bytes[LAZY],
 			 (unsigned long long)bytes[POOL],
+			 (unsigned long long)bytes[QUARANTINE],
 			 (unsigned long long)(s->end - s->base));
 		return -1;
 	}
@@ -158,6 +152,17 @@ static int check_snapshot(vmap_space *s, const struct snapshot *sn,
 			 (unsigned long long)s->pool_max_pages,
 			 (unsigned long long)areas[POOL],
 			 (unsigned long long)space_pages(s, bytes[POOL]));
+		return -1;
+	}
+	if (s->quarantine_areas != areas[QUARANTINE] ||
+	    s->quarantine_pages != space_pages(s, bytes[QUARANTINE])) {
+		snprintf(msg, len,
+			 "quarantine counters say %llu areas/%llu pages, the "
+			 "list holds %llu/%llu",
+			 (unsigned long long)s->quarantine_areas,
+			 (unsigned long long)s->quarantine_pages,
+			 (unsigned long long)areas[QUARANTINE],
+			 (unsigned long long)space_pages(s, bytes[QUARANTINE]));
 		return -1;
 	}
 	for (int i = 0; i < VMAP_BUSY_SHARDS; i++) {
@@ -186,6 +191,108 @@ static int check_snapshot(vmap_space *s, const struct snapshot *sn,
 	return 0;
 }
 
+/* ---- a memory space's reservation, as the kernel sees it ---- */
+
+/*
+ * The mappings of [base, end), checked against the snapshot (which tiles the
+ * space exactly, checked before).  What must hold:
+ *  - no hole, but in a quarantined range: anything mapped into a hole is
+ *    somebody else's, and we would hand it out;
+ *  - a file only where vmap put one: a vmap_vmap area (busy or lazy), a vmap
+ *    block, or a quarantined range;
+ *  - free and warm pages anonymous, readable and writable -- but a warm
+ *    area's mprotect guard page: what the next owner gets.  A caller's
+ *    mprotect that outlived its area shows here.
+ */
+struct maps_walk {
+	vmap_space *s;
+	const struct snapshot *sn;
+	size_t i;	 /* the first item that may overlap the next mapping */
+	uint64_t cursor; /* everything below is covered */
+	char *msg;
+	size_t len;
+};
+
+static bool ok_in(const struct item *it, const struct os_vma *v,
+		  uint64_t page, const char **why)
+{
+	if (it->state == QUARANTINE)
+		return true;
+	if (!v) {
+		*why = "a hole";
+		return false;
+	}
+	if (v->file && !(it->flags & (VA_FILE | VA_BLOCK))) {
+		*why = "a file";
+		return false;
+	}
+	if ((it->state == FREE || it->state == POOL) &&
+	    (v->file || v->prot != (PROT_READ | PROT_WRITE))) {
+		/* A warm area keeps its guard page. */
+		if (it->state == POOL && (it->flags & VA_GUARD) &&
+		    v->start >= it->end - page)
+			return true;
+		*why = "a mapping other than plain read-write";
+		return false;
+	}
+	return true;
+}
+
+/* Check [a, b), which v maps (or, if v is NULL, nothing maps); 1 (and the
+ * message) if it is wrong. */
+static int check_span(struct maps_walk *w, uint64_t a, uint64_t b,
+		      const struct os_vma *v)
+{
+	const struct snapshot *sn = w->sn;
+	const char *why = "";
+
+	while (w->i < sn->n && sn->item[w->i].end <= a)
+		w->i++;
+	for (size_t k = w->i; k < sn->n && sn->item[k].start < b; k++) {
+		const struct item *it = &sn->item[k];
+
+		if (!ok_in(it, v, w->s->page_size, &why)) {
+			snprintf(w->msg, w->len,
+				 "the reservation has %s at %#llx-%#llx, in "
+				 "%s range %#llx-%#llx",
+				 why, (unsigned long long)a,
+				 (unsigned long long)b, state_name[it->state],
+				 (unsigned long long)it->start,
+				 (unsigned long long)it->end);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static int check_vma(void *arg, const struct os_vma *v)
+{
+	struct maps_walk *w = arg;
+	uint64_t a = v->start > w->s->base ? v->start : w->s->base;
+	uint64_t b = v->end < w->s->end ? v->end : w->s->end;
+
+	if (a > w->cursor && check_span(w, w->cursor, a, NULL))
+		return 1;
+	if (b > w->cursor)
+		w->cursor = b;
+	return check_span(w, a, b, v);
+}
+
+static int check_maps(vmap_space *s, const struct snapshot *sn, char *msg,
+		      size_t len)
+{
+	struct maps_walk w = { s, sn, 0, s->base, msg, len };
+	int err;
+
+	if (!s->memory || !s->os->vmas)
+		return 0;
+	err = s->os->vmas(s->base, s->end, check_vma, &w);
+	if (!err && w.cursor < s->end)
+		err = check_span(&w, w.cursor, s->end, NULL);
+	/* A negative err: no /proc to read, nothing to check against. */
+	return err > 0 ? -1 : 0;
+}
+
 int vmap_check(vmap_space *s)
 {
 	struct snapshot sn = { NULL, 0, 0, FREE };
@@ -194,7 +301,7 @@ int vmap_check(vmap_space *s)
 
 	if (!s)
 		return -EINVAL;
-	lock_all(s);
+	space_lock_all(s);
 	err = ft_validate(&s->free, msg, sizeof(msg));
 	if (!err)
 		err = __busy_validate(&s->busy, msg, sizeof(msg));
@@ -204,8 +311,10 @@ int vmap_check(vmap_space *s)
 		err = take(s, &sn);
 		if (!err && check_snapshot(s, &sn, msg, sizeof(msg)))
 			err = -1;
+		if (!err)
+			err = check_maps(s, &sn, msg, sizeof(msg));
 	}
-	unlock_all(s);
+	space_unlock_all(s);
 	free(sn.item);
 	if (err == -1) {
 		fprintf(stderr, "vmap_check: %s\n", msg);
@@ -214,28 +323,105 @@ int vmap_check(vmap_space *s)
 	return err;
 }
 
+/* ---- vmap_dump: a chunk at a time ---- */
+
+#define DUMP_CHUNK 1024 /* records (or hash buckets) per lock hold */
+
+/* Gather every range but the lazy ones, each structure a chunk at a time. */
+static int gather(vmap_space *s, struct snapshot *sn)
+{
+	uint64_t from = s->base;
+	int err = 0;
+
+	sn->adding = FREE;
+	for (uint64_t got = DUMP_CHUNK; !err && got == DUMP_CHUNK;) {
+		size_t before = sn->n;
+
+		pthread_mutex_lock(&s->free_lock);
+		got = ft_walk_from(&s->free, from, DUMP_CHUNK, add, sn, &err);
+		pthread_mutex_unlock(&s->free_lock);
+		if (sn->n > before)
+			from = sn->item[sn->n - 1].end;
+	}
+	for (int i = 0; i < VMAP_BUSY_SHARDS && !err; i++) {
+		struct busy_shard *sh = &s->busy.shard[i];
+		uint64_t pos = 0;
+		bool done = false;
+
+		while (!done && !err) {
+			pthread_mutex_lock(&sh->lock);
+			sn->adding = BUSY;
+			done = __busy_walk_part(sh, &pos, DUMP_CHUNK, add, sn,
+						&err);
+			if (done) {
+				sn->adding = POOL;
+				__pool_walk_shard(sh, add, sn, &err);
+			}
+			pthread_mutex_unlock(&sh->lock);
+		}
+	}
+	pthread_mutex_lock(&s->quarantine_lock);
+	sn->adding = QUARANTINE;
+	if (!err)
+		err = __quarantine_walk(s, add, sn);
+	pthread_mutex_unlock(&s->quarantine_lock);
+	return err;
+}
+
+static int line(FILE *f, uint64_t start, uint64_t end, const char *what)
+{
+	return fprintf(f, "0x%016llx-0x%016llx %12llu %s\n",
+		       (unsigned long long)start, (unsigned long long)end,
+		       (unsigned long long)(end - start), what) < 0 ?
+		       -EIO :
+		       0;
+}
+
 int vmap_dump(vmap_space *s, FILE *f)
 {
 	struct snapshot sn = { NULL, 0, 0, FREE };
+	uint64_t at;
 	int err;
 
 	if (!s || !f)
 		return -EINVAL;
-	lock_all(s);
-	err = take(s, &sn);
+	err = gather(s, &sn);
 	if (!err)
-		err = __vblocks_dump(s, f);
-	unlock_all(s);
+		qsort(sn.item, sn.n, sizeof(*sn.item), by_start);
+	/* What no structure listed is lazy: freed, waiting for a purge or in
+	 * one (the lazy list itself is not walked: only a purge may). */
+	at = s->base;
 	for (size_t i = 0; i < sn.n && !err; i++) {
 		const struct item *it = &sn.item[i];
 
-		if (fprintf(f, "0x%016llx-0x%016llx %12llu %s\n",
-			    (unsigned long long)it->start,
-			    (unsigned long long)it->end,
-			    (unsigned long long)(it->end - it->start),
-			    state_name[it->state]) < 0)
+		if (i && it->start == sn.item[i - 1].start &&
+		    it->end == sn.item[i - 1].end &&
+		    it->state == sn.item[i - 1].state)
+			continue; /* seen twice while a table grew */
+		if (it->start > at)
+			err = line(f, at, it->start, "lazy");
+		if (!err)
+			err = line(f, it->start, it->end,
+				   state_name[it->state]);
+		if (it->end > at)
+			at = it->end;
+	}
+	if (!err && at < s->end)
+		err = line(f, at, s->end, "lazy");
+	free(sn.item);
+	for (unsigned c = 0; c < s->nvbq && !err; c++) {
+		struct vmap_stats st = { .blocks = 0 };
+
+		pthread_mutex_lock(&s->vbq[c].lock);
+		__vblocks_stats(s, c, &st);
+		pthread_mutex_unlock(&s->vbq[c].lock);
+		if (st.blocks &&
+		    fprintf(f, "vmap blocks cpu %u: %llu blocks, %llu pages "
+			       "free, %llu dirty\n", c,
+			    (unsigned long long)st.blocks,
+			    (unsigned long long)st.block_free_pages,
+			    (unsigned long long)st.block_dirty_pages) < 0)
 			err = -EIO;
 	}
-	free(sn.item);
 	return err;
 }

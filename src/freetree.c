@@ -269,6 +269,14 @@ static bool fits(const struct va *n, const struct fit *f, uint64_t *out)
 	return true;
 }
 
+bool ft_could_fit(const struct fit *f)
+{
+	struct va window = { .start = f->lo, .end = f->hi };
+	uint64_t a;
+
+	return fits(&window, f, &a);
+}
+
 /*
  * One search, lowest or highest first, among blocks at least `min` long.
  * A *miss* is a block that meets the window, is at least f->size long, and
@@ -490,6 +498,39 @@ static int walk(const struct va *n, int (*fn)(void *, const struct va *),
 		n = n->ft.right;
 	}
 	return 0;
+}
+
+/* The in-order successor of n. */
+static const struct va *next_of(const struct va *n)
+{
+	if (n->ft.right) {
+		for (n = n->ft.right; n->ft.left; n = n->ft.left)
+			;
+		return n;
+	}
+	while (n->ft.parent && n == n->ft.parent->ft.right)
+		n = n->ft.parent;
+	return n->ft.parent;
+}
+
+uint64_t ft_walk_from(const struct freetree *t, uint64_t from, uint64_t max,
+		      int (*fn)(void *, const struct va *), void *arg,
+		      int *err)
+{
+	const struct va *n = t->root, *first = NULL;
+	uint64_t seen = 0;
+
+	while (n) { /* the lowest block starting at or after from */
+		if (n->start >= from) {
+			first = n;
+			n = n->ft.left;
+		} else {
+			n = n->ft.right;
+		}
+	}
+	for (n = first; n && seen < max && !*err; n = next_of(n), seen++)
+		*err = fn(arg, n);
+	return seen;
 }
 
 int ft_walk(const struct freetree *t, int (*fn)(void *, const struct va *),

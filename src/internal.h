@@ -19,14 +19,15 @@
 
 /*
  * One range of the space: a busy area (a vmap block is one too), a warm
- * area, a lazy area, a free block, or a purge's record of a block's dirty
- * range.  A record is in exactly one of those roles at a time, so the links
- * share storage:
+ * area, a lazy area, a quarantined area, a free block, or a purge's record of
+ * a block's dirty range.  A record is in exactly one of those roles at a
+ * time, so the links share storage:
  *   busy: in one busy-map chain   (protected by that shard's lock)
  *   warm: on a pool list          (protected by the same shard's lock)
  *   lazy: on the lazy list        (immutable once pushed; owned by the purge
  *                                  that takes it) -- or, in the legacy
  *                                  build, in the busy map flagged VA_LAZY
+ *   quarantined: on the quarantine list (protected by the quarantine lock)
  *   free: a node of the free tree (protected by the free lock)
  *   dirty: on one purge's list    (owned by the purge mutex; embedded
  *                                  in its vmap block, never freed alone)
@@ -37,6 +38,16 @@
 #define VA_BLOCK 0x4u /* a vmap block (vblock.c); not the caller's to free */
 #define VA_DIRTY 0x8u /* a purge record for a live block's dirty range */
 #define VA_LAZY 0x10u /* legacy build: freed, still in the busy map */
+#define VA_PROT 0x20u /* memory space: vmap_vprotect changed it; written
+			 under its shard lock while busy */
+#define VA_GUARD_MPROT 0x40u /* the guard is an mprotect, not a marker (a
+				locked range refuses markers) */
+#define VA_HOLE 0x80u /* quarantined: may hold a hole, where something else
+			 may have been mapped since: never MAP_FIXED over */
+#define VA_QUARANTINED 0x100u /* a quarantined area a purge retries */
+/* What only remapping the whole area undoes: a file, a protection, an
+ * mprotect guard, a quarantine's unknown state. */
+#define VA_REMAP (VA_FILE | VA_PROT | VA_GUARD_MPROT | VA_QUARANTINED)
 
 struct va {
 	uint64_t start; /* [start, end), page-aligned */
@@ -91,8 +102,16 @@ struct va *ft_carve(struct freetree *t, struct va *b, uint64_t addr,
  * free, or NULL. */
 struct va *ft_insert(struct freetree *t, uint64_t start, uint64_t end,
 		     struct va **node);
+/* Could [f->lo, f->hi), were it all free, hold the area?  If not, nothing
+ * a purge frees can help. */
+bool ft_could_fit(const struct fit *f);
 /* Unlink every node and hand it to release(); the tree is empty after. */
 void ft_destroy(struct freetree *t, void (*release)(struct va *));
+/* Visit up to max blocks starting at or after from, in order; returns how
+ * many it visited (stops early at fn's first nonzero, stored in *err). */
+uint64_t ft_walk_from(const struct freetree *t, uint64_t from, uint64_t max,
+		      int (*fn)(void *, const struct va *), void *arg,
+		      int *err);
 /* Validate order, links, balance and augmentation; message in msg. */
 int ft_validate(const struct freetree *t, char *msg, size_t len);
 /* In-order walk (stops at fn's first nonzero, which it returns). */
@@ -141,6 +160,15 @@ void busy_unlock_all(struct busy_map *m);
 /* With every shard locked: visit all areas (stops at fn's first nonzero). */
 int __busy_walk(struct busy_map *m, int (*fn)(void *, const struct va *),
 		void *arg);
+/* With s locked: visit the areas of `buckets` buckets from *pos on,
+ * advancing it; true once the shard is done (fn's error in *err). */
+bool __busy_walk_part(struct busy_shard *s, uint64_t *pos, uint64_t buckets,
+		      int (*fn)(void *, const struct va *), void *arg,
+		      int *err);
+/* With s locked: visit s's warm areas (pool.c). */
+void __pool_walk_shard(struct busy_shard *s,
+		       int (*fn)(void *, const struct va *), void *arg,
+		       int *err);
 /* With every shard locked: areas in the right shard, counters right. */
 int __busy_validate(struct busy_map *m, char *msg, size_t len);
 /* Legacy build: keep a freed area in the map, flagged VA_LAZY and not
@@ -161,8 +189,9 @@ void lazy_init(struct lazy_list *l);
  * be touched by the caller after this returns. */
 uint64_t lazy_push(struct lazy_list *l, struct va *va, uint64_t pages);
 struct va *lazy_take_all(struct lazy_list *l);
-/* Put back an area a purge took but could not release; still counted. */
-void lazy_repush(struct lazy_list *l, struct va *va);
+/* Count areas a purge adds to its batch from elsewhere (the quarantine) as
+ * lazy, so that giving them back balances. */
+void lazy_adopt(struct lazy_list *l, uint64_t pages, uint64_t areas);
 /*
  * The lazy-free mechanism, as the rest of the library sees it.  In vmap it is
  * the list above; the legacy build (VMAP_LEGACY, legacy.c) has the pre-2016
@@ -171,11 +200,9 @@ void lazy_repush(struct lazy_list *l, struct va *va);
  * two with nothing else different.
  *   vm_publish:   va has left the busy map (sh locked): make it lazy and count
  *                 it; returns the lazy pages.  va is not ours after.
- *   vm_republish: a purge could not release va: lazy again, still counted.
  *   vm_take:      a purge takes every lazy area (purge mutex held).
  */
 uint64_t vm_publish(vmap_space *s, struct busy_shard *sh, struct va *va);
-void vm_republish(vmap_space *s, struct va *va);
 struct va *vm_take(vmap_space *s);
 
 /* A purge has given back `pages` pages in `areas` areas. */
@@ -222,7 +249,9 @@ struct vblock {
 						 list reuses all_next */
 	struct va flushing; /* the dirty range on a vmap_unmap_aliases
 			       purge's list: owned by the purge mutex */
-	uint8_t map[]; /* block_pages: order + 1 at each live piece's start */
+	uint8_t map[]; /* block_pages: at each live piece's start, its pages
+			  (1..VMAP_RAM_MAX_PAGES, exact: a free must say the
+			  same); its slot is the next power of two */
 };
 
 struct vbq {
@@ -243,15 +272,20 @@ int vb_alloc(vmap_space *s, uint64_t pages, uint64_t *addr);
  * undo, a piece that is still its block's last is un-bumped (*undo set). */
 int vb_free(vmap_space *s, uint64_t addr, uint64_t pages, bool *undo);
 void vb_uncount(vmap_space *s, bool freed);
+/* Is a live piece at addr?  (Only to tell a wrong count from no piece.) */
+bool vb_is_piece(vmap_space *s, uint64_t addr);
 void purge_fragmented_blocks(vmap_space *s);
-/* Purge mutex held: records of every live block's dirty range, reset. */
+/* Purge mutex held, range spaces: records of every live block's dirty
+ * range, reset. */
 struct va *collect_dirty(vmap_space *s, uint64_t *n);
+/* Purge mutex held, memory spaces: every freed piece plain space again;
+ * -ENOMEM if the kernel refused one (kept dirty, for the next try). */
+int remap_freed_pieces(vmap_space *s);
 void vblocks_lock_all(vmap_space *s);
 void vblocks_unlock_all(vmap_space *s);
 int __vblocks_validate(vmap_space *s, char *msg, size_t len);
 /* With cpu's queue locked: add its blocks to the stats. */
 void __vblocks_stats(vmap_space *s, unsigned cpu, struct vmap_stats *st);
-int __vblocks_dump(vmap_space *s, FILE *f);
 
 /* ---- space.c ---- */
 
@@ -284,12 +318,24 @@ struct vmap_space {
 				   this purge's release; protected by
 				   purge_lock */
 
+	/* Memory spaces: areas the kernel refused to release or restore
+	 * (quarantine.c).  All protected by quarantine_lock. */
+	pthread_mutex_t quarantine_lock;
+	struct va *quarantine, **quarantine_tail; /* oldest first */
+	uint64_t quarantine_areas, quarantine_pages;
+	uint64_t quarantine_budget; /* the next purge's retries; purge_lock */
+
+	/* The list of live spaces the fork handlers lock (fork.c); protected
+	 * by that list's mutex. */
+	vmap_space *fork_prev, *fork_next;
+
 	/* Event counters: atomic, relaxed; read by vmap_stats. */
 	atomic_uint_fast64_t allocs, frees, alloc_failures, purge_retries;
 	atomic_uint_fast64_t purges, flushes, ranges_flushed, areas_purged;
 	atomic_uint_fast64_t purge_max_areas, purge_max_hold_ns, purge_last_ns;
 	atomic_uint_fast64_t release_syscalls, release_errors, guard_syscalls;
-	atomic_uint_fast64_t map_syscalls;
+	atomic_uint_fast64_t map_syscalls, quarantine_retries;
+	atomic_uint_fast64_t protect_restores;
 	/* Memory spaces' pool (pool.c): */
 	uint64_t pool_max_pages;	   /* immutable; 0 = no pool */
 	atomic_uint_fast64_t pool_pages;   /* reserved by __pool_put first */
@@ -321,8 +367,35 @@ bool file_offsets_ok(const vmap_space *s, const uint64_t *pgoff, size_t n);
 int map_file_runs(vmap_space *s, uint64_t a, int fd, const uint64_t *pgoff,
 		  size_t n, int prot, size_t *mapped);
 /* After a purge's flush: restore file and guard pages; returns the list of
- * areas that may go back to the free tree. */
+ * areas that may go back to the free tree (the rest are quarantined). */
 struct va *memory_restore(vmap_space *s, struct va *list);
+/* Turn [addr, addr + len) back into plain reserved space; on -EEXIST the
+ * range may now hold a hole (see VA_HOLE). */
+int memory_remap(vmap_space *s, uint64_t addr, uint64_t len);
+
+/* ---- quarantine.c: ranges the kernel refused ---- */
+
+/* Take va (out of every other structure, counted nowhere) out of use. */
+void quarantine_add(vmap_space *s, struct va *va);
+/* Purge mutex held: the oldest quarantined areas, as many as the budget
+ * says, counted as lazy again and flagged VA_QUARANTINED, for this purge to
+ * retry; then what came of it (failed: how many went back). */
+struct va *quarantine_retry(vmap_space *s, uint64_t *n);
+void quarantine_outcome(vmap_space *s, uint64_t tried, uint64_t failed);
+/* With the quarantine lock held (check.c): visit every quarantined area. */
+int __quarantine_walk(vmap_space *s, int (*fn)(void *, const struct va *),
+		      void *arg);
+void quarantine_fini(vmap_space *s, void (*release)(struct va *));
+
+/* ---- fork.c: the fork handlers ---- */
+
+/* Enter / leave a space in the list the handlers lock; 0 or -ENOMEM (the
+ * first call registers the handlers). */
+int fork_register(vmap_space *s);
+void fork_unregister(vmap_space *s);
+/* Every lock of s, in the documented order (check.c, fork.c). */
+void space_lock_all(vmap_space *s);
+void space_unlock_all(vmap_space *s);
 
 /* ---- alloc.c ---- */
 
@@ -335,19 +408,18 @@ int vm_make_fit(const vmap_space *s, uint64_t size, uint64_t align,
 int vm_alloc(vmap_space *s, const struct fit *f, unsigned kind,
 	     struct vblock *vb, uint64_t *addr);
 /* Free the area at addr.  how: FREE_BLOCK frees a vmap block (and nothing
- * else), FREE_NOPURGE never purges (the caller holds the purge mutex),
- * FREE_UNDO frees an allocation never handed out (not counted as a free).
+ * else), FREE_NOPURGE never purges (the caller holds the purge mutex).
  * bytes: if not 0, the area must be that long (guard page not counted), or
  * -EINVAL. */
 #define FREE_BLOCK 0x1u
 #define FREE_NOPURGE 0x2u
-#define FREE_UNDO 0x4u
 int vm_free(vmap_space *s, uint64_t addr, unsigned how, uint64_t bytes);
-/* Undo vm_alloc for an area of size bytes the caller never handed out, whose
- * first `mapped` bytes show a file: at once, or through the lazy list if the
- * kernel refuses to restore the range. */
-void vm_unalloc(vmap_space *s, uint64_t addr, uint64_t size,
-		uint64_t mapped);
+/* Is a busy area of the tree (not a block) at addr? */
+bool vm_is_area(vmap_space *s, uint64_t addr);
+/* Undo vm_alloc for an area the caller never handed out, whose first
+ * `mapped` bytes show a file: at once, or, if the kernel refuses to restore
+ * the range, into quarantine. */
+void vm_unalloc(vmap_space *s, uint64_t addr, uint64_t mapped);
 
 /* ---- pool.c: warm areas of memory spaces ---- */
 

@@ -23,7 +23,7 @@ void lazy_init(struct lazy_list *l)
 	atomic_init(&l->areas, 0);
 }
 
-void lazy_repush(struct lazy_list *l, struct va *va)
+static void lazy_repush(struct lazy_list *l, struct va *va)
 {
 	struct va *old = atomic_load_explicit(&l->head, memory_order_relaxed);
 
@@ -52,6 +52,12 @@ struct va *lazy_take_all(struct lazy_list *l)
 	return atomic_exchange_explicit(&l->head, NULL, memory_order_acquire);
 }
 
+void lazy_adopt(struct lazy_list *l, uint64_t pages, uint64_t areas)
+{
+	atomic_fetch_add_explicit(&l->pages, pages, memory_order_relaxed);
+	atomic_fetch_add_explicit(&l->areas, areas, memory_order_relaxed);
+}
+
 void lazy_retire(struct lazy_list *l, uint64_t pages, uint64_t areas)
 {
 	atomic_fetch_sub_explicit(&l->pages, pages, memory_order_relaxed);
@@ -65,11 +71,6 @@ uint64_t vm_publish(vmap_space *s, struct busy_shard *sh, struct va *va)
 {
 	(void)sh;
 	return lazy_push(&s->lazy, va, space_pages(s, va->end - va->start));
-}
-
-void vm_republish(vmap_space *s, struct va *va)
-{
-	lazy_repush(&s->lazy, va);
 }
 
 struct va *vm_take(vmap_space *s)

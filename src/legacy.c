@@ -28,15 +28,6 @@ uint64_t vm_publish(vmap_space *s, struct busy_shard *sh, struct va *va)
 	return nr;
 }
 
-void vm_republish(vmap_space *s, struct va *va)
-{
-	struct busy_shard *sh = busy_shard_of(&s->busy, va->start);
-
-	pthread_mutex_lock(&sh->lock);
-	__busy_insert_lazy(sh, va);
-	pthread_mutex_unlock(&sh->lock);
-}
-
 struct va *vm_take(vmap_space *s)
 {
 	struct va *list = NULL;

@@ -12,11 +12,13 @@
  * one madvise() per range elsewhere.
  *
  * Released pages read as zero, which is what lets vzalloc skip the memset and
- * what keeps one owner's data from the next.  If the kernel refuses a release
- * (it should not, for a mapping of ours), the batch is not given back at all:
- * it returns to the lazy list for the next purge to try again, and the refusal
- * is counted.  (Zeroing by hand instead would write into a caller's file
- * where a vmap_vmap area is part of the batch.)
+ * what keeps one owner's data from the next.  Locked pages (mlock, mlockall)
+ * are released too, with MADV_DONTNEED_LOCKED where the kernel has it.  If the
+ * kernel refuses part of a batch anyway, the areas of that batch are released
+ * again one by one, so that only the areas it refuses alone stay out of use --
+ * in quarantine (quarantine.c), never handed out unreleased.  (Zeroing by hand
+ * instead would write into a caller's file where a vmap_vmap area is part of
+ * the batch.)
  */
 #include <errno.h>
 #include <string.h>
@@ -24,6 +26,12 @@
 #include <unistd.h>
 
 #include "internal.h"
+
+/* One madvise per range, with the locked advice if the kernel has it. */
+static enum os_release_path single_path(const vmap_space *s)
+{
+	return OS_RELEASE_MADVISE | (s->path & OS_RELEASE_LOCKED);
+}
 
 static void release(void *ctx, const struct vmap_range *r, size_t n)
 {
@@ -34,10 +42,9 @@ static void release(void *ctx, const struct vmap_range *r, size_t n)
 		uint64_t calls = 0;
 		int err = s->os->release(s->path, r + i, k, &calls);
 
-		if (err && s->path != OS_RELEASE_MADVISE)
-			err = s->os->release(OS_RELEASE_MADVISE, r + i, k,
-					     &calls);
-		if (err)
+		if (err && (s->path & OS_RELEASE_PATH) != OS_RELEASE_MADVISE)
+			err = s->os->release(single_path(s), r + i, k, &calls);
+		if (err) /* memory_restore finds which areas */
 			s->release_failed = true;
 		atomic_fetch_add_explicit(&s->release_syscalls, calls,
 					  memory_order_relaxed);
@@ -56,7 +63,12 @@ int memory_check_config(const struct vmap_config *c)
 
 /* ---- after the flush: undo what release() cannot ---- */
 
-#define VA_STUCK 0x80000000u /* could not be restored: back to the lazy list */
+#define VA_STUCK 0x80000000u /* could not be restored: to quarantine */
+
+int memory_remap(vmap_space *s, uint64_t addr, uint64_t len)
+{
+	return s->os->map_anon(addr, len);
+}
 
 static uint64_t guard_of(const vmap_space *s, const struct va *v)
 {
@@ -76,35 +88,62 @@ static void unguard(vmap_space *s, struct va **v, const uint64_t *addr,
 }
 
 /*
+ * Make one area plain reserved space by remapping it whole: the file, the
+ * caller's protection, an mprotect guard and any page go at once.  An area
+ * that may hold a hole (VA_HOLE) is only filled where nothing is mapped at
+ * all: MAP_FIXED over it could destroy a mapping someone else made there.
+ */
+static int remap_area(vmap_space *s, struct va *v)
+{
+	uint64_t len = v->end - v->start;
+
+	if (v->flags & VA_HOLE)
+		return s->os->fill_hole(v->start, len);
+	return memory_remap(s, v->start, len);
+}
+
+/*
  * The purge has released the pages of every area on the sorted list.  What
  * is left to do before the ranges can be handed out again: file mappings
- * (vmap_vmap) become plain reserved space, and guard pages plain pages.  An
- * area where that fails goes back on the lazy list -- still counted as lazy,
- * so the next purge tries again -- and is dropped from the list returned.
+ * (vmap_vmap), protections set by vmap_vprotect and mprotect guards go with a
+ * remap of the area, marker guards with one vectored removal for the batch.
+ * If the release failed somewhere in the batch, every area is released again
+ * alone, so a refused range costs only itself.  An area the kernel refuses
+ * goes into quarantine, and is dropped from the list returned.
  */
 struct va *memory_restore(vmap_space *s, struct va *list)
 {
 	struct va *batch[256], *keep = NULL, **tail = &keep, *next;
 	uint64_t guard[256];
-	uint64_t calls = 0, gcalls = 0, stuck = 0;
+	uint64_t calls = 0, gcalls = 0, restored = 0, retried = 0, refused = 0;
 	bool failed = s->release_failed;
 	size_t n = 0;
 
 	s->release_failed = false;
 	for (struct va *v = list; v; v = v->next) {
+		uint64_t end = v->flags & VA_GUARD ? guard_of(s, v) : v->end;
+		int err;
+
 		if (v->flags & VA_DIRTY)
 			continue; /* a live block's: nothing to restore */
-		if (failed) {
+		if (v->flags & VA_REMAP) {
+			calls++;
+			err = remap_area(s, v);
+			if (err)
+				v->flags |= VA_STUCK |
+					    (err == -EEXIST ? VA_HOLE : 0);
+			else if (v->flags & VA_PROT)
+				restored++;
+			continue;
+		}
+		if (failed &&
+		    s->os->release(single_path(s),
+				   &(struct vmap_range){ v->start, end }, 1,
+				   &calls)) {
 			v->flags |= VA_STUCK;
 			continue;
 		}
-		uint64_t end = v->flags & VA_GUARD ? guard_of(s, v) : v->end;
-
-		calls += !!(v->flags & VA_FILE);
-		if ((v->flags & VA_FILE) &&
-		    s->os->map_anon(v->start, end - v->start))
-			v->flags |= VA_STUCK;
-		else if (v->flags & VA_GUARD) {
+		if (v->flags & VA_GUARD) {
 			guard[n] = end;
 			batch[n++] = v;
 		}
@@ -117,21 +156,28 @@ struct va *memory_restore(vmap_space *s, struct va *list)
 		unguard(s, batch, guard, n, &gcalls);
 	for (struct va *v = list; v; v = next) {
 		next = v->next;
+		retried += !!(v->flags & VA_QUARANTINED);
+		refused += (v->flags & (VA_QUARANTINED | VA_STUCK)) ==
+			   (VA_QUARANTINED | VA_STUCK);
 		if (v->flags & VA_STUCK) {
 			v->flags &= ~VA_STUCK;
-			vm_republish(s, v);
-			stuck++;
+			/* Out of the lazy count, into quarantine's: the
+			 * purge mutex is held, so vmap_check sees either. */
+			lazy_retire(&s->lazy,
+				    space_pages(s, v->end - v->start), 1);
+			quarantine_add(s, v);
 		} else {
 			*tail = v;
 			tail = &v->next;
 		}
 	}
 	*tail = NULL;
+	quarantine_outcome(s, retried, refused);
 	atomic_fetch_add_explicit(&s->release_syscalls, calls,
 				  memory_order_relaxed);
 	atomic_fetch_add_explicit(&s->guard_syscalls, gcalls,
 				  memory_order_relaxed);
-	atomic_fetch_add_explicit(&s->release_errors, stuck,
+	atomic_fetch_add_explicit(&s->protect_restores, restored,
 				  memory_order_relaxed);
 	return keep;
 }
@@ -208,10 +254,14 @@ int vmap_vfree(vmap_space *s, const void *ptr)
 
 /* ---- vmap of a file's pages ---- */
 
+/* Every page must end at a byte offset mmap takes (off + len <= 2^63 - 1,
+ * else EOVERFLOW): pgoff + 1 pages <= 2^63 / page_size. */
 bool file_offsets_ok(const vmap_space *s, const uint64_t *pgoff, size_t n)
 {
+	uint64_t max = ((uint64_t)INT64_MAX >> s->page_shift) - 1;
+
 	for (size_t i = 0; i < n; i++)
-		if (pgoff[i] > (uint64_t)INT64_MAX / s->page_size)
+		if (pgoff[i] > max)
 			return false;
 	return true;
 }
@@ -279,7 +329,7 @@ static void *vmap_once(vmap_space *s, int fd, const uint64_t *pgoff,
 	}
 	err = map_file_runs(s, a, fd, pgoff, n, prot, &mapped);
 	if (err) {
-		vm_unalloc(s, a, f.size, mapped * ps);
+		vm_unalloc(s, a, mapped * ps);
 		atomic_fetch_add_explicit(&s->alloc_failures, 1,
 					  memory_order_relaxed);
 		errno = -err;
@@ -296,6 +346,34 @@ invalid:
 int vmap_vunmap(vmap_space *s, const void *ptr)
 {
 	return vmap_vfree(s, ptr);
+}
+
+/* The protection is recorded (VA_PROT) before the area can be freed: the
+ * mprotect runs under the area's shard lock, which a free must take. */
+int vmap_vprotect(vmap_space *s, const void *ptr, int prot)
+{
+	uint64_t addr = (uint64_t)(uintptr_t)ptr;
+	struct busy_shard *sh;
+	struct va *va;
+	int err;
+
+	if (!s || !s->memory || (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)))
+		return -EINVAL;
+	sh = busy_shard_of(&s->busy, addr);
+	pthread_mutex_lock(&sh->lock);
+	va = __busy_find(sh, addr);
+	if (!va || (va->flags & VA_BLOCK)) {
+		pthread_mutex_unlock(&sh->lock);
+		return -ENOENT;
+	}
+	err = s->os->protect(va->start,
+			     (va->flags & VA_GUARD ? guard_of(s, va) : va->end) -
+				     va->start,
+			     prot);
+	/* Even a failed mprotect may have changed part of the range. */
+	va->flags |= VA_PROT;
+	pthread_mutex_unlock(&sh->lock);
+	return err;
 }
 
 int vmap_memfd_create(const char *name, uint64_t pages, int *fd)

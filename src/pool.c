@@ -35,7 +35,7 @@ bool __pool_put(vmap_space *s, struct busy_shard *sh, struct va *va)
 	unsigned c = (unsigned)pages - 1;
 
 	if (!s->pool_max_pages || pages > VMAP_POOL_AREA_PAGES ||
-	    (va->flags & (VA_FILE | VA_BLOCK)))
+	    (va->flags & (VA_FILE | VA_BLOCK | VA_PROT)))
 		return false;
 	if (atomic_fetch_add_explicit(&s->pool_pages, pages,
 				      memory_order_relaxed) + pages >
@@ -119,14 +119,20 @@ void pool_drain(vmap_space *s)
 	}
 }
 
+void __pool_walk_shard(struct busy_shard *sh,
+		       int (*fn)(void *, const struct va *), void *arg,
+		       int *err)
+{
+	for (unsigned c = 0; c < VMAP_POOL_AREA_PAGES && !*err; c++)
+		for (struct va *v = sh->pool[c]; v && !*err; v = v->next)
+			*err = fn(arg, v);
+}
+
 void __pool_walk(vmap_space *s, int (*fn)(void *, const struct va *),
 		 void *arg, int *err)
 {
 	for (unsigned i = 0; i < VMAP_BUSY_SHARDS && !*err; i++)
-		for (unsigned c = 0; c < VMAP_POOL_AREA_PAGES && !*err; c++)
-			for (struct va *v = s->busy.shard[i].pool[c];
-			     v && !*err; v = v->next)
-				*err = fn(arg, v);
+		__pool_walk_shard(&s->busy.shard[i], fn, arg, err);
 }
 
 void pool_fini(vmap_space *s, void (*release)(struct va *))

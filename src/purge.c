@@ -196,28 +196,53 @@ static uint64_t give_back(vmap_space *s, struct va *v)
  * vmap blocks, from vmap_unmap_aliases: they join the one flush, then their
  * records (the blocks' own) leave the list; their space stays in the blocks.
  */
+/* Put the list `more` in front of `list`. */
+static struct va *prepend(struct va *more, struct va *list)
+{
+	struct va *tail = more;
+
+	if (!more)
+		return list;
+	while (tail->next)
+		tail = tail->next;
+	tail->next = list;
+	return more;
+}
+
+/* Past this many records, a purge's vector and sort buffers go back to the
+ * heap when it ends: a purge of 20 M areas would otherwise keep ~1 GB. */
+#define PURGE_KEEP 65536
+
+static void shrink_buffers(vmap_space *s)
+{
+	if (s->vec_cap > PURGE_KEEP) {
+		free(s->vec);
+		s->vec = NULL;
+		s->vec_cap = 0;
+	}
+	if (s->sortbuf.cap > PURGE_KEEP)
+		sortbuf_free(&s->sortbuf);
+}
+
 void __vm_purge(vmap_space *s, bool force, struct va *extra, uint64_t nextra)
 {
-	bool again;
+	bool again, first = true;
 	struct va *list;
 	uint64_t t0, n;
 
 	do {
-		uint64_t stuck = atomic_load(&s->release_errors);
-
 		t0 = vm_now_ns();
 		list = vm_take(s);
+		/* A few quarantined areas ride along, once per purge. */
+		if (first && s->memory) {
+			uint64_t nq;
+
+			list = prepend(quarantine_retry(s, &nq), list);
+		}
 		if (!list && !extra && !force)
 			break;
-		if (extra) {
-			struct va *tail = extra;
-
-			while (tail->next)
-				tail = tail->next;
-			tail->next = list;
-			list = extra;
-			extra = NULL;
-		}
+		list = prepend(extra, list);
+		extra = NULL;
 		list = batch_sort(s, list, nextra, &n);
 		flush_list(s, list, n);
 		if (s->memory)
@@ -228,14 +253,15 @@ void __vm_purge(vmap_space *s, bool force, struct va *extra, uint64_t nextra)
 		atomic_store_explicit(&s->purge_last_ns, vm_now_ns() - t0,
 				      memory_order_relaxed);
 		force = false;
+		first = false;
 		nextra = 0;
 		/* In a strict space, a free made by the flush callback could
 		 * not purge by itself (this purge holds the mutex): its area
-		 * is released here, at once, as strict mode promises -- unless
-		 * what is lazy is what the kernel just refused to release. */
-		again = s->strict && atomic_load(&s->lazy.areas) &&
-			stuck == atomic_load(&s->release_errors);
+		 * is released here, at once, as strict mode promises.  (What
+		 * the kernel refused is in quarantine, not lazy: this ends.) */
+		again = s->strict && atomic_load(&s->lazy.areas);
 	} while (again);
+	shrink_buffers(s);
 }
 
 int vm_purge(vmap_space *s, unsigned how)

@@ -29,15 +29,29 @@ int vmap_ram_alloc(vmap_space *s, uint64_t size, uint64_t *addr)
 	return vb_alloc(s, pages, addr);
 }
 
+/*
+ * The count picks the path -- a piece of a block, or an area of the tree --
+ * so a wrong count may look on the wrong side and find nothing there: then
+ * whatever is on the other side makes it the wrong count (-EINVAL), not a
+ * missing one.  Checked only on a miss, so the right count costs nothing.
+ */
 int vmap_ram_free(vmap_space *s, uint64_t addr, uint64_t size)
 {
 	uint64_t pages;
+	int err;
 
 	if (!s || !(pages = to_pages(s, size)))
 		return -EINVAL;
-	if (pages > VMAP_RAM_MAX_PAGES)
-		return vm_free(s, addr, 0, pages << s->page_shift);
-	return vb_free(s, addr, pages, NULL);
+	if (pages > VMAP_RAM_MAX_PAGES) {
+		err = vm_free(s, addr, 0, pages << s->page_shift);
+		if (err == -ENOENT && vb_is_piece(s, addr))
+			err = -EINVAL;
+	} else {
+		err = vb_free(s, addr, pages, NULL);
+		if (err == -ENOENT && vm_is_area(s, addr))
+			err = -EINVAL;
+	}
+	return err;
 }
 
 static void *map_ram(vmap_space *s, int fd, const uint64_t *pgoff, size_t n);
@@ -104,7 +118,8 @@ static void *map_ram(vmap_space *s, int fd, const uint64_t *pgoff, size_t n)
 
 int vmap_unmap_ram(vmap_space *s, const void *ptr, size_t n)
 {
-	if (!s || !s->memory || !ptr || !n)
+	if (!s || !s->memory || !ptr || !n ||
+	    (uint64_t)n > UINT64_MAX >> s->page_shift)
 		return -EINVAL;
 	return vmap_ram_free(s, (uint64_t)(uintptr_t)ptr,
 			     (uint64_t)n << s->page_shift);
@@ -112,16 +127,22 @@ int vmap_unmap_ram(vmap_space *s, const void *ptr, size_t n)
 
 int vmap_unmap_aliases(vmap_space *s)
 {
-	struct va *dirty;
-	uint64_t n;
+	struct va *dirty = NULL;
+	uint64_t n = 0;
+	int err = 0;
 
 	if (!s)
 		return -EINVAL;
 	pthread_mutex_lock(&s->purge_lock);
 	purge_fragmented_blocks(s);
 	pool_drain(s);
-	dirty = collect_dirty(s, &n);
+	/* A range space's dirty ranges join the flush; a memory space's
+	 * freed pieces must lose their file, which a release does not do. */
+	if (s->memory)
+		err = remap_freed_pieces(s);
+	else
+		dirty = collect_dirty(s, &n);
 	__vm_purge(s, true, dirty, n);
 	pthread_mutex_unlock(&s->purge_lock);
-	return 0;
+	return err;
 }

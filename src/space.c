@@ -32,13 +32,31 @@ static uint64_t default_lazy_max(uint64_t page_size)
 	return (uint64_t)fls * (per ? per : 1);
 }
 
+/* Does a config of n bytes end inside a field?  (Padding is fine.) */
+static bool splits_field(size_t n)
+{
+#define FIELD(f) { offsetof(struct vmap_config, f), \
+		   sizeof(((struct vmap_config *)0)->f) }
+	static const struct { size_t at, len; } field[] = {
+		FIELD(size),	       FIELD(base),	FIELD(length),
+		FIELD(page_size),      FIELD(lazy_max_pages), FIELD(flush),
+		FIELD(flush_ctx),      FIELD(flags),	FIELD(pool_max_pages),
+		FIELD(block_pages),
+	};
+#undef FIELD
+	for (size_t i = 0; i < sizeof(field) / sizeof(field[0]); i++)
+		if (n > field[i].at && n < field[i].at + field[i].len)
+			return true;
+	return false;
+}
+
 /* Copy a caller's config of any size into ours; see struct vmap_config. */
 static int read_config(const struct vmap_config *in, struct vmap_config *c)
 {
 	size_t n = in->size;
 
 	vmap_config_init(c);
-	if (n < CONFIG_SIZE_V1)
+	if (n < CONFIG_SIZE_V1 || splits_field(n))
 		return -EINVAL;
 	if (n > sizeof(*c)) {
 		const unsigned char *extra = (const unsigned char *)in;
@@ -66,6 +84,8 @@ static int check_config(struct vmap_config *c)
 	     c->block_pages > VMAP_BLOCK_PAGES_MAX ||
 	     (c->block_pages & (c->block_pages - 1))))
 		return -EINVAL;
+	if (!c->block_pages)
+		c->block_pages = VMAP_BLOCK_PAGES_DEFAULT;
 	if (c->flags & VMAP_SPACE_MEMORY) {
 		if (!c->length)
 			c->length = VMAP_MEMORY_DEFAULT_LENGTH;
@@ -77,6 +97,10 @@ static int check_config(struct vmap_config *c)
 	    (c->length & (ps - 1)) || !c->length ||
 	    c->length > UINT64_MAX - c->base ||
 	    (c->flags & ~VMAP_SPACE_FLAGS_KNOWN))
+		return -EINVAL;
+	/* A block is aligned to its size, which must be a power of two that
+	 * a uint64_t holds: block_pages << page_shift must not wrap. */
+	if (c->block_pages > (1ull << 63) / ps)
 		return -EINVAL;
 	return 0;
 }
@@ -128,6 +152,11 @@ int vmap_space_create(const struct vmap_config *cfg, vmap_space **out)
 	s->flush_ctx = c.flush_ctx;
 	pthread_mutex_init(&s->free_lock, NULL);
 	pthread_mutex_init(&s->purge_lock, NULL);
+	pthread_mutex_init(&s->quarantine_lock, NULL);
+	s->quarantine = NULL;
+	s->quarantine_tail = &s->quarantine;
+	s->quarantine_areas = s->quarantine_pages = 0;
+	s->quarantine_budget = VMAP_QUARANTINE_RETRY;
 	ft_init(&s->free);
 	lazy_init(&s->lazy);
 	s->vec = NULL;
@@ -139,19 +168,24 @@ int vmap_space_create(const struct vmap_config *cfg, vmap_space **out)
 		&s->ranges_flushed, &s->areas_purged,	   &s->purge_max_areas,
 		&s->purge_max_hold_ns, &s->purge_last_ns, &s->release_syscalls,
 		&s->release_errors, &s->guard_syscalls, &s->map_syscalls,
+		&s->quarantine_retries, &s->protect_restores,
 		&s->pool_pages, &s->pool_areas, &s->pool_hits,
 		&s->blocks_created, &s->blocks_freed,
 	};
 	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++)
 		atomic_init(counters[i], 0);
-	err = vblocks_init(s, c.block_pages ? c.block_pages
-					    : VMAP_BLOCK_PAGES_DEFAULT);
-	if (err || (s->memory && (err = memory_init(s, c.length, c.flags)))) {
+	err = vblocks_init(s, c.block_pages);
+	if (!err && s->memory)
+		err = memory_init(s, c.length, c.flags);
+	if (!err && (err = fork_register(s)) && s->memory)
+		memory_fini(s);
+	if (err) {
 		if (s->vbq)
 			vblocks_fini(s);
 		busy_fini(&s->busy, release);
 		pthread_mutex_destroy(&s->free_lock);
 		pthread_mutex_destroy(&s->purge_lock);
+		pthread_mutex_destroy(&s->quarantine_lock);
 		free(s);
 		free(all);
 		return err;
@@ -168,11 +202,13 @@ void vmap_space_destroy(vmap_space *s)
 
 	if (!s)
 		return;
+	fork_unregister(s);
 	for (v = lazy_take_all(&s->lazy); v; v = next) {
 		next = v->next;
 		free(v);
 	}
 	pool_fini(s, release);
+	quarantine_fini(s, release);
 	vblocks_fini(s);
 	busy_fini(&s->busy, release);
 	ft_destroy(&s->free, release);
@@ -218,6 +254,12 @@ int vmap_stats(vmap_space *s, struct vmap_stats *out)
 	st.lazy_areas = get(&s->lazy.areas);
 	st.lazy_pages = get(&s->lazy.pages);
 	st.lazy_max_pages = s->lazy_max_pages;
+	pthread_mutex_lock(&s->quarantine_lock);
+	st.quarantined_areas = s->quarantine_areas;
+	st.quarantined_pages = s->quarantine_pages;
+	pthread_mutex_unlock(&s->quarantine_lock);
+	st.quarantine_retries = get(&s->quarantine_retries);
+	st.protect_restores = get(&s->protect_restores);
 	st.allocs = get(&s->allocs);
 	st.frees = get(&s->frees);
 	st.alloc_failures = get(&s->alloc_failures);
@@ -229,7 +271,8 @@ int vmap_stats(vmap_space *s, struct vmap_stats *out)
 	st.purge_max_areas = get(&s->purge_max_areas);
 	st.purge_max_hold_ns = get(&s->purge_max_hold_ns);
 	st.purge_last_ns = get(&s->purge_last_ns);
-	st.release_path = s->memory ? (uint64_t)s->path : VMAP_RELEASE_NONE;
+	st.release_path = s->memory ? (uint64_t)(s->path & OS_RELEASE_PATH)
+				    : VMAP_RELEASE_NONE;
 	st.release_syscalls = get(&s->release_syscalls);
 	st.release_errors = get(&s->release_errors);
 	st.guard_syscalls = get(&s->guard_syscalls);

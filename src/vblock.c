@@ -124,8 +124,10 @@ static void vblock_dead(vmap_space *s, struct vblock *vb)
 /* With q locked: make vb describe a fresh area at start with its first
  * piece (of 2^order pages) taken, and put it on q. */
 static void __vblock_init(vmap_space *s, struct vbq *q, struct vblock *vb,
-			  uint64_t start, unsigned cpu, unsigned order)
+			  uint64_t start, unsigned cpu, unsigned pages)
 {
+	unsigned order = order_of(pages);
+
 	atomic_store(&vb->start, start);
 	atomic_store(&vb->cpu, cpu);
 	vb->free = (unsigned)s->block_pages - (1u << order);
@@ -134,7 +136,7 @@ static void __vblock_init(vmap_space *s, struct vbq *q, struct vblock *vb,
 	vb->dirty_max = 0;
 	vb->on_free = false;
 	memset(vb->map, 0, s->block_pages);
-	vb->map[0] = (uint8_t)(order + 1);
+	vb->map[0] = (uint8_t)pages;
 	link_all(q, vb);
 	if (vb->free)
 		link_free(q, vb);
@@ -186,7 +188,7 @@ int vb_alloc(vmap_space *s, uint64_t pages, uint64_t *addr)
 			continue;
 		off = (unsigned)s->block_pages - vb->free;
 		vb->free -= n;
-		vb->map[off] = (uint8_t)(order + 1);
+		vb->map[off] = (uint8_t)pages;
 		if (!vb->free)
 			unlink_free(q, vb);
 		*addr = atomic_load_explicit(&vb->start, memory_order_relaxed) +
@@ -213,7 +215,7 @@ int vb_alloc(vmap_space *s, uint64_t pages, uint64_t *addr)
 		return err;
 	}
 	pthread_mutex_lock(&q->lock);
-	__vblock_init(s, q, vb, a, cpu, order);
+	__vblock_init(s, q, vb, a, cpu, (unsigned)pages);
 	pthread_mutex_unlock(&q->lock);
 	atomic_fetch_add_explicit(&s->blocks_created, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&q->allocs, 1, memory_order_relaxed);
@@ -267,9 +269,11 @@ int vb_free(vmap_space *s, uint64_t addr, uint64_t pages, bool *undo)
 		pthread_mutex_unlock(&q->lock);
 		return -ENOENT;
 	}
-	if (vb->map[off] != order + 1) {
+	if (vb->map[off] != pages) {
+		/* The wrong count -- even one that takes the same slot, as
+		 * 4 pages for a 3-page piece. */
 		pthread_mutex_unlock(&q->lock);
-		return -EINVAL; /* the wrong count */
+		return -EINVAL;
 	}
 	vb->map[off] = 0;
 	/* vmap_map_ram failing just after its allocation: if the piece is
@@ -300,6 +304,20 @@ int vb_free(vmap_space *s, uint64_t addr, uint64_t pages, bool *undo)
 				  memory_order_relaxed);
 	retire(s, vb, true);
 	return 0;
+}
+
+bool vb_is_piece(vmap_space *s, uint64_t addr)
+{
+	struct vbq *q;
+	struct vblock *vb = find_locked(s, addr, &q);
+	bool piece;
+
+	if (!vb)
+		return false;
+	piece = !(addr & (s->page_size - 1)) &&
+		vb->map[(addr - atomic_load(&vb->start)) >> s->page_shift];
+	pthread_mutex_unlock(&q->lock);
+	return piece;
 }
 
 /* Take back the counts of a piece vmap_map_ram could not finish: its alloc,
@@ -341,23 +359,10 @@ void purge_fragmented_blocks(vmap_space *s)
 	}
 }
 
-/* With vb's queue locked: does a live piece start in [dirty_min,
- * dirty_max)?  (One that starts before cannot reach in: pieces never
- * overlap, and dirty_min is a freed piece's start.) */
-static bool live_in_dirty(const struct vblock *vb)
-{
-	for (unsigned i = vb->dirty_min; i < vb->dirty_max; i++)
-		if (vb->map[i])
-			return true;
-	return false;
-}
-
-/* With the purge mutex held: a record for each live block's dirty range,
- * which is then forgotten (the kernel's 6.5 fix: flushed once is enough).
- * The records are the blocks' own, so this cannot run out of memory.
- * In a memory space the flush releases the range's pages, which would wipe
- * a live piece inside it (vmap_ram_alloc memory): such a range waits for
- * the block's own purge instead. */
+/* With the purge mutex held, in a range space: a record for each live
+ * block's dirty range, which is then forgotten (the kernel's 6.5 fix:
+ * flushed once is enough).  The records are the blocks' own, so this cannot
+ * run out of memory. */
 struct va *collect_dirty(vmap_space *s, uint64_t *n)
 {
 	struct va *list = NULL;
@@ -371,8 +376,7 @@ struct va *collect_dirty(vmap_space *s, uint64_t *n)
 			uint64_t start = atomic_load(&vb->start);
 			struct va *r = &vb->flushing;
 
-			if (vb->dirty_max <= vb->dirty_min ||
-			    (s->memory && live_in_dirty(vb)))
+			if (vb->dirty_max <= vb->dirty_min)
 				continue;
 			r->start = start +
 				   ((uint64_t)vb->dirty_min << s->page_shift);
@@ -388,6 +392,66 @@ struct va *collect_dirty(vmap_space *s, uint64_t *n)
 		pthread_mutex_unlock(&q->lock);
 	}
 	return list;
+}
+
+/*
+ * With vb's queue locked, in a memory space: turn every freed piece of the
+ * dirty range back into plain reserved space, live pieces in between left
+ * alone.  A freed vmap_map_ram piece still shows its file until then -- the
+ * flush of a range space's dirty ranges has no counterpart here, since
+ * MADV_DONTNEED would only drop the page table entries, and a stale write
+ * would still reach the file.  Pieces are never reused before their block's
+ * purge, so nothing can be handed out in between.
+ */
+static int __remap_freed(vmap_space *s, struct vblock *vb, uint64_t *calls)
+{
+	uint64_t start = atomic_load(&vb->start);
+	unsigned i = vb->dirty_min, run;
+	int err = 0;
+
+	while (i < vb->dirty_max) {
+		if (vb->map[i]) { /* a live piece: its whole slot */
+			i += 1u << order_of(vb->map[i]);
+			continue;
+		}
+		for (run = i; i < vb->dirty_max && !vb->map[i]; i++)
+			;
+		++*calls;
+		if (memory_remap(s, start + ((uint64_t)run << s->page_shift),
+				 (uint64_t)(i - run) << s->page_shift))
+			err = -ENOMEM;
+	}
+	return err;
+}
+
+/* A memory space's vmap_unmap_aliases: every freed piece of every block
+ * plain space again; a block's dirty range is forgotten once that worked
+ * (its pages were released with it), kept for the next try if not.  The
+ * queue lock is held across the remaps: only that CPU's allocations wait. */
+int remap_freed_pieces(vmap_space *s)
+{
+	uint64_t calls = 0;
+	int err = 0;
+
+	for (unsigned c = 0; c < s->nvbq; c++) {
+		struct vbq *q = &s->vbq[c];
+
+		pthread_mutex_lock(&q->lock);
+		for (struct vblock *vb = q->all; vb; vb = vb->all_next) {
+			if (vb->dirty_max <= vb->dirty_min)
+				continue;
+			if (__remap_freed(s, vb, &calls)) {
+				err = -ENOMEM;
+				continue;
+			}
+			vb->dirty_min = (unsigned)s->block_pages;
+			vb->dirty_max = 0;
+		}
+		pthread_mutex_unlock(&q->lock);
+	}
+	atomic_fetch_add_explicit(&s->release_syscalls, calls,
+				  memory_order_relaxed);
+	return err;
 }
 
 /* ---- set-up, teardown, introspection ---- */
@@ -442,6 +506,28 @@ void vblocks_unlock_all(vmap_space *s)
 		pthread_mutex_unlock(&s->vbq[c].lock);
 }
 
+/* Every live piece's count is 1..VMAP_RAM_MAX_PAGES and its slot inside the
+ * block, and slots do not overlap. */
+static bool map_ok(const uint8_t *map, uint64_t block_pages)
+{
+	for (uint64_t i = 0; i < block_pages;) {
+		unsigned slot;
+
+		if (!map[i]) {
+			i++;
+			continue;
+		}
+		if (map[i] > VMAP_RAM_MAX_PAGES)
+			return false;
+		slot = 1u << order_of(map[i]);
+		for (unsigned k = 1; k < slot; k++)
+			if (i + k >= block_pages || map[i + k])
+				return false;
+		i += slot;
+	}
+	return true;
+}
+
 /* With every lock of the space held: each block consistent with its map,
  * its queue and the busy map. */
 int __vblocks_validate(vmap_space *s, char *msg, size_t len)
@@ -459,8 +545,10 @@ int __vblocks_validate(vmap_space *s, char *msg, size_t len)
 
 			for (unsigned i = 0; i < s->block_pages; i++)
 				if (vb->map[i]) {
-					live += 1u << (vb->map[i] - 1);
-					next = i + (1u << (vb->map[i] - 1));
+					unsigned slot = 1u << order_of(vb->map[i]);
+
+					live += slot;
+					next = i + slot;
 				}
 			if (!atomic_load(&vb->live) ||
 			    atomic_load(&vb->cpu) != c || !va ||
@@ -468,6 +556,7 @@ int __vblocks_validate(vmap_space *s, char *msg, size_t len)
 			    live + vb->free + vb->dirty != s->block_pages ||
 			    next > s->block_pages - vb->free ||
 			    vb->on_free != (vb->free > 0) ||
+			    !map_ok(vb->map, s->block_pages) ||
 			    vb->dirty == s->block_pages) {
 				snprintf(msg, len,
 					 "vmap block %#llx (cpu %u): live %u + "
@@ -500,21 +589,4 @@ void __vblocks_stats(vmap_space *s, unsigned cpu, struct vmap_stats *st)
 		st->block_free_pages += vb->free;
 		st->block_dirty_pages += vb->dirty;
 	}
-}
-
-int __vblocks_dump(vmap_space *s, FILE *f)
-{
-	for (unsigned c = 0; c < s->nvbq; c++) {
-		unsigned n = 0, free = 0, dirty = 0;
-
-		for (struct vblock *vb = s->vbq[c].all; vb; vb = vb->all_next) {
-			n++;
-			free += vb->free;
-			dirty += vb->dirty;
-		}
-		if (n && fprintf(f, "vmap blocks cpu %u: %u blocks, %u pages "
-				    "free, %u dirty\n", c, n, free, dirty) < 0)
-			return -EIO;
-	}
-	return 0;
 }

@@ -64,6 +64,12 @@ static int fake_release(enum os_release_path path, const struct vmap_range *r,
 	return 0;
 }
 
+/* While failing, the kernel refuses remaps too: nothing gets through. */
+static int fake_map_anon(uint64_t addr, uint64_t len)
+{
+	return fake.fail ? -ENOMEM : os_linux.map_anon(addr, len);
+}
+
 static struct vmap_os fake_os;
 
 static void init_fake_os(void)
@@ -73,6 +79,7 @@ static void init_fake_os(void)
 	fake_os.unreserve = fake_unreserve;
 	fake_os.probe = fake_probe;
 	fake_os.release = fake_release;
+	fake_os.map_anon = fake_map_anon;
 }
 
 static vmap_space *mspace(enum os_release_path path)
@@ -141,8 +148,8 @@ static void test_fallback(void)
 	vmap_space_destroy(s);
 }
 
-/* The kernel refuses: nothing is given back or reused; the next purge
- * tries again. */
+/* The kernel refuses: nothing is given back or reused; the refused areas
+ * go into quarantine, and purges retry them, more each time they succeed. */
 static void test_refused(void)
 {
 	static char *p[5000];
@@ -162,12 +169,27 @@ static void test_refused(void)
 	vmap_purge(s, VMAP_PURGE_SYNC);
 	vmap_stats(s, &st);
 	CHECK_EQ(st.release_errors, 2500);
-	CHECK_EQ(st.lazy_areas, 2500);
+	CHECK_EQ(st.quarantined_areas, 2500);
+	CHECK_EQ(st.quarantined_pages, 2500);
+	CHECK_EQ(st.lazy_areas, 0);
 	CHECK_EQ(st.free_pages, free_before);
 	CHECK_EQ(vmap_check(s), 0);
-	fake.fail = 0;
-	vmap_purge(s, VMAP_PURGE_SYNC);
+	/* Still refusing: each purge retries VMAP_QUARANTINE_RETRY, no more. */
+	for (int i = 0; i < 3; i++)
+		vmap_purge(s, VMAP_PURGE_SYNC);
 	vmap_stats(s, &st);
+	CHECK_EQ(st.quarantine_retries, 3 * VMAP_QUARANTINE_RETRY);
+	CHECK_EQ(st.quarantined_areas, 2500);
+	fake.fail = 0;
+	/* The kernel relents: 16, 32, 64, ... come back per purge. */
+	int purges = 0;
+
+	do {
+		vmap_purge(s, VMAP_PURGE_SYNC);
+		vmap_stats(s, &st);
+		CHECK_EQ(vmap_check(s), 0);
+	} while (st.quarantined_areas && ++purges < 100);
+	CHECK(purges <= 8);
 	CHECK_EQ(st.lazy_areas, 0);
 	CHECK_EQ(st.free_pages, free_before + 2500);
 	CHECK_EQ(fake.ranges, 2500);

@@ -73,7 +73,7 @@ struct fit {
 
 /*
  * A vmap block: pieces [0, bp - free) handed out, by a bump; map[off] is
- * order + 1 where a live piece starts.  [dmin, dmax) is the dirty range not
+ * the piece's pages where a live piece starts (its slot: 2^order pages).  [dmin, dmax) is the dirty range not
  * yet flushed, empty when dmin >= dmax:
  *   pppddpp_____  free 5, dirty 2, dirty range [3, 5)
  */
@@ -443,9 +443,9 @@ static bool model_find(const struct fit *f, uint64_t *page)
 
 /*
  * The tree's search, and on a miss, where that can help -- something is
- * lazy or a block is live (it may be fragmented), and the window is long
- * enough; never with NOPURGE -- a sync purge (fragmented blocks first) and
- * one more search.
+ * lazy or a block is live (it may be fragmented), and the window, were it all
+ * free, could hold the area with its alignment, phase and boundary; never
+ * with NOPURGE -- a sync purge (fragmented blocks first) and one more search.
  */
 static bool model_place(const struct fit *f, uint64_t *p)
 {
@@ -454,7 +454,7 @@ static bool model_place(const struct fit *f, uint64_t *p)
 	if (model_find(f, p))
 		return true;
 	retry = !f->nopurge && (m.st.lazy_pages || m.nblk) &&
-		f->hi - f->lo >= f->size;
+		block_fit(f, 0, m.st.total_pages, &(uint64_t){ 0 });
 	if (!retry)
 		return false;
 	m.st.purge_retries++;
@@ -570,7 +570,7 @@ static int model_ram_alloc(uint64_t size, uint64_t *addr)
 			continue;
 		off = (uint32_t)m.bp - b->free;
 		b->free -= n;
-		b->map[off] = (uint8_t)(order + 1);
+		b->map[off] = (uint8_t)pages;
 		if (!b->free)
 			fl_remove(m.fl[i]);
 		m.st.allocs++;
@@ -592,7 +592,7 @@ static int model_ram_alloc(uint64_t size, uint64_t *addr)
 	b->page = (uint32_t)p;
 	b->free = (uint32_t)m.bp - n;
 	b->dmin = (uint32_t)m.bp;
-	b->map[0] = (uint8_t)(order + 1);
+	b->map[0] = (uint8_t)pages;
 	m.fl[m.nfl++] = (uint32_t)k;
 	m.nblk++;
 	memset(&m.state[p], BLK, m.bp);
@@ -608,10 +608,12 @@ static int model_ram_alloc(uint64_t size, uint64_t *addr)
 /*
  * vmap_ram_free, as the library decides it:
  *  - above RAM_MAX pages, vm_free of the busy area there, which must be
- *    that long (-EINVAL if it is not, be it a block; -ENOENT for a block of
- *    that length, or nothing busy there);
+ *    that long (-EINVAL if it is not, be it a block, or if a live piece
+ *    starts there; -ENOENT for a block of that length, or nothing there);
  *  - else the live block holding addr, a live piece starting at addr
- *    (-ENOENT if either is missing), of that order (else -EINVAL): it turns
+ *    (-ENOENT if either is missing, -EINVAL if a tree area starts there),
+ *    of that many pages (else -EINVAL, even
+ *    for a count that takes the same slot, as 4 for 3): it turns
  *    dirty, and the block retires when all of it is:
  *      [ppdpd] free the 2nd p -> [ppddd]... [ddddd] -> +++++ (lazy)
  */
@@ -632,19 +634,25 @@ static int model_ram_free(uint64_t addr, uint64_t size)
 			free_busy(i);
 			return 0;
 		}
+		/* A live piece there: the wrong count, not a missing
+		 * area; so is a block's length that is not the count. */
+		if ((k = block_of(addr)) >= 0 && addr % m.ps == 0 &&
+		    m.blk[k].map[(addr - addr_of(m.blk[k].page)) / m.ps])
+			return -EINVAL;
 		if (block_starting(addr) >= 0 && pages != m.bp)
 			return -EINVAL;
 		return -ENOENT;
 	}
 	if ((k = block_of(addr)) < 0 || addr % m.ps)
-		return -ENOENT;
+		/* A tree area there: the wrong count. */
+		return busy_at(addr) >= 0 ? -EINVAL : -ENOENT;
 	b = &m.blk[k];
 	order = order_of(pages);
 	n = 1u << order;
 	off = (addr - addr_of(b->page)) / m.ps;
 	if (!b->map[off])
 		return -ENOENT;
-	if (b->map[off] != order + 1)
+	if (b->map[off] != pages) /* the exact count, not the slot */
 		return -EINVAL;
 	b->map[off] = 0;
 	for (size_t j = 0;; j++)
@@ -846,18 +854,16 @@ static uint64_t gen_ram_size(void)
 	return pages * m.ps - (chance(20) ? rnd(m.ps) : 0);
 }
 
-/* Another size for a piece of `size` bytes: of the same order, so the same
- * count (3 pages are freed as 4), or (other) of another order. */
+/* Another size for a piece of `size` bytes: of the same pages, or (other)
+ * another count -- half the time one that takes the same slot (4 for 3),
+ * which the library must refuse all the same. */
 static uint64_t gen_size_like(uint64_t size, bool other)
 {
-	uint64_t n = 1ull << order_of(to_pages(size)), pages;
+	uint64_t own = to_pages(size), n = 1ull << order_of(own), pages = own;
 
-	if (!other)
-		pages = n / 2 + 1 + rnd(n - n / 2);
-	else
-		do
-			pages = 1 + rnd(RAM_MAX);
-		while (order_of(pages) == order_of(n));
+	while (other && pages == own)
+		pages = chance(50) ? n / 2 + 1 + rnd(n - n / 2)
+				   : 1 + rnd(RAM_MAX);
 	return pages * m.ps - (chance(30) ? rnd(m.ps) : 0);
 }
 
@@ -964,7 +970,7 @@ static void step_bad_ram(struct op *o)
 		o->addr = pc ? pc->addr : gen_any_addr();
 		o->size = 0;
 		break;
-	case 4: /* a live piece, a count of another order: -EINVAL */
+	case 4: /* a live piece, another count (maybe the same slot): -EINVAL */
 		if (!pc)
 			goto any;
 		o->addr = pc->addr;

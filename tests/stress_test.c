@@ -323,7 +323,7 @@ static bool shares_block(const struct worker *w, uint64_t a)
 }
 
 /* Free a piece (or big area) of vmap_ram_alloc: with the size asked for, or
- * another that rounds to the same count; a big one maybe with vmap_free. */
+ * another of the same number of pages; a big one maybe with vmap_free. */
 static void worker_ram_free(struct worker *w, uint64_t a, uint64_t req,
 			    uint64_t size)
 {
@@ -349,9 +349,8 @@ static void worker_ram_free(struct worker *w, uint64_t a, uint64_t req,
 					 PAGE)) != -ENOENT)
 			FAIL("worker %u: ram free inside piece %#llx returned "
 			     "%d", w->id, (ull)a, err);
-		if (rnd(w, 4) == 0)	/* the same order */
-			req = (pages / 2 + 1 + rnd(w, pages - pages / 2)) *
-				      PAGE - rnd(w, PAGE);
+		if (rnd(w, 4) == 0)	/* the same pages */
+			req = (req + PAGE - 1) / PAGE * PAGE - rnd(w, PAGE);
 	}
 	own(w, a, size, false);
 	if (big && rnd(w, 4) == 0)

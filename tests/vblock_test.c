@@ -95,7 +95,9 @@ static void test_life_cycle(void)
 	f = ram(s, 3);
 	CHECK_EQ(f, a + 80 * PG);
 	CHECK_EQ(test_stats(s).block_free_pages, 44);
-	CHECK_EQ(vmap_ram_free(s, f, 4 * PG), 0); /* the same count */
+	/* 4 pages is the slot, not the count: refused (issue 11). */
+	CHECK_EQ(vmap_ram_free(s, f, 4 * PG), -EINVAL);
+	CHECK_EQ(vmap_ram_free(s, f, 3 * PG - 100), 0); /* 3 pages */
 	/* Use the rest, then free everything: the block goes lazy, whole. */
 	{
 		uint64_t g = ram(s, 32), h = ram(s, 8);
@@ -211,7 +213,9 @@ static void test_bad_inputs(void)
 	CHECK_EQ(x, 0xdead);
 	after = test_stats(s);
 	CHECK(memcmp(&before, &after, sizeof(before)) == 0);
-	CHECK_EQ(vmap_ram_free(s, a, 3 * PG), 0); /* 3 pages is 4: the same */
+	/* 3 pages take the same slot as 4, but are not the count. */
+	CHECK_EQ(vmap_ram_free(s, a, 3 * PG), -EINVAL);
+	CHECK_EQ(vmap_ram_free(s, a, 4 * PG), 0);
 	CHECK_EQ(vmap_ram_free(s, a, 4 * PG), -ENOENT); /* double free */
 	/* Above 64 pages: the tree, and the count is checked too. */
 	REQUIRE(vmap_ram_alloc(s, 100 * PG, &big) == 0);

@@ -321,18 +321,17 @@ static void forget(size_t i)
 }
 
 /* A live area or piece: with vmap_free, or vmap_ram_free with the size
- * asked for or another that rounds to the same count. */
+ * asked for or another of the same pages. */
 static void op_free(struct draw *d)
 {
 	size_t i = draw(d, me.nlive);
 	const struct live *l = &me.live[i];
-	uint64_t req = l->req, pages = l->bytes / s.ps;
+	uint64_t req = l->req, pages = (l->req + s.ps - 1) / s.ps;
 	int err;
 
 	release(l);
 	if (l->ram && l->kind == PIECE && draw(d, 4) == 0)
-		req = (pages / 2 + 1 + draw(d, pages - pages / 2)) * s.ps -
-		      draw(d, s.ps);
+		req = pages * s.ps - draw(d, s.ps); /* the same pages */
 	if (!l->ram || (l->kind == AREA && draw(d, 4) == 0))
 		err = vmap_free(s.space, l->addr);
 	else
