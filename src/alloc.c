@@ -192,7 +192,7 @@ int vm_alloc(vmap_space *s, const struct fit *f, unsigned kind,
 			return -ENOMEM;
 		}
 		if (err) /* an mprotect guard: only a remap removes it */
-			flag_area(s, a, VA_GUARD_MPROT, &calls);
+			flag_area(s, a, VA_GUARD_MPROT, &(uint64_t){ 0 });
 	}
 	*addr = a;
 	return 0;

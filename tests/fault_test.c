@@ -15,6 +15,13 @@
  * allocation or OS call failing: out of memory for good, or a kernel that
  * refuses everything, until the end of the run gives it back.
  *
+ * Two kinds of trouble a hostile process brings are part of the scenario, so
+ * that the k-th call fails inside their handling too: a file that refuses
+ * one of its pages (the seam answers ENODEV, as a socket does), mapped after
+ * good pages, whose undo must leave the range plain reserved space or
+ * quarantined; and vmalloc areas mlock()ed before they are freed, so that
+ * batches mix locked and unlocked ranges.
+ *
  * After every call: an error is one the header documents for that call, and
  * (after a single failure) the same call, repeated, succeeds: the space
  * stays usable; vmap_check passes; busy + lazy + free + warm pages make the
@@ -94,10 +101,19 @@ static int f_release(enum os_release_path path, const struct vmap_range *r,
 	return os_fail() ? -ENOMEM : os_linux.release(path, r, n, calls);
 }
 
+/* Page REFUSED of the file is one its mmap handler refuses, as a socket's
+ * or a sysfs file's does: so a vmap of good pages then that one fails half
+ * way, and its undo -- where the k-th call may fail too -- has work to do. */
+#define REFUSED (FILE_PAGES + 7)
+
 static int f_map_file(uint64_t addr, uint64_t len, int fd, uint64_t off,
 		      int prot)
 {
-	return os_fail() ? -ENOMEM : os_linux.map_file(addr, len, fd, off, prot);
+	if (os_fail())
+		return -ENOMEM;
+	if (off <= REFUSED * PG && off + len > REFUSED * PG)
+		return -ENODEV; /* not injected: the file's own answer */
+	return os_linux.map_file(addr, len, fd, off, prot);
 }
 
 static int f_map_anon(uint64_t addr, uint64_t len)
@@ -133,11 +149,15 @@ static int f_protect(uint64_t addr, uint64_t len, int prot)
 	return os_fail() ? -ENOMEM : os_linux.protect(addr, len, prot);
 }
 
-/* Not a failure point: vmap_check's look at the mappings. */
+/* Not a failure point: vmap_check's look at the mappings -- after a step
+ * where a fault fired, and every 16th step, as it costs a system call per
+ * mapping of the reservation (mlock splits it into many). */
+static bool look_at_maps;
+
 static int f_vmas(uint64_t start, uint64_t end,
 		  int (*fn)(void *arg, const struct os_vma *v), void *arg)
 {
-	return os_linux.vmas(start, end, fn, arg);
+	return look_at_maps ? os_linux.vmas(start, end, fn, arg) : -ENOSYS;
 }
 
 static const struct vmap_os failing_os = {
@@ -245,7 +265,9 @@ static void settle(bool always, uint64_t before)
 	if (!always && injected() == before)
 		return;
 	pause_faults();
+	look_at_maps = injected() != before || r.steps % 16 == 0;
 	CHECK_EQ(vmap_check(r.s), 0);
+	look_at_maps = true;
 	CHECK_EQ(vmap_stats(r.s, &st), 0);
 	CHECK_EQ(st.busy_pages + st.lazy_pages + st.free_pages + st.pool_pages +
 			 st.quarantined_pages,
@@ -394,9 +416,34 @@ static void step_alloc(bool always)
 	}
 	if (!a)
 		return; /* failed, for good */
-	if (family == F_VMALLOC)
+	if (family == F_VMALLOC) {
 		take_memory(a, pages);
+		/* Locked, and freed so: a mixed batch (not a seam call). */
+		if (!rnd(16))
+			mlock((void *)(uintptr_t)a, pages * PG);
+	}
 	keep(a, pages, family);
+}
+
+/* A vmap whose last page the file refuses: ENODEV, and nothing changed --
+ * the oracle then checks the reservation for a hole or a leftover file. */
+static void step_refused(void)
+{
+	uint64_t n = 1 + rnd(4), pgoff[5], a = 0, before = injected();
+	bool ram = rnd(2);
+	int err;
+
+	for (uint64_t i = 0; i < n; i++)
+		pgoff[i] = rnd(FILE_PAGES);
+	pgoff[n] = REFUSED;
+	err = do_vmap(pgoff, n + 1, ram, &a);
+	if (injected() == before)
+		CHECK_EQ(err, -ENODEV);
+	else if (err != -ENODEV)
+		expect(err, before, __LINE__, "a vmap the file refuses",
+		       (const int[]){ ENOMEM, 0 });
+	CHECK_EQ(a, 0);
+	settle(true, before);
 }
 
 static void step_small(void)
@@ -559,8 +606,10 @@ static void scenario(const struct kind *kind)
 
 		if (p < 35)
 			step_alloc(true);
-		else if (p < 50)
+		else if (p < 47)
 			step_small();
+		else if (p < 50 && r.memory)
+			step_refused();
 		else if (p < 85 && r.nlive)
 			step_free(true, rnd(r.nlive));
 		else
