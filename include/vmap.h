@@ -128,7 +128,9 @@
  *     MADV_WILLNEED on it: contents only, vmap does not care.
  *   - mlock(), munlock(), mlockall() -- including MCL_ONFAULT: freed locked
  *     pages are released with MADV_DONTNEED_LOCKED (Linux >= 5.18), counted
- *     and released like any other.  Without MCL_ONFAULT, mlockall(MCL_CURRENT)
+ *     and released like any other.  The lock belongs to the address range,
+ *     not to the pages: munlock() an area before vmap_vfree, or whoever gets
+ *     the range next gets locked pages (VmLck in /proc/self/status).  Without MCL_ONFAULT, mlockall(MCL_CURRENT)
  *     populates the whole reservation and MCL_FUTURE every range a purge turns
  *     back into plain space: give such a process a small `length`.  Guard pages
  *     on a locked range fall back from guard markers to mprotect().

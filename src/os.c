@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/vfs.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -161,11 +162,17 @@ static int os_fill_hole(uint64_t addr, uint64_t len)
  * moved over the range, which mremap replaces in one step.  mremap can still
  * fail after unmapping the target (out of memory for the move): then the hole
  * is filled again if nothing else got there first.
+ *
+ * A hugetlbfs file (an MFD_HUGETLB memfd too) maps whole huge pages whatever
+ * len says, so the first mmap may take 2 MiB where we asked for 4 KiB; mremap
+ * then refuses the unaligned length, and so would munmap: the mapping is
+ * unmapped whole, by the huge page size the file system reports.
  */
 static int os_map_file(uint64_t addr, uint64_t len, int fd, uint64_t off,
 		       int prot)
 {
 	void *p = mmap(NULL, len, prot, MAP_SHARED, fd, (off_t)off), *q;
+	struct statfs fs;
 	int err;
 
 	if (p == MAP_FAILED)
@@ -175,7 +182,9 @@ static int os_map_file(uint64_t addr, uint64_t len, int fd, uint64_t off,
 	if (q != MAP_FAILED)
 		return 0;
 	err = -errno;
-	munmap(p, len);
+	if (munmap(p, len) && !fstatfs(fd, &fs) && fs.f_bsize > 0)
+		munmap(p, (len + (uint64_t)fs.f_bsize - 1) &
+				  ~((uint64_t)fs.f_bsize - 1));
 	os_fill_hole(addr, len); /* -EEXIST: still ours, untouched */
 	return err;
 }
