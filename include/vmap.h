@@ -66,10 +66,13 @@
  *   warm pool (memory spaces)         the busy shard lock of each area's start
  *   vmap blocks of one CPU            that CPU's queue mutex (no lock per block)
  *
+ *   retired vmap blocks, for reuse    their own mutex
  *   quarantined ranges                quarantine mutex
+ *   the live spaces (for fork)        one process-wide mutex
  *
- *   lock order: purge mutex -> free lock -> busy shard locks (ascending)
- *               -> vmap block queue mutexes (ascending) -> quarantine mutex.
+ *   lock order: (process-wide space list) -> purge mutex -> free lock ->
+ *               busy shard locks (ascending) -> vmap block queue mutexes
+ *               (ascending) -> retired-block mutex -> quarantine mutex.
  *
  *   - vmap_ram_alloc/vmap_ram_free take the calling CPU's queue mutex (and a
  *     free, one busy shard lock to find the block); CPUs do not contend.

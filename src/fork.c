@@ -25,9 +25,9 @@ static vmap_space *spaces; /* live spaces; spaces_lock */
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static int registered;	   /* 0, or pthread_atfork's error; once */
 
-void space_lock_all(vmap_space *s)
+/* Every lock of s but its purge mutex, in order. */
+static void lock_rest(vmap_space *s)
 {
-	pthread_mutex_lock(&s->purge_lock);
 	pthread_mutex_lock(&s->free_lock);
 	busy_lock_all(&s->busy);
 	vblocks_lock_all(s);
@@ -35,21 +35,37 @@ void space_lock_all(vmap_space *s)
 	pthread_mutex_lock(&s->quarantine_lock);
 }
 
-void space_unlock_all(vmap_space *s)
+static void unlock_rest(vmap_space *s)
 {
 	pthread_mutex_unlock(&s->quarantine_lock);
 	pthread_mutex_unlock(&s->vb_dead_lock);
 	vblocks_unlock_all(s);
 	busy_unlock_all(&s->busy);
 	pthread_mutex_unlock(&s->free_lock);
+}
+
+void space_lock_all(vmap_space *s)
+{
+	pthread_mutex_lock(&s->purge_lock);
+	lock_rest(s);
+}
+
+void space_unlock_all(vmap_space *s)
+{
+	unlock_rest(s);
 	pthread_mutex_unlock(&s->purge_lock);
 }
 
+/* Every purge mutex first: a flush callback of one space may call into
+ * another (vmap_free there, say), and must be let finish before any of that
+ * other space's locks is taken. */
 static void prepare(void)
 {
 	pthread_mutex_lock(&spaces_lock);
 	for (vmap_space *s = spaces; s; s = s->fork_next)
-		space_lock_all(s);
+		pthread_mutex_lock(&s->purge_lock);
+	for (vmap_space *s = spaces; s; s = s->fork_next)
+		lock_rest(s);
 }
 
 /* Parent and child alike.  In the child, the forking thread is the owner of
@@ -57,7 +73,9 @@ static void prepare(void)
 static void release(void)
 {
 	for (vmap_space *s = spaces; s; s = s->fork_next)
-		space_unlock_all(s);
+		unlock_rest(s);
+	for (vmap_space *s = spaces; s; s = s->fork_next)
+		pthread_mutex_unlock(&s->purge_lock);
 	pthread_mutex_unlock(&spaces_lock);
 }
 
