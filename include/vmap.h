@@ -446,7 +446,9 @@ VMAP_API int vmap_vunmap(vmap_space *space, const void *ptr);
  *            vmap_map_ram piece: those may be mprotect()ed directly).
  *   -EACCES  PROT_WRITE on a vmap_vmap area of a file not open for writing.
  *   -ENOMEM  the kernel could not split the mapping (vm.max_map_count).
- * On failure the area's protection and record are unchanged.
+ * On failure the area is still noted as protected -- a failed mprotect may
+ * have changed part of the range -- so its purge restores it all the same
+ * (and counts it in protect_restores).
  * Concurrency: thread-safe; holds the area's busy-shard lock across the
  * mprotect(), so it cannot race with a free of the same area.
  */

@@ -195,10 +195,12 @@ int memory_init(vmap_space *s, uint64_t length, unsigned flags)
 	s->end = base + length;
 	s->flush = release;
 	s->flush_ctx = s;
-	/* The first page is untouched and ours: a harmless probe. */
-	s->path = flags & VMAP_SPACE_RELEASE_MADVISE ?
-			  OS_RELEASE_MADVISE :
-			  s->os->probe(base, s->page_size);
+	/* The first page is untouched and ours: a harmless probe.  The
+	 * madvise path asked for still needs to know whether the kernel
+	 * releases locked pages. */
+	s->path = s->os->probe(base, s->page_size);
+	if (flags & VMAP_SPACE_RELEASE_MADVISE)
+		s->path = OS_RELEASE_MADVISE | (s->path & OS_RELEASE_LOCKED);
 	return 0;
 }
 

@@ -28,18 +28,39 @@
  *    guard: owned by it, and refused to the kernel (see readable_pages: the
  *    test never touches a guard page itself, a fault would kill the fuzzer);
  *  - bad frees fail with the documented error and change nothing;
+ *  - a file mapping the kernel refuses (a socket, a pipe, a directory,
+ *    /proc/self/status, the read-only fd for writing) fails with mmap's
+ *    errno, changes nothing, and leaves the reservation whole: the next
+ *    vmalloc there reads zero and is writable, vmap_check() passes (it
+ *    compares the reservation with /proc/self/maps);
+ *  - vmap_vprotect takes effect (a PROT_NONE area cannot be read, a
+ *    PROT_READ one cannot be written: see writable_pages), refuses what is
+ *    no area and bad bits, keeps the area out of the warm pool, and the
+ *    purge that releases it makes it readable and writable again (counted
+ *    in protect_restores); the test never touches a protected area itself;
+ *  - pages freed while mlock()ed are released like any other: after the
+ *    purge they are not resident (mincore, looked at before anything reads
+ *    them) and read zero; nothing is quarantined, nothing refused;
+ *  - after vmap_unmap_aliases every freed piece reads zero and a write
+ *    through its old pointer does not reach the file it showed; live
+ *    pieces still show theirs;
+ *  - vmap_unmap_ram with any count but the piece's own (the same
+ *    power-of-two slot, the other side of RAM_MAX, a size that overflows)
+ *    fails with EINVAL and changes nothing;
  *  - alone (no second thread, or at the end): busy + lazy + free + pool
  *    pages make the whole space, busy pages are exactly the live areas with
  *    their guards plus the blocks, and the counters match what was done;
  *    after freeing everything and a sync purge, nothing is lazy, warm or
  *    busy, the space is one free block, vmap_check() passes, and every page
  *    this input ever used reads zero.
+ * "Alone", calls that must fail also leave vmap_stats() as it was, but for
+ * the failure they count.
  * A failure prints what broke and aborts.  One memfd serves the whole
  * process (its pattern is restored at the start of each input); the space
  * is created and destroyed with each input.
  */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE	/* pipe2, open_memstream */
+#define _GNU_SOURCE	/* pipe2, open_memstream, syscall */
 #endif
 #include <errno.h>
 #include <fcntl.h>
@@ -48,6 +69,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -74,6 +97,17 @@ static int file_fd = -1;
 static int ro_fd = -1;			/* the same file, read-only */
 static uint32_t file_gen[FILE_PAGES];	/* bumped by each write of a page */
 static int probe_pipe[2];		/* see readable_pages */
+
+/* Descriptors the kernel refuses to map shared: mmap's handler says ENODEV,
+ * or, asked for what the fd was not opened for, EACCES.  The last is the
+ * read-only memfd, which it refuses only for writing. */
+#define NUNMAPPABLE 6
+static struct unmappable {
+	int fd;
+	bool r, w;	/* open for reading, for writing */
+	bool file;	/* mappable: refused only for writing */
+	const char *name;
+} unmappable[NUNMAPPABLE];
 
 /* Word w of file page pg at generation gen: never zero, and telling where
  * it came from when it shows up where it should not. */
@@ -133,9 +167,21 @@ static struct {
 enum { CLEAN, OWNED, FREED, FREED_PIECE };
 static uint8_t page_state[MAX_SPACE_PAGES];
 static bool used[MAX_SPACE_PAGES];	/* handed out this input */
+static bool locked[MAX_SPACE_PAGES];	/* mlock()ed by the test, and not
+					   munlock()ed since: the mapping
+					   may stay locked past the free */
+static bool lock_freed[MAX_SPACE_PAGES]; /* freed so: must not be resident
+					    once released */
+static bool prot_freed[MAX_SPACE_PAGES]; /* freed after vmap_vprotect: must
+					    be writable once released */
+static uint8_t piece_file[MAX_SPACE_PAGES]; /* a freed piece's page: the
+					       file page it showed, + 1 */
 
-enum { VMALLOC, VMAP, RAM };
-static const char *const kind_name[] = { "vmalloc", "vmap", "map_ram" };
+/* RAM_ALLOC: vmap_ram_alloc pieces, anonymous memory of a block (tags and
+ * zeros, as vmalloc). */
+enum { VMALLOC, VMAP, RAM, RAM_ALLOC };
+static const char *const kind_name[] = { "vmalloc", "vmap", "map_ram",
+					 "ram_alloc" };
 
 struct area {
 	uint8_t *p;
@@ -143,9 +189,13 @@ struct area {
 	uint32_t own;		/* pages it owns: + its guard, or a piece's
 				   power of two */
 	uint8_t kind;
-	bool piece;		/* map_ram of up to RAM_MAX pages: a block's */
+	bool piece;		/* map_ram or ram_alloc of up to RAM_MAX
+				   pages: a block's */
 	bool guarded;
-	int prot;
+	bool ro;		/* vmap of the read-only fd */
+	bool vprot;		/* vmap_vprotect changed it */
+	bool vprot_refused;	/* ... or refused to (-EACCES) */
+	int prot;		/* what may be done to it now */
 	uint64_t id;
 	uint8_t pgoff[MAX_N];	/* vmap and map_ram: the file pages */
 };
@@ -157,6 +207,8 @@ static struct {
 	uint8_t *gone[MAX_GONE];
 	unsigned ngone;
 	uint64_t next_id, allocs, frees, failures, runs, guarded, vmallocs;
+	uint64_t prot_frees;	/* areas freed after vmap_vprotect */
+	uint64_t refused_frees;	/* ... after only a refused one */
 	bool inexact;	/* an ENOMEM: the library may have counted twice */
 } me;
 
@@ -170,6 +222,12 @@ static uint64_t index_of(const uint8_t *p)
 static const char *name_of(const struct area *a)
 {
 	return kind_name[a->kind];
+}
+
+/* Its pages show the file. */
+static bool of_file(const struct area *a)
+{
+	return a->kind == VMAP || a->kind == RAM;
 }
 
 /* ---- looking at memory without faulting ---- */
@@ -220,6 +278,80 @@ static void must_read(const uint8_t *p, size_t n, const char *what)
 			     "page or PROT_NONE", what, (void *)(p + (i + k) * ps),
 			     i + k, n, (void *)p);
 	}
+}
+
+/* Whatever a failed probe left in the pipe. */
+static void drain_probe(void)
+{
+	char sink[256];
+
+	while (read(probe_pipe[0], sink, sizeof(sink)) > 0)
+		;
+}
+
+/*
+ * How many of the n pages from p, from the first, the kernel can write: a
+ * read() from the probe pipe into each page's first byte fails with EFAULT
+ * where a write by the test would take a SIGSEGV (PROT_READ, PROT_NONE, a
+ * guard, a hole).  The byte read in is the one already there, so a
+ * writable page keeps its contents.  The pages must be readable.
+ */
+static size_t writable_pages(uint8_t *p, size_t n)
+{
+	struct iovec iov[MAX_N + 1];
+	char same[MAX_N + 1];
+
+	for (size_t i = 0; i < n; i++) {
+		same[i] = (char)p[i * ps];
+		iov[i] = (struct iovec){ p + i * ps, 1 };
+	}
+	if (write(probe_pipe[1], same, n) != (ssize_t)n)
+		FAIL("probe pipe: %s", strerror(errno));
+	if (readv(probe_pipe[0], iov, (int)n) == (ssize_t)n)
+		return n;
+	drain_probe();
+	for (size_t i = 0; i < n; i++) {
+		if (write(probe_pipe[1], &same[i], 1) != 1)
+			FAIL("probe pipe: %s", strerror(errno));
+		if (read(probe_pipe[0], p + i * ps, 1) != 1) {
+			if (errno != EFAULT)
+				FAIL("probe pipe: %s", strerror(errno));
+			drain_probe();
+			return i;
+		}
+	}
+	return n;
+}
+
+/* Pages the test (or its next owner) is about to write must be writable. */
+static void must_write(uint8_t *p, size_t n, const char *what)
+{
+	must_read(p, n, what);
+	for (size_t i = 0; i < n; i += MAX_N + 1) {
+		size_t chunk = n - i < MAX_N + 1 ? n - i : MAX_N + 1;
+		size_t k = writable_pages(p + i * ps, chunk);
+
+		if (k < chunk)
+			FAIL("%s: page %p (%zu of %zu from %p) is readable but "
+			     "not writable", what, (void *)(p + (i + k) * ps),
+			     i + k, n, (void *)p);
+	}
+}
+
+/* Pages freed while locked, and released since, are gone from memory.
+ * Asked before anything reads them: a read maps the zero page. */
+static void check_not_resident(const uint8_t *p, size_t n, const char *what)
+{
+	static unsigned char vec[MAX_SPACE_PAGES];
+
+	if (mincore((void *)p, n * ps, vec))
+		FAIL("%s: mincore(%p, %zu pages): %s", what, (const void *)p,
+		     n, strerror(errno));
+	for (size_t i = 0; i < n; i++)
+		if (lock_freed[index_of(p) + i] && (vec[i] & 1))
+			FAIL("%s: page %p (%zu of %zu), freed while locked, is "
+			     "still resident after the purge that released it",
+			     what, (const void *)(p + i * ps), i, n);
 }
 
 /* The first of n pages from p that is not all zero, or n. */
@@ -290,8 +422,18 @@ static void check_contents(const struct area *a, const char *when)
 
 	snprintf(what, sizeof(what), "%s %s area #%llu at %p, %u pages", when,
 		 name_of(a), (ull)a->id, (void *)a->p, a->pages);
+	/* What may not be done to it, the kernel must refuse -- and the
+	 * test must not try (a fault would kill the fuzzer). */
+	if (!(a->prot & PROT_READ)) {
+		if (readable_pages(a->p, 1))
+			FAIL("%s: PROT_NONE, but its first page is readable",
+			     what);
+		return;
+	}
 	must_read(a->p, a->pages, what);
-	if (a->kind != VMALLOC) {
+	if (!(a->prot & PROT_WRITE) && writable_pages(a->p, 1))
+		FAIL("%s: PROT_READ, but its first page is writable", what);
+	if (of_file(a)) {
 		for (uint32_t i = 0; i < a->pages; i++)
 			check_file_page(a->p + i * ps, a->pgoff[i], what);
 		return;
@@ -377,25 +519,59 @@ static void failed(const char *call, bool file)
 	FAIL("%s returned NULL: %s", call, strerror(errno));
 }
 
-static void op_vmalloc(struct draw *d)
+/* New memory reads zero, and takes the test's writes: no hole, no
+ * protection or file left behind by an earlier owner or a failed call. */
+static void check_new(struct area *a, const char *what)
 {
-	/* Mostly small, as touching pages is most of an input's time. */
-	uint32_t pages = 1 + (uint32_t)draw(d, draw(d, 4) ? 16 : MAX_VMALLOC);
-	size_t size = pages * ps - (draw(d, 4) ? 0 : draw(d, ps));
-	bool z = draw(d, 2);
+	keep(a);
+	check_zero(a->p, a->pages, what);
+	must_write(a->p, a->pages, what);
+	stamp(a);
+}
+
+static void new_vmalloc(uint32_t pages, size_t size, bool z)
+{
+	const char *call = z ? "vmap_vzalloc" : "vmap_vmalloc";
 	struct area a = { .pages = pages, .own = pages + s.guard,
 			  .kind = VMALLOC, .guarded = s.guard,
 			  .prot = PROT_READ | PROT_WRITE, .id = ++me.next_id };
 
 	a.p = z ? vmap_vzalloc(s.space, size) : vmap_vmalloc(s.space, size);
 	if (!a.p) {
-		failed(z ? "vmap_vzalloc" : "vmap_vmalloc", false);
+		failed(call, false);
 		return;
 	}
-	keep(&a);
 	me.vmallocs++;
-	check_zero(a.p, pages, z ? "vmap_vzalloc" : "vmap_vmalloc");
-	stamp(&a);
+	check_new(&a, call);
+}
+
+static void op_vmalloc(struct draw *d)
+{
+	/* Mostly small, as touching pages is most of an input's time. */
+	uint32_t pages = 1 + (uint32_t)draw(d, draw(d, 4) ? 16 : MAX_VMALLOC);
+	size_t size = pages * ps - (draw(d, 4) ? 0 : draw(d, ps));
+
+	new_vmalloc(pages, size, draw(d, 2));
+}
+
+static uint32_t pow2_up(uint32_t n);
+
+/* A piece of anonymous memory from the calling CPU's vmap block. */
+static void new_ram_alloc(uint32_t pages)
+{
+	struct area a = { .pages = pages, .own = pow2_up(pages),
+			  .kind = RAM_ALLOC, .piece = true,
+			  .prot = PROT_READ | PROT_WRITE, .id = ++me.next_id };
+	uint64_t addr;
+	int err = vmap_ram_alloc(s.space, (uint64_t)pages * ps, &addr);
+
+	if (err) {
+		errno = -err;
+		failed("vmap_ram_alloc", false);
+		return;
+	}
+	a.p = (uint8_t *)(uintptr_t)addr;
+	check_new(&a, "vmap_ram_alloc");
 }
 
 /* n file pages: one run (wrapping at the end of the file: two runs),
@@ -431,16 +607,103 @@ static uint32_t pow2_up(uint32_t n)
 	return p;
 }
 
+static void expect(int got, int want, const char *what, const void *p)
+{
+	if (got != want)
+		FAIL("%s at %p returned %d (%s), not %d", what, p, got,
+		     vmap_strerror(got), want);
+}
+
+static struct vmap_stats stats(void);
+
+/* Field f of *after is field f of *before plus delta. */
+#define SAME(f, delta)                                                      \
+	do {                                                                \
+		if (after->f != before->f + (uint64_t)(delta))              \
+			FAIL("%s: vmap_stats %s went from %llu to %llu, not "   \
+			     "by %lld", what, #f, (ull)before->f,            \
+			     (ull)after->f, (long long)(delta));             \
+	} while (0)
+
+/*
+ * Alone on the space, a call that failed changed nothing but what it
+ * counts: alloc_failures by fails -- and, where a failed vmap_map_ram made
+ * a new vmap block for its piece, that block, empty (the piece is given
+ * back to it).  A purge the call ran (no room) would change the rest.
+ */
+static void check_unchanged(const struct vmap_stats *before,
+			    const struct vmap_stats *after, uint64_t fails,
+			    const char *what)
+{
+	int64_t blocks = (int64_t)(after->blocks - before->blocks);
+	int64_t block = blocks * (int64_t)s.bp;
+
+	if (after->purges != before->purges)
+		return;
+	SAME(allocs, 0);
+	SAME(frees, 0);
+	SAME(alloc_failures, fails);
+	SAME(lazy_areas, 0);
+	SAME(lazy_pages, 0);
+	SAME(pool_areas, 0);
+	SAME(pool_pages, 0);
+	SAME(pool_hits, 0);
+	SAME(blocks_created, blocks);
+	SAME(blocks_freed, 0);
+	SAME(busy_areas, blocks);
+	SAME(busy_pages, block);
+	SAME(free_pages, -block);
+	SAME(block_free_pages, block);
+	SAME(block_dirty_pages, 0);
+	SAME(release_errors, 0);
+	SAME(quarantined_areas, 0);
+	SAME(quarantined_pages, 0);
+	SAME(protect_restores, 0);
+	if (!blocks) {
+		SAME(free_blocks, 0);
+		SAME(largest_free_pages, 0);
+	}
+}
+
+/*
+ * After a file mapping the kernel refused: nothing changed, the
+ * reservation is whole (vmap_check compares it with /proc/self/maps: a hole
+ * or a foreign file mapping in a range that is not busy fails it), and the
+ * space still hands out readable, writable, zero memory where the call
+ * tried -- the old bug left a hole there, and the next vmalloc returned
+ * unmapped memory.  The same request lands there: the lowest fit (a tree
+ * area, unless the warm pool has one of its size), or the piece's slot,
+ * given back to its block.
+ */
+static void after_refused(const struct vmap_stats *before, uint32_t n,
+			  bool piece, const char *what)
+{
+	if (!s.threaded) {
+		struct vmap_stats now = stats();
+
+		check_unchanged(before, &now, 1, what);
+	}
+	expect(vmap_check(s.space), 0, "vmap_check after a refused mapping",
+	       s.base);
+	if (me.nlive == MAX_LIVE)
+		return;
+	if (piece)
+		new_ram_alloc(n);
+	else
+		new_vmalloc(n, n * ps, false);
+}
+
 /* vmap_vmap, or vmap_map_ram: of up to and past RAM_MAX pages. */
 static void op_map(struct draw *d, bool ram)
 {
 	uint32_t n = 1 + (uint32_t)draw(d, draw(d, 4) ? 16 : MAX_N);
 	bool ro = draw(d, 4) == 0;
-	struct area a = { .pages = n, .kind = ram ? RAM : VMAP,
+	struct area a = { .pages = n, .kind = ram ? RAM : VMAP, .ro = ro,
 			  .id = ++me.next_id };
 	const char *call = ram ? "vmap_map_ram" : "vmap_vmap";
 	int fd = ro ? ro_fd : file_fd;
 	uint64_t off[MAX_N];
+	struct vmap_stats before = { 0 };
 
 	/* A piece takes a power of two of its block's pages; anything else
 	 * is a tree area, with its guard. */
@@ -451,6 +714,8 @@ static void op_map(struct draw *d, bool ram)
 	draw_offsets(d, a.pgoff, n);
 	for (uint32_t i = 0; i < n; i++)
 		off[i] = a.pgoff[i];
+	if (!s.threaded)
+		before = stats();
 	a.p = ram ? vmap_map_ram(s.space, fd, off, n)
 		  : vmap_vmap(s.space, fd, off, n, a.prot);
 	if (ro && (a.prot & PROT_WRITE)) {
@@ -460,6 +725,8 @@ static void op_map(struct draw *d, bool ram)
 			FAIL("%s of a read-only fd for writing gave %p: %s",
 			     call, (void *)a.p, strerror(errno));
 		me.failures++;
+		if (errno == EACCES)
+			after_refused(&before, n, a.piece, call);
 		return;
 	}
 	if (!a.p) {
@@ -471,6 +738,48 @@ static void op_map(struct draw *d, bool ram)
 	check_contents(&a, "new");
 }
 
+/*
+ * vmap_vmap or vmap_map_ram of a descriptor the kernel will not map shared:
+ * a socket, a pipe's end, a directory, a procfs file (ENODEV), or one not
+ * open for what is asked (EACCES).  mmap's errno comes back, or ENOSPC if
+ * there was no room to try.
+ */
+static void op_unmappable(struct draw *d)
+{
+	unsigned k = (unsigned)draw(d, NUNMAPPABLE);
+	bool ram = draw(d, 2);
+	uint32_t n = 1 + (uint32_t)draw(d, draw(d, 4) ? 16 : MAX_N);
+	int prot = ram ? PROT_READ | PROT_WRITE : 1 + (int)draw(d, 3);
+	const char *call = ram ? "vmap_map_ram" : "vmap_vmap";
+	struct vmap_stats before = { 0 };
+	uint8_t pgoff[MAX_N];
+	uint64_t off[MAX_N];
+	char what[96];
+	int want;
+	void *p;
+
+	if (unmappable[k].file)
+		prot |= PROT_WRITE; /* else the read-only memfd maps */
+	want = !unmappable[k].r || ((prot & PROT_WRITE) && !unmappable[k].w)
+		       ? EACCES : ENODEV;
+	draw_offsets(d, pgoff, n);
+	for (uint32_t i = 0; i < n; i++)
+		off[i] = pgoff[i];
+	if (!s.threaded)
+		before = stats();
+	errno = 0;
+	p = ram ? vmap_map_ram(s.space, unmappable[k].fd, off, n)
+		: vmap_vmap(s.space, unmappable[k].fd, off, n, prot);
+	snprintf(what, sizeof(what), "%s of %s, %u pages, prot %d", call,
+		 unmappable[k].name, n, prot);
+	if (p || (errno != want && errno != ENOSPC))
+		FAIL("%s gave %p, %s; not NULL, %s", what, p, strerror(errno),
+		     strerror(want));
+	me.failures++;
+	if (errno == want)
+		after_refused(&before, n, ram && n <= RAM_MAX, what);
+}
+
 static void forget(size_t i)
 {
 	me.gone[me.ngone++ % MAX_GONE] = me.live[i].p;
@@ -478,17 +787,90 @@ static void forget(size_t i)
 	me.frees++;
 }
 
+/*
+ * A write through a freed piece's old pointer must not reach the file the
+ * piece showed: its page is plain reserved space now.  (The word goes back
+ * to zero, the file's page -- should it have changed -- to its pattern.)
+ */
+static void check_stale_write(uint64_t k, const char *what)
+{
+	uint64_t pg = piece_file[k] - 1, got = 0;
+	volatile uint64_t *w = (volatile uint64_t *)(s.base + k * ps);
+
+	*w = file_word(pg, file_gen[pg] + 1, 0);
+	if (pread(file_fd, &got, sizeof(got), (off_t)(pg * ps)) !=
+	    (ssize_t)sizeof(got))
+		FAIL("pread of file page %llu: %s", (ull)pg, strerror(errno));
+	*w = 0;
+	if (got != file_word(pg, file_gen[pg], 0)) {
+		char buf[96];
+
+		write_file_page(pg);
+		describe(got, buf, sizeof(buf));
+		FAIL("%s: a write to freed piece page %p reached file page "
+		     "%llu, which now reads %s", what, (void *)(uintptr_t)w,
+		     (ull)pg, buf);
+	}
+}
+
+/*
+ * Pages [i, j), freed and released since: not resident if they were freed
+ * locked (asked first, unless the caller did -- resident_seen: reading
+ * maps the zero page), zero, writable again if vmap_vprotect had changed
+ * them; freed pieces' pages (pieces: after vmap_unmap_aliases, or once
+ * their block is gone) no longer reach their file.  Then the test forgets
+ * it ever had them.
+ */
+static void check_run_released(uint64_t i, uint64_t j, bool pieces,
+			       bool resident_seen, const char *what)
+{
+	uint8_t *p = s.base + i * ps;
+	bool lk = false, pr = false;
+
+	for (uint64_t k = i; k < j; k++) {
+		lk |= lock_freed[k];
+		pr |= prot_freed[k];
+	}
+	if (lk && !resident_seen)
+		check_not_resident(p, j - i, what);
+	check_zero(p, j - i, what);
+	if (pr || pieces)
+		must_write(p, j - i, what);
+	for (uint64_t k = i; k < j; k++) {
+		if (pieces && piece_file[k])
+			check_stale_write(k, what);
+		page_state[k] = CLEAN;
+		lock_freed[k] = prot_freed[k] = false;
+		piece_file[k] = 0;
+	}
+}
+
 /* A strict space released the area before the free returned. */
 static void check_released(const struct area *a, const char *what)
 {
-	check_zero(a->p, a->own, what);
-	for (uint64_t i = index_of(a->p); i < index_of(a->p) + a->own; i++)
-		page_state[i] = CLEAN;
+	check_run_released(index_of(a->p), index_of(a->p) + a->own, false,
+			   false, what);
+}
+
+/* What the page may keep past the free, and what the release must undo. */
+static void mark_freed(const struct area *a)
+{
+	mark(a, a->piece ? FREED_PIECE : FREED);
+	for (uint32_t i = 0; i < a->own; i++) {
+		uint64_t k = index_of(a->p) + i;
+
+		lock_freed[k] = locked[k];
+		prot_freed[k] = a->vprot && i < a->pages;
+		piece_file[k] = a->piece && of_file(a) && i < a->pages
+					? (uint8_t)(a->pgoff[i] + 1) : 0;
+	}
 }
 
 static void free_area(size_t i, bool other_call)
 {
 	struct area a = me.live[i];
+	struct vmap_stats before = { 0 }, after;
+	bool pool_check = a.vprot && !s.threaded;
 	const char *call;
 	int err;
 
@@ -496,7 +878,14 @@ static void free_area(size_t i, bool other_call)
 	if (a.guarded && readable_pages(a.p + (size_t)a.pages * ps, 1))
 		FAIL("freeing %s area #%llu at %p, %u pages: its guard page is "
 		     "gone", name_of(&a), (ull)a.id, (void *)a.p, a.pages);
-	if (a.kind == RAM && (a.piece || !other_call)) {
+	if (pool_check)
+		before = stats();
+	if (a.kind == RAM_ALLOC && !other_call) {
+		call = "vmap_ram_free";
+		err = vmap_ram_free(s.space, (uint64_t)(uintptr_t)a.p,
+				    (uint64_t)a.pages * ps);
+	} else if (a.kind == RAM_ALLOC ||
+		   (a.kind == RAM && (a.piece || !other_call))) {
 		call = "vmap_unmap_ram";
 		err = vmap_unmap_ram(s.space, a.p, a.pages);
 	} else if ((a.kind == VMAP) != other_call) {
@@ -510,7 +899,17 @@ static void free_area(size_t i, bool other_call)
 		FAIL("%s(%p) of live %s area #%llu = %d (%s)", call,
 		     (void *)a.p, name_of(&a), (ull)a.id, err,
 		     vmap_strerror(err));
-	mark(&a, a.piece ? FREED_PIECE : FREED);
+	/* A protected area is never kept warm: the next vmalloc of its size
+	 * would get it with the protection (the pool's memset would fault,
+	 * or, read-write, skip the restore). */
+	if (pool_check && (after = stats()).pool_areas > before.pool_areas)
+		FAIL("%s of %s area #%llu at %p after vmap_vprotect: it went "
+		     "into the warm pool (%llu areas, were %llu)", call,
+		     name_of(&a), (ull)a.id, (void *)a.p,
+		     (ull)after.pool_areas, (ull)before.pool_areas);
+	me.prot_frees += a.vprot;
+	me.refused_frees += a.vprot_refused && !a.vprot;
+	mark_freed(&a);
 	forget(i);
 	if (s.strict && !a.piece)
 		check_released(&a, "freed in a strict space");
@@ -525,7 +924,7 @@ static void op_free(struct draw *d)
 
 static bool writable(const struct area *a)
 {
-	return a->kind != VMALLOC && (a->prot & PROT_WRITE);
+	return of_file(a) && (a->prot & PROT_WRITE);
 }
 
 /* A new generation of one file page: written through a live mapping and
@@ -556,11 +955,82 @@ static void op_file(struct draw *d)
 	file_gen[pg]++;
 	write_file_page(pg);
 	for (size_t k = 0; k < me.nlive; k++)
-		for (uint32_t i = 0; me.live[k].kind != VMALLOC &&
+		for (uint32_t i = 0; of_file(&me.live[k]) &&
+				     (me.live[k].prot & PROT_READ) &&
 				     i < me.live[k].pages; i++)
 			if (me.live[k].pgoff[i] == pg)
 				check_file_page(me.live[k].p + i * ps, pg,
 						"a mapping after pwrite");
+}
+
+/* ---- what the owner of an area may do to it ---- */
+
+/*
+ * vmap_vprotect of a live area: PROT_NONE, PROT_READ or read-write again.
+ * Refused for a piece (-ENOENT: mprotect() it directly) and, for writing,
+ * for a vmap of the read-only fd (-EACCES).  From then on the test only
+ * looks at it as its protection allows (check_contents); once it is freed,
+ * the purge that releases it must make it readable and writable again.
+ */
+static void op_protect(struct draw *d)
+{
+	static const int prots[] = { PROT_NONE, PROT_READ,
+				     PROT_READ | PROT_WRITE };
+	struct area *a = &me.live[draw(d, me.nlive)];
+	int prot = prots[draw(d, 3)], want = 0, err;
+
+	if (a->piece)
+		want = -ENOENT;
+	else if (a->ro && (prot & PROT_WRITE))
+		want = -EACCES;
+	err = vmap_vprotect(s.space, a->p, prot);
+	if (err != want)
+		FAIL("vmap_vprotect(%s area #%llu at %p, %d) = %d (%s), not %d",
+		     name_of(a), (ull)a->id, (void *)a->p, prot, err,
+		     vmap_strerror(err), want);
+	if (!err) {
+		a->prot = prot;
+		a->vprot = true;
+	}
+	a->vprot_refused |= err == -EACCES;
+	check_contents(a, "vmap_vprotect'ed");
+	/* A protected busy area is fine; its neighbours stay as they were. */
+	expect(vmap_check(s.space), 0, "vmap_check after vmap_vprotect",
+	       a->p);
+}
+
+/*
+ * mlock() or munlock() pages of a live area.  mlock may fail (the
+ * RLIMIT_MEMLOCK of an unprivileged process): then nothing is known to be
+ * locked.  The mapping stays locked past the free -- the next owner's pages
+ * are locked too -- and MADV_DONTNEED refuses locked pages: the release
+ * must use MADV_DONTNEED_LOCKED (Linux >= 5.18), in every release path.
+ * Checked through the memory once they are released (not resident, then
+ * zero: see check_purged) and in the counters (nothing refused, nothing
+ * quarantined).
+ */
+static void op_lock(struct draw *d)
+{
+	const struct area *a = &me.live[draw(d, me.nlive)];
+	uint32_t i = (uint32_t)draw(d, a->pages);
+	uint32_t n = 1 + (uint32_t)draw(d, a->pages - i);
+	uint8_t *p = a->p + (size_t)i * ps;
+	bool lock = draw(d, 3);
+
+	/* The system calls themselves: the sanitizers' mlock() and munlock()
+	 * do nothing (ASan ignores them), and this target runs under ASan. */
+	if (syscall(lock ? SYS_mlock : SYS_munlock, p, n * ps)) {
+		if (!lock)
+			FAIL("munlock(%p, %u pages) of %s area #%llu: %s",
+			     (void *)p, n, name_of(a), (ull)a->id,
+			     strerror(errno));
+		return;
+	}
+	for (uint64_t k = index_of(p); k < index_of(p) + n; k++)
+		locked[k] = lock;
+	check_contents(a, lock ? "mlock()ed" : "munlock()ed");
+	expect(vmap_check(s.space), 0, "vmap_check after mlock/munlock",
+	       a->p);
 }
 
 /* ---- calls that must fail and change nothing ---- */
@@ -573,20 +1043,55 @@ static bool live_at(const uint8_t *p)
 	return false;
 }
 
-static void expect(int got, int want, const char *what, const void *p)
+/*
+ * Any count but the piece's (or the big map_ram area's) own: more, fewer
+ * (0 included), another in the same power-of-two slot (4 for a 3-page
+ * piece: the kernel takes the count back, a wrong one is an error even
+ * where it would free the same slot), one on the other side of RAM_MAX
+ * (which looks on the tree's side, or the blocks'), one whose size in
+ * bytes overflows.
+ */
+static uint64_t wrong_count(struct draw *d, const struct area *a)
 {
-	if (got != want)
-		FAIL("%s at %p returned %d (%s), not %d", what, p, got,
-		     vmap_strerror(got), want);
-}
-
-static void op_bad(struct draw *d)
-{
-	const struct area *a = me.nlive ? &me.live[draw(d, me.nlive)] : NULL;
-	uint64_t off = 0;
-	uint8_t *g;
+	uint64_t n, half = a->own / 2;
 
 	switch (draw(d, 6)) {
+	case 0:
+		n = a->pages + 1 + draw(d, 4);
+		break;
+	case 1:
+		n = draw(d, a->pages);
+		break;
+	case 2:
+		if (!a->piece)
+			n = pow2_up(a->pages + 1);
+		else if (a->own < 4)	/* a slot of one count: another */
+			n = a->own == 1 ? 2 : 1;
+		else if ((n = half + 1 + draw(d, half)) == a->pages)
+			n = n == a->own ? half + 1 : n + 1;
+		break;
+	case 3:
+		n = a->pages > RAM_MAX ? 1 + draw(d, RAM_MAX)
+				       : RAM_MAX + 1 + draw(d, MAX_N);
+		break;
+	case 4:
+		n = draw(d, 2) ? (1ull << 52) + 1 : SIZE_MAX / ps + 1;
+		break;
+	default:
+		n = SIZE_MAX - draw(d, 4);
+		break;
+	}
+	return n == a->pages ? 0 : n;
+}
+
+static void bad_call(struct draw *d, const struct area *a)
+{
+	static const char *const no_area = "vmap_vprotect of what is no area";
+	uint64_t off = 0, n;
+	uint8_t *g;
+	int prot;
+
+	switch (draw(d, 8)) {
 	case 0:	/* inside a live area: no area starts there */
 		if (a && a->pages > 1)
 			expect(vmap_vfree(s.space, a->p + ps *
@@ -598,13 +1103,17 @@ static void op_bad(struct draw *d)
 			expect(vmap_vfree(s.space, a->p), -ENOENT,
 			       "vmap_vfree of a piece", a->p);
 		return;
-	case 2:	/* a piece with a count of another order (at most RAM_MAX:
-		 * more would look for a tree area), or a big map_ram area
-		 * with another count */
-		if (a && a->kind == RAM)
-			expect(vmap_unmap_ram(s.space, a->p,
-					      !a->piece ? a->pages + 1
-					      : a->own == 1 ? 2 : a->own / 2),
+	case 2:	/* any count but its own: see wrong_count */
+		if (!a || (a->kind != RAM && a->kind != RAM_ALLOC))
+			return;
+		n = wrong_count(d, a);
+		/* vmap_ram_free takes bytes: a size that rounds up to n. */
+		if (a->kind == RAM_ALLOC && n && n <= MAX_N && draw(d, 2))
+			expect(vmap_ram_free(s.space, (uint64_t)(uintptr_t)a->p,
+					     n * ps - draw(d, ps)),
+			       -EINVAL, "vmap_ram_free, wrong size", a->p);
+		else
+			expect(vmap_unmap_ram(s.space, a->p, (size_t)n),
 			       -EINVAL, "vmap_unmap_ram, wrong count", a->p);
 		return;
 	case 3:	/* freed before, and not live again since */
@@ -618,7 +1127,7 @@ static void op_bad(struct draw *d)
 	case 4:	/* NULL */
 		expect(vmap_vfree(s.space, NULL), 0, "vmap_vfree", NULL);
 		return;
-	default: /* bad vmap arguments */
+	case 5: /* bad vmap arguments */
 		errno = 0;
 		if (vmap_vmap(s.space, draw(d, 2) ? -1 : file_fd, &off,
 			      draw(d, 2), draw(d, 2) ? 0 : PROT_EXEC) ||
@@ -626,7 +1135,60 @@ static void op_bad(struct draw *d)
 			FAIL("a bad vmap_vmap did not fail with EINVAL: %s",
 			     strerror(errno));
 		return;
+	case 6:	/* vmap_vprotect with bits that are no PROT_ */
+		prot = (int)draw(d, 8) | 1 << (3 + draw(d, 28));
+		expect(vmap_vprotect(s.space, a ? a->p : s.base, prot),
+		       -EINVAL, "vmap_vprotect with bad bits", a ? a->p : s.base);
+		return;
+	default: /* vmap_vprotect of a piece (mprotect() it directly), inside
+		  * an area, of a freed one, outside the space */
+		switch (draw(d, 4)) {
+		case 0:
+			if (a && a->piece)
+				expect(vmap_vprotect(s.space, a->p, PROT_READ),
+				       -ENOENT, no_area, a->p);
+			return;
+		case 1:
+			if (a && a->pages > 1)
+				expect(vmap_vprotect(s.space, a->p + ps *
+						     (1 + draw(d, a->pages - 1)),
+						     PROT_NONE),
+				       -ENOENT, no_area, a->p);
+			return;
+		case 2:
+			if (!me.ngone)
+				return;
+			g = me.gone[draw(d, me.ngone < MAX_GONE ? me.ngone
+								: MAX_GONE)];
+			if (!live_at(g))
+				expect(vmap_vprotect(s.space, g, PROT_READ),
+				       -ENOENT, no_area, g);
+			return;
+		default:
+			g = draw(d, 2) ? s.end : s.base - ps;
+			expect(vmap_vprotect(s.space, g, PROT_READ), -ENOENT,
+			       no_area, g);
+			return;
+		}
 	}
+}
+
+/* Calls that must fail: the documented error, and nothing changed -- the
+ * counters, alone, and the area the call was about. */
+static void op_bad(struct draw *d)
+{
+	const struct area *a = me.nlive ? &me.live[draw(d, me.nlive)] : NULL;
+	struct vmap_stats before = { 0 }, after;
+
+	if (!s.threaded)
+		before = stats();
+	bad_call(d, a);
+	if (!s.threaded) {
+		after = stats();
+		check_unchanged(&before, &after, 0, "a call that must fail");
+	}
+	if (a)
+		check_contents(a, "after a call that must fail on");
 }
 
 /* ---- purges, counters, checks ---- */
@@ -660,8 +1222,8 @@ static void check_stats_alone(void)
 	struct vmap_stats st = stats();
 	uint64_t areas, pages = tree_pages(&areas);
 
-	EQUAL(st.busy_pages + st.lazy_pages + st.free_pages + st.pool_pages,
-	      st.total_pages);
+	EQUAL(st.busy_pages + st.lazy_pages + st.free_pages + st.pool_pages +
+	      st.quarantined_pages, st.total_pages);
 	EQUAL(st.total_pages, s.npages);
 	EQUAL(st.busy_pages, pages + st.blocks * s.bp);
 	EQUAL(st.busy_areas, areas + st.blocks);
@@ -687,37 +1249,96 @@ static void check_stats_alone(void)
 	else if (st.release_path != VMAP_RELEASE_MADVISE &&
 		 st.release_path != VMAP_RELEASE_PROCESS_MADVISE)
 		FAIL("release path %llu", (ull)st.release_path);
+	/* Nothing the test does is refused by the kernel here: not locked
+	 * pages (MADV_DONTNEED_LOCKED), not protected areas. */
 	EQUAL(st.release_errors, 0);
+	EQUAL(st.quarantined_areas, 0);
+	EQUAL(st.quarantined_pages, 0);
+	if (st.protect_restores > me.prot_frees + me.refused_frees)
+		FAIL("%llu protections restored, of %llu areas freed after "
+		     "vmap_vprotect (and %llu after a refused one)",
+		     (ull)st.protect_restores, (ull)me.prot_frees,
+		     (ull)me.refused_frees);
+	expect(vmap_check(s.space), 0, "vmap_check", s.base);
 }
 
-/* After a sync purge, or vmap_unmap_aliases, of ours: every page freed
- * since the last one was released -- reads zero, no guard, no file. */
-static void check_purged(void)
+/*
+ * After a sync purge, or vmap_unmap_aliases, of ours: every page freed
+ * since the last one was released -- not resident if freed locked, zero,
+ * no guard, no file, no protection (see check_run_released).  Freed pieces
+ * too after vmap_unmap_aliases (and once every block is gone): their pages
+ * are plain space, and a stale write does not reach their file.  Live
+ * pieces keep showing theirs.
+ */
+static bool released(uint64_t i, bool pieces)
 {
+	return page_state[i] == FREED ||
+	       (pieces && page_state[i] == FREED_PIECE);
+}
+
+static void check_purged(bool pieces)
+{
+	/* Residency first, everywhere: reading one run could fault in a
+	 * (huge) zero page over its neighbours. */
 	for (uint64_t i = 0; i < s.npages; i++) {
 		uint64_t j = i;
 
-		if (page_state[i] != FREED)
+		if (!released(i, pieces) || !lock_freed[i])
 			continue;
-		while (j < s.npages && page_state[j] == FREED)
-			page_state[j++] = CLEAN;
-		check_zero(s.base + i * ps, j - i, "freed, then sync purged");
+		while (j < s.npages && released(j, pieces) && lock_freed[j])
+			j++;
+		check_not_resident(s.base + i * ps, j - i,
+				   "freed locked, then released");
 		i = j - 1;
 	}
+	for (uint64_t i = 0; i < s.npages; i++) {
+		uint64_t j = i;
+		uint8_t state = page_state[i];
+
+		if (!released(i, pieces))
+			continue;
+		while (j < s.npages && page_state[j] == state)
+			j++;
+		check_run_released(i, j, state == FREED_PIECE, true,
+				   state == FREED ? "freed, then sync purged"
+						  : "freed piece, after "
+						    "vmap_unmap_aliases");
+		i = j - 1;
+	}
+	if (pieces)
+		for (size_t k = 0; k < me.nlive; k++)
+			if (me.live[k].piece)
+				check_contents(&me.live[k],
+					       "after vmap_unmap_aliases, live");
 	if (!s.threaded) {
 		struct vmap_stats st = stats();
 
 		EQUAL(st.lazy_pages, 0);
 		EQUAL(st.pool_pages, 0);
+		/* Each protected area freed was made read-write again by
+		 * the purge that released it: once.  One whose only
+		 * vmap_vprotect was refused may count too: the library
+		 * records the call even when mprotect() fails, in case it
+		 * changed part of the area. */
+		if (st.protect_restores < me.prot_frees ||
+		    st.protect_restores > me.prot_frees + me.refused_frees)
+			FAIL("%llu protections restored after a sync purge, "
+			     "for %llu areas freed after vmap_vprotect (and "
+			     "%llu after a refused one)",
+			     (ull)st.protect_restores, (ull)me.prot_frees,
+			     (ull)me.refused_frees);
 		check_stats_alone();
 	}
 }
 
-/* Any mode but TRY releases everything freed before it. */
+/* Any mode but TRY releases everything freed before it;
+ * vmap_unmap_aliases also every freed piece. */
 static void op_purge(struct draw *d)
 {
-	if (fuzz_op_purge(s.space, d) != VMAP_PURGE_TRY)
-		check_purged();
+	unsigned how = fuzz_op_purge(s.space, d);
+
+	if (how != VMAP_PURGE_TRY)
+		check_purged(how == 4);
 }
 
 static void op_look(struct draw *d)
@@ -771,21 +1392,23 @@ static void op_yield(struct draw *d)
 	sched_yield();	/* let the purger in */
 }
 
-/* One operation: a draw of 16 picks it, with these weights. */
+/* One operation: a draw of 19 picks it, with these weights. */
 static void op(struct draw *d)
 {
-	static void (*const ops[16])(struct draw *) = {
+	static void (*const ops[19])(struct draw *) = {
 		op_vmalloc, op_vmalloc, op_vmalloc, op_vmap, op_vmap,
 		op_map_ram, op_map_ram,			/* 0-6: allocate */
 		op_free, op_free, op_free,		/* 7-9: free */
-		op_purge, op_file, op_look, op_bad, op_move, op_yield
+		op_purge, op_file, op_look, op_bad, op_move, op_yield,
+		op_unmappable,	/* 16: fails, then allocates where it tried */
+		op_protect, op_lock	/* 17-18: on a live area */
 	};
-	unsigned k = (unsigned)draw(d, 16);
+	unsigned k = (unsigned)draw(d, 19);
 
 	/* Full: free instead; nothing live: allocate instead. */
 	if (k < 7 && me.nlive == MAX_LIVE)
 		k = 7;
-	else if (k >= 7 && k < 10 && !me.nlive)
+	else if (((k >= 7 && k < 10) || k >= 17) && !me.nlive)
 		k = 0;
 	ops[k](d);
 }
@@ -882,6 +1505,10 @@ static void new_space(struct draw *d)
 	find_base();
 	memset(page_state, CLEAN, sizeof(page_state));
 	memset(used, 0, sizeof(used));
+	memset(locked, 0, sizeof(locked));
+	memset(lock_freed, 0, sizeof(lock_freed));
+	memset(prot_freed, 0, sizeof(prot_freed));
+	memset(piece_file, 0, sizeof(piece_file));
 	memset(&me, 0, sizeof(me));
 }
 
@@ -906,6 +1533,8 @@ static void check_end(void)
 		free_area(me.nlive - 1, false);
 	expect(vmap_purge(s.space, VMAP_PURGE_SYNC), 0, "vmap_purge(SYNC)",
 	       s.base);
+	/* No block is left (below): every freed piece was released too. */
+	check_purged(true);
 	st = stats();
 	EQUAL(st.lazy_pages, 0);
 	EQUAL(st.pool_pages, 0);
@@ -928,6 +1557,33 @@ static void check_end(void)
 	}
 }
 
+/* Open for the whole process, as the memfd: the same every input. */
+static void unmappable_fds(void)
+{
+	int sv[2], pp[2], dir, proc;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+		FAIL("socketpair: %s", strerror(errno));
+	if (pipe2(pp, O_CLOEXEC))
+		FAIL("pipe2: %s", strerror(errno));
+	if ((dir = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		FAIL("open /: %s", strerror(errno));
+	if ((proc = open("/proc/self/status", O_RDONLY | O_CLOEXEC)) < 0)
+		FAIL("open /proc/self/status: %s", strerror(errno));
+	unmappable[0] = (struct unmappable){ sv[0], true, true, false,
+					     "an AF_UNIX socket" };
+	unmappable[1] = (struct unmappable){ pp[0], true, false, false,
+					     "a pipe's read end" };
+	unmappable[2] = (struct unmappable){ pp[1], false, true, false,
+					     "a pipe's write end" };
+	unmappable[3] = (struct unmappable){ dir, true, false, false,
+					     "the directory /" };
+	unmappable[4] = (struct unmappable){ proc, true, false, false,
+					     "/proc/self/status" };
+	unmappable[5] = (struct unmappable){ ro_fd, true, false, true,
+					     "the read-only memfd" };
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	long sz = sysconf(_SC_PAGESIZE);
@@ -948,6 +1604,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		FAIL("open %s: %s", path, strerror(errno));
 	if (pipe2(probe_pipe, O_NONBLOCK | O_CLOEXEC))
 		FAIL("pipe2: %s", strerror(errno));
+	unmappable_fds();
 	fuzz_all_cpus(&all_cpus);
 	return 0;
 }
