@@ -35,20 +35,34 @@ struct snapshot {
 	enum state adding;
 };
 
+/* Room for `more` items; vmap_dump makes it before taking a lock, so that
+ * no copy of a growing array, and no page fault, happens while one is held. */
+static int room(struct snapshot *sn, size_t more)
+{
+	size_t cap = sn->cap ? sn->cap : 256;
+	struct item *it;
+
+	while (cap - sn->n < more)
+		cap *= 2;
+	if (cap == sn->cap)
+		return 0;
+	it = vm_realloc(sn->item, cap * sizeof(*it));
+	if (!it)
+		return -ENOMEM;
+	/* Fault the new pages in now, not while a lock is held. */
+	memset(it + sn->cap, 0, (cap - sn->cap) * sizeof(*it));
+	sn->item = it;
+	sn->cap = cap;
+	return 0;
+}
+
 static int add(void *arg, const struct va *va)
 {
 	struct snapshot *sn = arg;
 	enum state st = sn->adding;
 
-	if (sn->n == sn->cap) {
-		size_t cap = sn->cap ? sn->cap * 2 : 256;
-		struct item *it = vm_realloc(sn->item, cap * sizeof(*it));
-
-		if (!it)
-			return -ENOMEM;
-		sn->item = it;
-		sn->cap = cap;
-	}
+	if (sn->n == sn->cap && room(sn, 1))
+		return -ENOMEM;
 	if (st == BUSY && (va->flags & VA_LAZY))
 		st = LAZY; /* the legacy build keeps lazy areas in the map */
 	else if (st == BUSY && (va->flags & VA_BLOCK))
@@ -327,35 +341,47 @@ int vmap_check(vmap_space *s)
 
 #define DUMP_CHUNK 1024 /* records (or hash buckets) per lock hold */
 
-/* Gather every range but the lazy ones, each structure a chunk at a time. */
+/*
+ * Gather every range but the lazy ones, a chunk at a time, round-robin: one
+ * chunk of the free tree, then one of each busy shard, and again.  Never two
+ * chunks of one lock in a row: a thread that waited for the lock gets it
+ * before the dump comes back to it (a mutex lets the unlocking thread take
+ * it straight back, and the waiter would starve for the whole shard).
+ */
 static int gather(vmap_space *s, struct snapshot *sn)
 {
-	uint64_t from = s->base;
+	uint64_t from = s->base, pos[VMAP_BUSY_SHARDS] = { 0 };
+	bool free_done = false, done[VMAP_BUSY_SHARDS] = { false };
+	unsigned left = VMAP_BUSY_SHARDS;
 	int err = 0;
 
-	sn->adding = FREE;
-	for (uint64_t got = DUMP_CHUNK; !err && got == DUMP_CHUNK;) {
-		size_t before = sn->n;
+	while (!err && (!free_done || left)) {
+		if (!free_done && !(err = room(sn, DUMP_CHUNK))) {
+			size_t before = sn->n;
 
-		pthread_mutex_lock(&s->free_lock);
-		got = ft_walk_from(&s->free, from, DUMP_CHUNK, add, sn, &err);
-		pthread_mutex_unlock(&s->free_lock);
-		if (sn->n > before)
-			from = sn->item[sn->n - 1].end;
-	}
-	for (int i = 0; i < VMAP_BUSY_SHARDS && !err; i++) {
-		struct busy_shard *sh = &s->busy.shard[i];
-		uint64_t pos = 0;
-		bool done = false;
+			sn->adding = FREE;
+			pthread_mutex_lock(&s->free_lock);
+			free_done = ft_walk_from(&s->free, from, DUMP_CHUNK,
+						 add, sn, &err) < DUMP_CHUNK;
+			pthread_mutex_unlock(&s->free_lock);
+			if (sn->n > before)
+				from = sn->item[sn->n - 1].end;
+		}
+		for (int i = 0; i < VMAP_BUSY_SHARDS && !err; i++) {
+			struct busy_shard *sh = &s->busy.shard[i];
 
-		while (!done && !err) {
+			/* Chains average under two areas a bucket: four is
+			 * room enough nearly always (add grows it if not). */
+			if (done[i] || (err = room(sn, 4 * DUMP_CHUNK)))
+				continue;
 			pthread_mutex_lock(&sh->lock);
 			sn->adding = BUSY;
-			done = __busy_walk_part(sh, &pos, DUMP_CHUNK, add, sn,
-						&err);
-			if (done) {
+			done[i] = __busy_walk_part(sh, &pos[i], DUMP_CHUNK, add,
+						   sn, &err);
+			if (done[i]) {
 				sn->adding = POOL;
 				__pool_walk_shard(sh, add, sn, &err);
+				left--;
 			}
 			pthread_mutex_unlock(&sh->lock);
 		}
@@ -380,12 +406,21 @@ static int line(FILE *f, uint64_t start, uint64_t end, const char *what)
 int vmap_dump(vmap_space *s, FILE *f)
 {
 	struct snapshot sn = { NULL, 0, 0, FREE };
+	struct vmap_stats st = { .size = sizeof(st) };
 	uint64_t at;
 	int err;
 
 	if (!s || !f)
 		return -EINVAL;
-	err = gather(s, &sn);
+	/* The listing in one allocation, sized from the counters: growing
+	 * and copying a big array stalls every thread of the process that
+	 * faults or maps meanwhile (the kernel's mmap lock). */
+	err = vmap_stats(s, &st);
+	if (!err)
+		err = room(&sn, st.busy_areas + st.free_blocks + st.pool_areas +
+					st.quarantined_areas + DUMP_CHUNK);
+	if (!err)
+		err = gather(s, &sn);
 	if (!err)
 		qsort(sn.item, sn.n, sizeof(*sn.item), by_start);
 	/* What no structure listed is lazy: freed, waiting for a purge or in
