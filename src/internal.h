@@ -45,9 +45,10 @@
 #define VA_HOLE 0x80u /* quarantined: may hold a hole, where something else
 			 may have been mapped since: never MAP_FIXED over */
 #define VA_QUARANTINED 0x100u /* a quarantined area a purge retries */
-/* What only remapping the whole area undoes: a file, a protection, an
- * mprotect guard, a quarantine's unknown state. */
-#define VA_REMAP (VA_FILE | VA_PROT | VA_GUARD_MPROT | VA_QUARANTINED)
+/* What only remapping the whole area undoes: a file, an mprotect guard, a
+ * quarantine's unknown state.  (A caller's protection alone is undone with
+ * mprotect: no new mapping, which mlockall(MCL_FUTURE) would lock.) */
+#define VA_REMAP (VA_FILE | VA_GUARD_MPROT | VA_QUARANTINED)
 
 struct va {
 	uint64_t start; /* [start, end), page-aligned */
@@ -366,6 +367,8 @@ bool file_offsets_ok(const vmap_space *s, const uint64_t *pgoff, size_t n);
  * *mapped: how many pages were mapped before an error. */
 int map_file_runs(vmap_space *s, uint64_t a, int fd, const uint64_t *pgoff,
 		  size_t n, int prot, size_t *mapped);
+/* Before a purge's flush: undo the caller's protections. */
+void memory_prepare(vmap_space *s, struct va *list);
 /* After a purge's flush: restore file and guard pages; returns the list of
  * areas that may go back to the free tree (the rest are quarantined). */
 struct va *memory_restore(vmap_space *s, struct va *list);

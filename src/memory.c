@@ -87,26 +87,39 @@ static void unguard(vmap_space *s, struct va **v, const uint64_t *addr,
 			v[i]->flags |= VA_STUCK;
 }
 
-/*
- * Make one area plain reserved space by remapping it whole: the file, the
- * caller's protection, an mprotect guard and any page go at once.  An area
- * that may hold a hole (VA_HOLE) is only filled where nothing is mapped at
- * all: MAP_FIXED over it could destroy a mapping someone else made there.
- */
-static int remap_area(vmap_space *s, struct va *v)
-{
-	uint64_t len = v->end - v->start;
 
-	if (v->flags & VA_HOLE)
-		return s->os->fill_hole(v->start, len);
-	return memory_remap(s, v->start, len);
+/*
+ * Before the flush: a caller's protection (vmap_vprotect) goes back to
+ * read-write with an mprotect -- before the release, since making a locked
+ * range writable populates it again (the kernel breaks copy-on-write for
+ * mlock), and after would leave those pages resident.  Not a remap: under
+ * mlockall(MCL_FUTURE) a new mapping would be locked and eat the process's
+ * RLIMIT_MEMLOCK.  An area the kernel refuses is marked for quarantine.
+ */
+void memory_prepare(vmap_space *s, struct va *list)
+{
+	uint64_t calls = 0;
+
+	for (struct va *v = list; v; v = v->next) {
+		uint64_t end = v->flags & VA_GUARD ? guard_of(s, v) : v->end;
+
+		if ((v->flags & (VA_PROT | VA_REMAP | VA_DIRTY)) != VA_PROT)
+			continue;
+		calls++;
+		if (s->os->protect(v->start, end - v->start,
+				   PROT_READ | PROT_WRITE))
+			v->flags |= VA_STUCK;
+	}
+	atomic_fetch_add_explicit(&s->release_syscalls, calls,
+				  memory_order_relaxed);
 }
 
 /*
  * The purge has released the pages of every area on the sorted list.  What
  * is left to do before the ranges can be handed out again: file mappings
- * (vmap_vmap), protections set by vmap_vprotect and mprotect guards go with a
- * remap of the area, marker guards with one vectored removal for the batch.
+ * (vmap_vmap) and mprotect guards go with a remap of the area, marker guards
+ * with one vectored removal for the batch.  (Protections set by vmap_vprotect
+ * were undone before the release: memory_prepare.)
  * If the release failed somewhere in the batch, every area is released again
  * alone, so a refused range costs only itself.  An area the kernel refuses
  * goes into quarantine, and is dropped from the list returned.
@@ -124,11 +137,15 @@ struct va *memory_restore(vmap_space *s, struct va *list)
 		uint64_t end = v->flags & VA_GUARD ? guard_of(s, v) : v->end;
 		int err;
 
-		if (v->flags & VA_DIRTY)
-			continue; /* a live block's: nothing to restore */
+		if (v->flags & (VA_DIRTY | VA_STUCK))
+			continue; /* a live block's, or refused already */
 		if (v->flags & VA_REMAP) {
 			calls++;
-			err = remap_area(s, v);
+			/* The file, an mprotect guard, the caller's
+			 * protection and any page go at once.  (A quarantined
+			 * area that held a hole was filled before it could
+			 * join the batch: quarantine_retry.) */
+			err = memory_remap(s, v->start, v->end - v->start);
 			if (err)
 				v->flags |= VA_STUCK |
 					    (err == -EEXIST ? VA_HOLE : 0);
@@ -136,6 +153,7 @@ struct va *memory_restore(vmap_space *s, struct va *list)
 				restored++;
 			continue;
 		}
+		restored += !!(v->flags & VA_PROT); /* memory_prepare's */
 		if (failed &&
 		    s->os->release(single_path(s),
 				   &(struct vmap_range){ v->start, end }, 1,
@@ -143,6 +161,7 @@ struct va *memory_restore(vmap_space *s, struct va *list)
 			v->flags |= VA_STUCK;
 			continue;
 		}
+
 		if (v->flags & VA_GUARD) {
 			guard[n] = end;
 			batch[n++] = v;

@@ -197,6 +197,22 @@ static int os_map_anon(uint64_t addr, uint64_t len)
 	p = mmap(a, len, PROT_READ | PROT_WRITE, flags | MAP_FIXED, -1, 0);
 	if (p != MAP_FAILED)
 		return 0;
+	/*
+	 * Under mlockall(MCL_FUTURE) the new mapping is locked, and the kernel
+	 * checks RLIMIT_MEMLOCK for it without subtracting the locked mapping
+	 * it replaces: EAGAIN, for ever, once the process is near its limit.
+	 * munlock the old one first; and the new one after, as the
+	 * reservation was (made before the mlockall, or it would not have
+	 * fitted): plain space must not eat the process's lock budget.
+	 */
+	if (errno == EAGAIN && !munlock(a, len)) {
+		p = mmap(a, len, PROT_READ | PROT_WRITE, flags | MAP_FIXED, -1,
+			 0);
+		if (p != MAP_FAILED) {
+			munlock(a, len);
+			return 0;
+		}
+	}
 	if (errno != ENOMEM)
 		return -errno;
 	/*

@@ -244,6 +244,8 @@ void __vm_purge(vmap_space *s, bool force, struct va *extra, uint64_t nextra)
 		list = prepend(extra, list);
 		extra = NULL;
 		list = batch_sort(s, list, nextra, &n);
+		if (s->memory)
+			memory_prepare(s, list);
 		flush_list(s, list, n);
 		if (s->memory)
 			list = memory_restore(s, list);

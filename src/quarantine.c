@@ -45,19 +45,32 @@ struct va *quarantine_retry(vmap_space *s, uint64_t *n)
 
 	*n = 0;
 	pthread_mutex_lock(&s->quarantine_lock);
-	while (s->quarantine && *n < s->quarantine_budget) {
+	for (uint64_t tried = 0;
+	     s->quarantine && tried < s->quarantine_budget; tried++) {
 		struct va *va = s->quarantine;
 
 		s->quarantine = va->next;
-		va->flags |= VA_QUARANTINED;
+		if (!s->quarantine)
+			s->quarantine_tail = &s->quarantine;
+		/* A range that may hold a hole may hold someone else's
+		 * mapping there too: it must not join a batch, whose
+		 * release would drop that mapping's pages.  It is filled
+		 * first, if nothing at all is mapped in it; else it waits. */
+		if ((va->flags & VA_HOLE) &&
+		    s->os->fill_hole(va->start, va->end - va->start)) {
+			va->next = NULL;
+			*s->quarantine_tail = va;
+			s->quarantine_tail = &va->next;
+			s->quarantine_budget = VMAP_QUARANTINE_RETRY;
+			continue;
+		}
+		va->flags = (va->flags & ~VA_HOLE) | VA_QUARANTINED;
 		*tail = va;
 		tail = &va->next;
 		pages += space_pages(s, va->end - va->start);
 		++*n;
 	}
 	*tail = NULL;
-	if (!s->quarantine)
-		s->quarantine_tail = &s->quarantine;
 	s->quarantine_areas -= *n;
 	s->quarantine_pages -= pages;
 	/* Lazy again, under the same hold, so vmap_stats never misses them;

@@ -19,8 +19,9 @@
  * that the k-th call fails inside their handling too: a file that refuses
  * one of its pages (the seam answers ENODEV, as a socket does), mapped after
  * good pages, whose undo must leave the range plain reserved space or
- * quarantined; and vmalloc areas mlock()ed before they are freed, so that
- * batches mix locked and unlocked ranges.
+ * quarantined; vmalloc areas mlock()ed before they are freed, so that
+ * batches mix locked and unlocked ranges; and areas made read-only with
+ * vmap_vprotect, whose purge must make them writable again.
  *
  * After every call: an error is one the header documents for that call, and
  * (after a single failure) the same call, repeated, succeeds: the space
@@ -421,6 +422,12 @@ static void step_alloc(bool always)
 		/* Locked, and freed so: a mixed batch (not a seam call). */
 		if (!rnd(16))
 			mlock((void *)(uintptr_t)a, pages * PG);
+		/* Read-only till it is freed: the purge must make it
+		 * writable again (a seam call that may fail too). */
+		else if (!rnd(8))
+			CALL(always,
+			     vmap_vprotect(r.s, (void *)(uintptr_t)a, PROT_READ),
+			     ENOMEM);
 	}
 	keep(a, pages, family);
 }
