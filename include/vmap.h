@@ -133,10 +133,14 @@
  *     pages are released with MADV_DONTNEED_LOCKED (Linux >= 5.18), counted
  *     and released like any other.  The lock belongs to the address range,
  *     not to the pages: munlock() an area before vmap_vfree, or whoever gets
- *     the range next gets locked pages (VmLck in /proc/self/status).  Without MCL_ONFAULT, mlockall(MCL_CURRENT)
- *     populates the whole reservation and MCL_FUTURE every range a purge turns
- *     back into plain space: give such a process a small `length`.  Guard pages
- *     on a locked range fall back from guard markers to mprotect().
+ *     the range next gets locked pages (VmLck in /proc/self/status).
+ *     Without MCL_ONFAULT, mlockall(MCL_CURRENT) populates the whole
+ *     reservation and MCL_FUTURE every range a purge remaps (file areas,
+ *     mprotect guards): give such a process a small `length`.  A remap that
+ *     RLIMIT_MEMLOCK refuses (the kernel counts the new locked mapping without
+ *     the one it replaces) is done again unlocked, so plain reserved space
+ *     never eats the process's lock budget.  Guard pages on a locked range
+ *     fall back from guard markers to mprotect().
  *   - change its protection with vmap_vprotect(), which records the change so
  *     that the purge that releases the area makes it readable and writable
  *     again (and keeps it out of the warm pool).  Calling mprotect() yourself
