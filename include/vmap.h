@@ -63,6 +63,7 @@
  *   lazy page and area counters       atomic; add-and-return on free
  *   event counters (purges, ...)      atomic, relaxed
  *   purge state, flush vector         purge mutex
+ *   the purge thread's state          its own mutex (the purger)
  *   warm pool (memory spaces)         the busy shard lock of each area's start
  *   vmap blocks of one CPU            that CPU's queue mutex (no lock per block)
  *
@@ -70,20 +71,24 @@
  *   quarantined ranges                quarantine mutex
  *   the live spaces (for fork)        one process-wide mutex
  *
- *   lock order: (process-wide space list) -> purge mutex -> free lock ->
- *               busy shard locks (ascending) -> vmap block queue mutexes
- *               (ascending) -> retired-block mutex -> quarantine mutex.
+ *   lock order: (process-wide space list) -> purge mutex -> purger mutex ->
+ *               free lock -> busy shard locks (ascending) -> vmap block
+ *               queue mutexes (ascending) -> retired-block mutex ->
+ *               quarantine mutex.
  *
  *   - vmap_ram_alloc/vmap_ram_free take the calling CPU's queue mutex (and a
  *     free, one busy shard lock to find the block); CPUs do not contend.
  *
  *   - vmap_free() takes only one busy shard lock; pushing onto the lazy list
  *     and counting are lock-free, so a free never waits for another thread's
- *     purge or flush -- until the lazy pages pass twice lazy_max_pages.  The
- *     free that takes them past lazy_max_pages runs the purge itself -- and
- *     so the flush callback -- on the caller's thread (and in a strict space
- *     every free does, waiting for a running purge first).  Do not call
- *     vmap_free holding a lock your flush callback takes.
+ *     purge or flush -- until the lazy pages pass twice lazy_max_pages.
+ *     Without a purger, the free that takes them past lazy_max_pages runs the
+ *     purge itself -- and so the flush callback -- on the caller's thread
+ *     (and in a strict space every free does, waiting for a running purge
+ *     first).  With a purger (see VMAP_SPACE_PURGER) that free only wakes the
+ *     purge thread (taking its mutex for a moment), and only a free past
+ *     twice the threshold purges on the caller's thread.  Either way, do not
+ *     call vmap_free holding a lock your flush callback takes.
  *   - vmap_alloc() holds the free lock while it carves, and never during a
  *     flush; it waits for the purge mutex, and may run a purge and its flush
  *     on the caller's thread, only when nothing fits.
@@ -120,6 +125,11 @@
  *     purge in either drops only its own mapping.  Do not free in one process
  *     an area the other still uses through the file: that is the file's
  *     business, not vmap's.
+ *   - the purge thread: the child has none.  A space with a purger starts
+ *     its own in the child at the child's first free that needs it; until
+ *     then, and in a child that never frees, nothing runs.  A purge the
+ *     parent's thread was running finishes before the fork (the handlers wait
+ *     for it), so the child's lazy list and free space are whole.
  * The flush callback must not call fork() (the handlers would wait for the
  * purge that is running it).  Only the thread that called fork() exists in the
  * child, as always: areas other threads of the parent were using are busy in
@@ -205,7 +215,11 @@ struct vmap_range {
  * touch or overlap), each page-aligned and inside the space.  n may be 0 when
  * a purge with VMAP_PURGE_FORCE_FLUSH found nothing lazy: flush anyway.
  *
- * The callback runs with the purge mutex held and no other lock of the space.
+ * The callback runs with the purge mutex held and no other lock of the space,
+ * on the thread that purges: the caller's, or, in a space with a purger
+ * (VMAP_SPACE_PURGER), mostly the purge thread "vmap-purge" -- every signal
+ * blocked there, a stack of VMAP_PURGER_STACK bytes, and thread-local state
+ * not the caller's.
  * It may take as long as it needs (allocations elsewhere in the space go on),
  * but it must not call vmap_alloc, vmap_xalloc, vmap_purge, vmap_unmap_aliases,
  * vmap_check or vmap_dump on the same space: they may wait for the purge that
@@ -257,16 +271,52 @@ typedef void (*vmap_flush_fn)(void *ctx, const struct vmap_range *ranges,
  *   it cannot meet, and not vmap_vmap areas).  vmap_purge with
  *   VMAP_PURGE_SYNC (and vmap_unmap_aliases), and an allocation that finds no
  *   room, first move every warm area to the lazy list, so the purge releases
- *   it: the pool holds memory only until the next such purge.
+ *   it: the pool holds memory only until the next such purge -- or, with a
+ *   purger, until it has gone unused for purge_delay_ms.
+ *
+ * The purger (VMAP_SPACE_PURGER; memory spaces have one unless
+ *   VMAP_SPACE_NOPURGER or VMAP_SPACE_STRICT): a thread of the space's own,
+ *   named "vmap-purge", started by the first free that needs it and joined
+ *   by vmap_space_destroy, runs the purges that frees would otherwise run on
+ *   the caller's thread:
+ *   - a free that takes the lazy pages past lazy_max_pages wakes it and
+ *     returns; no free runs a purge itself unless the lazy pages pass twice
+ *     lazy_max_pages (back-pressure: it then waits for the running purge and
+ *     purges, as without a purger; counted in vmap_stats' `backpressure`);
+ *   - time bound: a freed area is released within purge_delay_ms (default
+ *     VMAP_PURGE_DELAY_DEFAULT_MS) of its free even if no other call is ever
+ *     made, and a warm area within purge_delay_ms of going unused (plus the
+ *     time the purge itself takes, and scheduling delays);
+ *   - with nothing lazy and nothing warm it sleeps without a timeout: an idle
+ *     space costs no wakeups.
+ *   In a range space with a purger, the flush callback runs on that thread
+ *   (and, for the purges that stay on callers' threads -- an allocation that
+ *   finds no room, vmap_purge, vmap_unmap_aliases, back-pressure -- on
+ *   theirs).  Every signal is blocked on it.  Allocation misses, vmap_purge and
+ *   vmap_unmap_aliases still purge on the calling thread, synchronously, as
+ *   without a purger.  If the thread cannot be started (pthread_create fails),
+ *   frees purge on their own threads as without a purger, and the next free
+ *   tries again.  Without a purger, behaviour is exactly the kernel's: the
+ *   free past the threshold purges, on its own thread.
  */
 #define VMAP_SPACE_MEMORY 0x1u
 #define VMAP_SPACE_STRICT 0x2u
 #define VMAP_SPACE_GUARD 0x4u
 #define VMAP_SPACE_RELEASE_MADVISE 0x8u
 #define VMAP_SPACE_NOPOOL 0x10u
-#define VMAP_SPACE_FLAGS_KNOWN                                   \
-	(VMAP_SPACE_MEMORY | VMAP_SPACE_STRICT | VMAP_SPACE_GUARD | \
-	 VMAP_SPACE_RELEASE_MADVISE | VMAP_SPACE_NOPOOL)
+#define VMAP_SPACE_PURGER 0x20u
+#define VMAP_SPACE_NOPURGER 0x40u
+#define VMAP_SPACE_FLAGS_KNOWN                                       \
+	(VMAP_SPACE_MEMORY | VMAP_SPACE_STRICT | VMAP_SPACE_GUARD |     \
+	 VMAP_SPACE_RELEASE_MADVISE | VMAP_SPACE_NOPOOL |               \
+	 VMAP_SPACE_PURGER | VMAP_SPACE_NOPURGER)
+
+/* The purge thread's stack, on which a range space's flush may run. */
+#define VMAP_PURGER_STACK (256u << 10)
+
+/* The purger's time bound: the default, and the largest accepted. */
+#define VMAP_PURGE_DELAY_DEFAULT_MS 10
+#define VMAP_PURGE_DELAY_MAX_MS 4294967295ull
 
 /* Areas up to this many pages (guard included) can be kept warm. */
 #define VMAP_POOL_AREA_PAGES 64
@@ -300,6 +350,10 @@ struct vmap_config {
 				    kernel's 1024.  block_pages * page_size
 				    must not pass 2^63 (a block is aligned to
 				    its size) */
+	uint64_t purge_delay_ms; /* spaces with a purger: freed memory is
+				    released within this; 0 = the default
+				    (VMAP_PURGE_DELAY_DEFAULT_MS); at most
+				    VMAP_PURGE_DELAY_MAX_MS */
 };
 
 /* Fill *cfg with defaults: size set, everything else 0 but page_size = 4096. */
@@ -318,7 +372,9 @@ VMAP_API void vmap_config_init(struct vmap_config *cfg);
  *            length not a multiple of page_size; length 0; base + length
  *            overflows; unknown flags; block_pages not a power of two from
  *            128 to 65536, or block_pages (default 1024) * page_size above
- *            2^63.
+ *            2^63; VMAP_SPACE_PURGER with VMAP_SPACE_NOPURGER or
+ *            VMAP_SPACE_STRICT; purge_delay_ms above VMAP_PURGE_DELAY_MAX_MS,
+ *            or not 0 in a space without a purger.
  *   -E2BIG   cfg->size is larger than this library's struct and the extra
  *            bytes are not all zero.
  *   -ENOMEM  out of memory for the space's own records.
@@ -327,9 +383,10 @@ VMAP_API void vmap_config_init(struct vmap_config *cfg);
 VMAP_API int vmap_space_create(const struct vmap_config *cfg, vmap_space **out);
 
 /*
- * Destroy a space: every busy and lazy area is dropped without a flush, and all
+ * Destroy a space: its purge thread, if one runs, finishes its purge and is
+ * joined; then every busy and lazy area is dropped without a flush, and all
  * the library's memory for the space is freed.  NULL is a no-op.  Must not run
- * concurrently with any other call on the space.
+ * concurrently with any other call on the space, nor from its flush callback.
  */
 VMAP_API void vmap_space_destroy(vmap_space *space);
 
@@ -494,10 +551,11 @@ VMAP_API int vmap_xalloc(vmap_space *space, uint64_t size, uint64_t align,
  * Free the area that starts at addr.  The area's range is not reusable yet: it
  * goes onto the lazy list and is released by a later purge.  If this free takes
  * the lazy pages past lazy_max_pages, the call tries a purge (VMAP_PURGE_TRY):
- * it purges unless another purge is already running.  Past twice
- * lazy_max_pages (other threads kept freeing while a purge ran), it waits for
- * the running purge and purges (VMAP_PURGE_SYNC), so the lazy pages stay
- * below 2 * lazy_max_pages plus what frees add while one purge runs.
+ * it purges unless another purge is already running -- or, in a space with a
+ * purger, wakes the purge thread and returns.  Past twice lazy_max_pages
+ * (other threads kept freeing while a purge ran), it waits for the running
+ * purge and purges (VMAP_PURGE_SYNC), so the lazy pages stay below
+ * 2 * lazy_max_pages plus what frees add while one purge runs.
  *
  * Errors:
  *   -EINVAL  space is NULL.
@@ -642,6 +700,25 @@ struct vmap_stats {
 	uint64_t quarantine_retries;  /* retries purges made, ever */
 	uint64_t protect_restores;    /* areas a purge made read-write again
 					 after vmap_vprotect, ever */
+	/* The reclaim policy: decisions to purge that found something to do,
+	 * by what made them (one each, though a strict space's decision may
+	 * run several purges): */
+	uint64_t purges_threshold;    /* a free passed lazy_max_pages */
+	uint64_t purges_miss;	      /* an allocation found no room, or the
+					 kernel refused a mapping */
+	uint64_t purges_called;	      /* vmap_purge */
+	uint64_t purges_timer;	      /* the purger's time bound */
+	uint64_t purges_strict;	      /* a free in a strict space */
+	uint64_t purges_aliases;      /* vmap_unmap_aliases */
+	uint64_t backpressure;	      /* frees that purged on their own thread
+					 although the space has a purger: the
+					 lazy pages passed twice the threshold */
+	uint64_t lazy_max_wait_ns;    /* the longest a freed area waited for its
+					 release (measured from the first free
+					 onto an empty lazy list, so an upper
+					 bound), ever */
+	uint64_t purger_wakeups;      /* times the purge thread woke */
+	uint64_t purge_delay_ms;      /* the time bound in force; 0: no purger */
 };
 
 /* Quarantined areas a purge retries after a purge where a retry failed. */

@@ -1,239 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * alloc.c - the allocation and free paths, and the public purge entry points.
+ * alloc.c - the range-space calls: vmap_alloc, vmap_xalloc, vmap_free.
  *
- * Allocation: check the request, allocate the records it may need (before
- * any lock, so running out of memory never happens with the free lock held),
- * then under the free lock find the lowest fit, carve it out of its free
- * block, and enter the area in the busy map.  If nothing fits, purge
- * synchronously and try once more.
- *
- * Free: take the area out of the busy map and push it onto the lazy list; see
- * the comment in vmap_free about the order of those steps.
+ * Each is the mechanism (area.c) and then the policy's word (reclaim.c): a
+ * miss asks whether a purge can make room, a free reports what it made lazy.
  */
 #include <errno.h>
-#include <stdlib.h>
 
 #include "internal.h"
-
-#ifdef VMAP_TEST_HOOKS
-void (*vm_test_after_publish)(vmap_space *s);
-#endif
-
-static inline void count(atomic_uint_fast64_t *c)
-{
-	atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
-}
-
-/* Turn a caller's request into a struct fit, or -EINVAL. */
-int vm_make_fit(const vmap_space *s, uint64_t size, uint64_t align,
-		    uint64_t phase, uint64_t nocross, uint64_t vstart,
-		    uint64_t vend, unsigned flags, struct fit *f)
-{
-	uint64_t pmask = s->page_size - 1;
-
-	if (!size || size > UINT64_MAX - pmask || (align & (align - 1)) ||
-	    (nocross & (nocross - 1)) || (flags & ~VMAP_XALLOC_FLAGS_KNOWN) ||
-	    vstart >= vend)
-		return -EINVAL;
-	f->size = (size + pmask) & ~pmask;
-	if (s->guard) {
-		/* The guard page is the area's last page. */
-		if (f->size > UINT64_MAX - s->page_size)
-			return -EINVAL;
-		f->size += s->page_size;
-	}
-	f->align = align > pmask ? align : s->page_size;
-	if ((phase & pmask) || phase >= f->align)
-		return -EINVAL;
-	if (nocross && (nocross <= pmask || nocross < f->size))
-		return -EINVAL;
-	f->phase = phase;
-	f->nocross = nocross;
-	f->topdown = flags & VMAP_XALLOC_TOPDOWN;
-	f->nopurge = flags & VMAP_XALLOC_NOPURGE;
-
-	/* Clip [vstart, vend) to the space and to whole pages. */
-	f->lo = vstart > s->base ? vstart : s->base;
-	f->hi = vend < s->end ? vend : s->end;
-	if (f->lo >= f->hi || f->lo > UINT64_MAX - pmask)
-		return -EINVAL;
-	f->lo = (f->lo + pmask) & ~pmask;
-	f->hi &= ~pmask;
-	if (f->lo >= f->hi)
-		return -EINVAL;
-	return 0;
-}
-
-static void sync_purge(vmap_space *s, unsigned how);
-
-/* Is anything lazy (or being purged), warm, or in a vmap block that a sync
- * purge might free? */
-static bool purge_could_help(vmap_space *s)
-{
-	return atomic_load_explicit(&s->lazy.pages, memory_order_relaxed) ||
-	       atomic_load_explicit(&s->pool_areas, memory_order_relaxed) ||
-	       atomic_load_explicit(&s->blocks_created, memory_order_relaxed) !=
-		       atomic_load_explicit(&s->blocks_freed,
-					    memory_order_relaxed);
-}
-
-static int place(vmap_space *s, const struct fit *f, unsigned kind,
-		 struct vblock *vb, uint64_t *addr)
-{
-	struct va *area = vm_malloc(sizeof(*area));
-	struct va *spare = vm_malloc(sizeof(*spare));
-
-	if (!area || !spare) {
-		free(area);
-		free(spare);
-		count(&s->alloc_failures);
-		return -ENOMEM;
-	}
-	for (int attempt = 0;; attempt++) {
-		struct va *block, *used, **retired;
-		struct busy_shard *shard;
-		uint64_t a;
-
-		pthread_mutex_lock(&s->free_lock);
-		block = ft_find(&s->free, f, &a);
-		if (block) {
-			used = ft_carve(&s->free, block, a, f->size, &spare);
-			area->start = a;
-			area->end = a + f->size;
-			area->flags = kind;
-			area->vb = vb;
-			/* Still under the free lock, so the area is never
-			 * in neither structure when vmap_check looks. */
-			shard = busy_shard_of(&s->busy, a);
-			pthread_mutex_lock(&shard->lock);
-			retired = __busy_insert(shard, area);
-			pthread_mutex_unlock(&shard->lock);
-			pthread_mutex_unlock(&s->free_lock);
-
-			free(used);
-			free(spare);
-			free(retired);
-			*addr = a;
-			return 0;
-		}
-		pthread_mutex_unlock(&s->free_lock);
-		/* A purge can only help if something is lazy (the counter
-		 * includes areas a running purge is flushing: they are free
-		 * space a moment from now, and the sync purge waits for them)
-		 * and if the window could hold the area at all. */
-		if (attempt || f->nopurge || !ft_could_fit(f) ||
-		    !purge_could_help(s))
-			break;
-		count(&s->purge_retries);
-		sync_purge(s, VMAP_PURGE_SYNC);
-	}
-	free(area);
-	free(spare);
-	count(&s->alloc_failures);
-	return -ENOSPC;
-}
-
-/* Undo an allocation nobody has seen: straight back to the free tree. */
-static void unplace(vmap_space *s, uint64_t addr)
-{
-	struct busy_shard *shard = busy_shard_of(&s->busy, addr);
-	struct va *va, *extra, **retired;
-
-	pthread_mutex_lock(&s->free_lock);
-	pthread_mutex_lock(&shard->lock);
-	va = __busy_remove(shard, addr, 0, &retired);
-	pthread_mutex_unlock(&shard->lock);
-	extra = ft_insert(&s->free, va->start, va->end, &va);
-	pthread_mutex_unlock(&s->free_lock);
-	free(va);
-	free(extra);
-	free(retired);
-}
-
-/* Add flags to the busy area at addr, which the caller owns and nobody
- * else has seen; its flags after, and its end in *end. */
-static unsigned flag_area(vmap_space *s, uint64_t addr, unsigned add,
-			  uint64_t *end)
-{
-	struct busy_shard *shard = busy_shard_of(&s->busy, addr);
-	struct va *va;
-	unsigned flags;
-
-	pthread_mutex_lock(&shard->lock);
-	va = __busy_find(shard, addr);
-	va->flags |= add;
-	flags = va->flags;
-	*end = va->end;
-	pthread_mutex_unlock(&shard->lock);
-	return flags;
-}
-
-int vm_alloc(vmap_space *s, const struct fit *f, unsigned kind,
-	     struct vblock *vb, uint64_t *addr)
-{
-	uint64_t a, calls = 0;
-	int err;
-
-	/* vm_make_fit counted the guard page in; blocks have none. */
-	if (s->guard && !(kind & VA_BLOCK))
-		kind |= VA_GUARD;
-	err = place(s, f, kind, vb, &a);
-	if (err)
-		return err;
-	if (kind & VA_GUARD) {
-		err = s->os->guard_install(a + f->size - s->page_size,
-					   s->page_size, &calls);
-		atomic_fetch_add_explicit(&s->guard_syscalls, calls,
-					  memory_order_relaxed);
-		if (err < 0) {
-			unplace(s, a);
-			count(&s->alloc_failures);
-			return -ENOMEM;
-		}
-		if (err) /* an mprotect guard: only a remap removes it */
-			flag_area(s, a, VA_GUARD_MPROT, &(uint64_t){ 0 });
-	}
-	*addr = a;
-	return 0;
-}
-
-/* Undo an allocation nobody has seen, whose range the kernel would not turn
- * back into plain space: out of use until a purge manages to. */
-static void quarantine_unplace(vmap_space *s, uint64_t addr, unsigned flags)
-{
-	struct busy_shard *shard = busy_shard_of(&s->busy, addr);
-	struct va *va, **retired;
-
-	pthread_mutex_lock(&shard->lock);
-	va = __busy_remove(shard, addr, 0, &retired);
-	va->flags |= flags;
-	/* Under the shard lock, so vmap_check sees it in one place. */
-	quarantine_add(s, va);
-	pthread_mutex_unlock(&shard->lock);
-	free(retired);
-}
-
-void vm_unalloc(vmap_space *s, uint64_t addr, uint64_t mapped)
-{
-	uint64_t end, calls = 0;
-	unsigned flags = flag_area(s, addr, 0, &end);
-	int err = 0;
-
-	/* Whatever was mapped goes, guard and all, in one remap of the
-	 * area; a marker guard alone needs only its removal. */
-	if (mapped || (flags & VA_GUARD_MPROT))
-		err = memory_remap(s, addr, end - addr);
-	else if (flags & VA_GUARD)
-		err = s->os->guard_remove(&(uint64_t){ end - s->page_size }, 1,
-					  s->page_size, &calls);
-	atomic_fetch_add_explicit(&s->guard_syscalls, calls,
-				  memory_order_relaxed);
-	if (err)
-		quarantine_unplace(s, addr, err == -EEXIST ? VA_HOLE : 0);
-	else
-		unplace(s, addr);
-}
 
 int vmap_xalloc(vmap_space *s, uint64_t size, uint64_t align, uint64_t phase,
 		uint64_t nocross, uint64_t vstart, uint64_t vend,
@@ -244,11 +18,17 @@ int vmap_xalloc(vmap_space *s, uint64_t size, uint64_t align, uint64_t phase,
 
 	if (!s || !addr)
 		return -EINVAL;
-	err = vm_make_fit(s, size, align, phase, nocross, vstart, vend, flags, &f);
-	if (!err)
+	err = vm_make_fit(s, size, align, phase, nocross, vstart, vend, flags,
+			  &f);
+	if (err)
+		return err;
+	for (unsigned tries = 0;; tries++) {
 		err = vm_alloc(s, &f, 0, NULL, addr);
+		if (err != -ENOSPC || !reclaim_miss(s, &f, tries))
+			break;
+	}
 	if (!err)
-		count(&s->allocs);
+		vm_count(&s->allocs, 1);
 	return err;
 }
 
@@ -258,122 +38,15 @@ int vmap_alloc(vmap_space *s, uint64_t size, uint64_t align, uint64_t vstart,
 	return vmap_xalloc(s, size, align, 0, 0, vstart, vend, 0, addr);
 }
 
-int vm_free(vmap_space *s, uint64_t addr, unsigned how, uint64_t bytes)
-{
-	struct busy_shard *shard = busy_shard_of(&s->busy, addr);
-	struct va *va, **retired;
-	uint64_t lazy;
-
-	pthread_mutex_lock(&shard->lock);
-	if (bytes && (va = __busy_find(shard, addr)) &&
-	    va->end - va->start - (va->flags & VA_GUARD ? s->page_size : 0) !=
-		    bytes) {
-		pthread_mutex_unlock(&shard->lock);
-		return -EINVAL;
-	}
-	va = __busy_remove(shard, addr, how & FREE_BLOCK ? 0 : VA_BLOCK,
-			   &retired);
-	if (!va) {
-		pthread_mutex_unlock(&shard->lock);
-		free(retired);
-		return -ENOENT;
-	}
-	if (s->pool_max_pages && __pool_put(s, shard, va)) {
-		/* Kept warm: nothing to release, nothing to purge. */
-		pthread_mutex_unlock(&shard->lock);
-		free(retired);
-		count(&s->frees);
-		return 0;
-	}
-	/*
-	 * The order here is the seed's fix, and it matters.  Once va is on
-	 * the lazy list, a purge on another thread may take it, give its
-	 * range back and free the record -- at any instant.  Before 2016 the
-	 * kernel marked the area lazy first and then read its size to update
-	 * the counter: a use-after-free that Roman Pen found in review of the
-	 * llist patch.  So everything that reads va (its size, here) happens
-	 * before the push, and the decision to purge uses the value that the
-	 * atomic add *returned*, not a re-read of the counter or of va.
-	 * vm_publish() (lazy_push) adds then publishes; after it, va is not
-	 * ours.
-	 */
-	lazy = vm_publish(s, shard, va);
-#ifdef VMAP_TEST_HOOKS
-	/* The regression test of the seed's race: here another CPU's purge
-	 * may take va, release it and free the record. */
-	if (vm_test_after_publish)
-		vm_test_after_publish(s);
-#ifdef VMAP_TEST_OLD_ORDER
-	{
-		/* The pre-2016 order: the size read after publishing. */
-		volatile uint64_t size = va->end - va->start;
-
-		(void)size;
-	}
-#endif
-#endif
-	pthread_mutex_unlock(&shard->lock);
-	free(retired);
-	/* A block's pieces were counted instead. */
-	if (!(how & FREE_BLOCK))
-		count(&s->frees);
-
-	/* An extra try on the boundary, when two frees cross it at once, is
-	 * harmless: the second finds the purge running and returns. */
-	if (how & FREE_NOPURGE)
-		return 0;
-	if (s->strict && !vm_in_flush(s))
-		vm_purge(s, VMAP_PURGE_SYNC);
-	else if (lazy > s->lazy_max_pages &&
-		 lazy - s->lazy_max_pages > s->lazy_max_pages &&
-		 !vm_in_flush(s))
-		/* A try that finds a purge running leaves the list growing
-		 * for as long as that purge takes; past twice the threshold
-		 * (said without 2 * lazy_max_pages, which may wrap), wait for
-		 * it and purge again, so laziness stays bounded. */
-		vm_purge(s, VMAP_PURGE_SYNC);
-	else if (lazy > s->lazy_max_pages)
-		vm_purge(s, VMAP_PURGE_TRY);
-	return 0;
-}
-
-bool vm_is_area(vmap_space *s, uint64_t addr)
-{
-	struct busy_shard *shard = busy_shard_of(&s->busy, addr);
-	struct va *va;
-	bool area;
-
-	pthread_mutex_lock(&shard->lock);
-	va = __busy_find(shard, addr);
-	area = va && !(va->flags & VA_BLOCK);
-	pthread_mutex_unlock(&shard->lock);
-	return area;
-}
-
 int vmap_free(vmap_space *s, uint64_t addr)
 {
-	return s ? vm_free(s, addr, 0, 0) : -EINVAL;
-}
+	uint64_t lazy;
+	int err;
 
-/* A sync purge, as the kernel's: fragmented vmap blocks first, and warm
- * areas too, so that it releases everything that can be.  All under the
- * purge mutex: a second sync purge must not find the pool empty and return
- * while the areas this one took from it are not yet lazy, unreleased. */
-static void sync_purge(vmap_space *s, unsigned how)
-{
-	pthread_mutex_lock(&s->purge_lock);
-	purge_fragmented_blocks(s);
-	pool_drain(s);
-	__vm_purge(s, how & VMAP_PURGE_FORCE_FLUSH, NULL, 0);
-	pthread_mutex_unlock(&s->purge_lock);
-}
-
-int vmap_purge(vmap_space *s, unsigned how)
-{
-	if (!s || (how & ~(VMAP_PURGE_SYNC | VMAP_PURGE_FORCE_FLUSH)))
+	if (!s)
 		return -EINVAL;
-	if (!how)
-		return vm_purge(s, how);
-	sync_purge(s, how);
-	return 0;
+	err = vm_free(s, addr, 0, 0, &lazy);
+	if (!err)
+		reclaim_freed(s, lazy);
+	return err;
 }

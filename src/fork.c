@@ -28,6 +28,7 @@ static int registered;	   /* 0, or pthread_atfork's error; once */
 /* Every lock of s but its purge mutex, in order. */
 static void lock_rest(vmap_space *s)
 {
+	purger_lock(s);
 	pthread_mutex_lock(&s->free_lock);
 	busy_lock_all(&s->busy);
 	vblocks_lock_all(s);
@@ -42,6 +43,7 @@ static void unlock_rest(vmap_space *s)
 	vblocks_unlock_all(s);
 	busy_unlock_all(&s->busy);
 	pthread_mutex_unlock(&s->free_lock);
+	purger_unlock(s);
 }
 
 void space_lock_all(vmap_space *s)
@@ -79,9 +81,18 @@ static void release(void)
 	pthread_mutex_unlock(&spaces_lock);
 }
 
+/* The child has no purge threads: each space forgets its own, and starts
+ * one again when a free needs it. */
+static void release_child(void)
+{
+	for (vmap_space *s = spaces; s; s = s->fork_next)
+		purger_forked(s);
+	release();
+}
+
 static void register_handlers(void)
 {
-	registered = pthread_atfork(prepare, release, release);
+	registered = pthread_atfork(prepare, release, release_child);
 }
 
 int fork_register(vmap_space *s)

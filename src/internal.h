@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "os.h"
 #include "vmap.h"
@@ -54,7 +55,11 @@ struct va {
 	uint64_t start; /* [start, end), page-aligned */
 	uint64_t end;
 	unsigned flags; /* VA_*: set by the allocation, read by the purge */
-	int height;	/* free: the node's height in the free tree */
+	union {
+		int height;	     /* free: the node's height in the tree */
+		unsigned warm_epoch; /* warm: the pool epoch it went in at
+					(pool.c); its shard's lock */
+	};
 	union {
 		struct {
 			struct va *next;   /* busy chain or lazy list */
@@ -183,13 +188,22 @@ struct lazy_list {
 	_Atomic(struct va *) head; /* CAS push, exchange take-all */
 	atomic_uint_fast64_t pages; /* pages pushed and not yet given back */
 	atomic_uint_fast64_t areas;
+	/* When the oldest area not yet taken by a purge was freed (ns), or 0:
+	 * set by the push that finds nothing lazy, taken by the purge. */
+	atomic_uint_fast64_t since;
 };
 
 void lazy_init(struct lazy_list *l);
 /* Count, then publish; returns the lazy page count including va.  va must not
  * be touched by the caller after this returns. */
 uint64_t lazy_push(struct lazy_list *l, struct va *va, uint64_t pages);
-struct va *lazy_take_all(struct lazy_list *l);
+/* The counting half of a push (legacy.c publishes its own way). */
+uint64_t lazy_count(struct lazy_list *l, uint64_t pages);
+/* Take every lazy area; *since gets when the oldest was freed (0: unknown). */
+struct va *lazy_take_all(struct lazy_list *l, uint64_t *since);
+/* After a purge that took its list at `taken`: areas freed since then start
+ * their wait no later than that. */
+void lazy_rearm(struct lazy_list *l, uint64_t taken);
 /* Count areas a purge adds to its batch from elsewhere (the quarantine) as
  * lazy, so that giving them back balances. */
 void lazy_adopt(struct lazy_list *l, uint64_t pages, uint64_t areas);
@@ -204,7 +218,7 @@ void lazy_adopt(struct lazy_list *l, uint64_t pages, uint64_t areas);
  *   vm_take:      a purge takes every lazy area (purge mutex held).
  */
 uint64_t vm_publish(vmap_space *s, struct busy_shard *sh, struct va *va);
-struct va *vm_take(vmap_space *s);
+struct va *vm_take(vmap_space *s, uint64_t *since);
 
 /* A purge has given back `pages` pages in `areas` areas. */
 void lazy_retire(struct lazy_list *l, uint64_t pages, uint64_t areas);
@@ -267,29 +281,92 @@ struct vbq {
 
 int vblocks_init(vmap_space *s, uint64_t block_pages);
 void vblocks_fini(vmap_space *s);
-/* Both count in the calling CPU's queue. */
+/* Both count in the calling CPU's queue.  vb_alloc's -ENOSPC: no room for a
+ * new block, whose fit vb_fit gives (for reclaim_miss). */
 int vb_alloc(vmap_space *s, uint64_t pages, uint64_t *addr);
+void vb_fit(const vmap_space *s, struct fit *f);
 /* -ENOENT: no live piece there; -EINVAL: a piece of another size.  With
- * undo, a piece that is still its block's last is un-bumped (*undo set). */
-int vb_free(vmap_space *s, uint64_t addr, uint64_t pages, bool *undo);
+ * undo, a piece that is still its block's last is un-bumped (*undo set).
+ * *lazy: the lazy pages if the block went (see vm_free), else 0. */
+int vb_free(vmap_space *s, uint64_t addr, uint64_t pages, bool *undo,
+	    uint64_t *lazy);
 void vb_uncount(vmap_space *s, bool freed);
 /* Is a live piece at addr?  (Only to tell a wrong count from no piece.) */
 bool vb_is_piece(vmap_space *s, uint64_t addr);
-void purge_fragmented_blocks(vmap_space *s);
+/* Purge mutex held: retire every fragmented block to the lazy list. */
+void __purge_fragmented_blocks(vmap_space *s);
 /* Purge mutex held, range spaces: records of every live block's dirty
  * range, reset. */
-struct va *collect_dirty(vmap_space *s, uint64_t *n);
+struct va *__collect_dirty(vmap_space *s, uint64_t *n);
 /* Purge mutex held, memory spaces: every freed piece plain space again;
  * -ENOMEM if the kernel refused one (kept dirty, for the next try). */
-int remap_freed_pieces(vmap_space *s);
+int __remap_freed_pieces(vmap_space *s);
 void vblocks_lock_all(vmap_space *s);
 void vblocks_unlock_all(vmap_space *s);
 int __vblocks_validate(vmap_space *s, char *msg, size_t len);
 /* With cpu's queue locked: add its blocks to the stats. */
 void __vblocks_stats(vmap_space *s, unsigned cpu, struct vmap_stats *st);
 
+/* ---- purger.c: a space's purge thread ---- */
+
+struct purger {
+	bool enabled;		/* immutable: the space has one */
+	uint64_t delay_ns;	/* immutable: the time bound */
+	uint64_t watch_ns;	/* immutable: how often an unkicked thread
+				   looks, with nothing pending */
+	pthread_mutex_t lock;	/* below: protected by lock but where said */
+	pthread_cond_t wake;	/* signalled by purger_kick and _stop */
+	pthread_t thread;
+	bool started;		/* the thread is in its loop (not after it
+				   exited idle; a fork's child has none) */
+	bool joinable;		/* a thread was made and not yet joined */
+	bool stop;		/* vmap_space_destroy: leave */
+	atomic_bool urgent;	/* a free passed the threshold: purge now;
+				   written under lock, read without */
+	atomic_bool idle;	/* gone, or not started: a free must kick
+				   it; written under lock, read without
+				   (see purger.c) */
+	uint64_t next_trim;	/* the pool clock's next tick (ns); 0: the
+				   clock is stopped; the thread's own */
+	/* The pool's clock, one tick per trim; read without the lock by
+	 * __pool_put, advanced by the purger with the purge mutex held. */
+	atomic_uint epoch;
+};
+
 /* ---- space.c ---- */
 
+/*
+ * The event counters, one list: each is a field of struct vmap_space (atomic,
+ * counted relaxed with vm_count / vm_stat_max, read by vmap_stats into the
+ * field of struct vmap_stats of the same name).
+ */
+#define VMAP_COUNTERS(X)                                                     \
+	X(allocs) X(frees) X(alloc_failures) X(purge_retries) X(purges)      \
+	X(flushes) X(ranges_flushed) X(areas_purged) X(purge_max_areas)      \
+	X(purge_max_hold_ns) X(purge_last_ns) X(release_syscalls)            \
+	X(release_errors) X(guard_syscalls) X(map_syscalls)                  \
+	X(quarantine_retries) X(protect_restores) X(pool_pages) X(pool_areas) \
+	X(pool_hits) X(blocks_created) X(blocks_freed) X(purges_threshold)   \
+	X(purges_miss) X(purges_called) X(purges_timer) X(purges_strict)     \
+	X(purges_aliases) X(backpressure) X(lazy_max_wait_ns)                \
+	X(purger_wakeups)
+
+/*
+ * The lock order, outermost first.  A thread holding one of these may take
+ * only those below it:
+ *   1. the fork handlers' list of spaces (fork.c)
+ *   2. purge_lock        a purge, and the flush callback it runs
+ *   3. purger.lock       the purge thread's state (a flush may free, and a
+ *                        free may kick the thread)
+ *   4. free_lock         the free tree
+ *   5. busy shard locks  in index order when more than one (check, fork)
+ *   6. vbq[cpu].lock     in cpu order when more than one; taken before a
+ *                        shard lock only by check and dump, with every
+ *                        shard lock already held in index order
+ *   7. vb_dead_lock      retired vblock structs
+ *   8. quarantine_lock
+ * Functions named __name need a lock their comment names.
+ */
 struct vmap_space {
 	/* Immutable after create. */
 	uint64_t base, end; /* [base, end) */
@@ -315,9 +392,8 @@ struct vmap_space {
 	struct vmap_range *vec; /* flush vector; protected by purge_lock */
 	size_t vec_cap;		/* protected by purge_lock */
 	struct sortbuf sortbuf; /* protected by purge_lock */
-	bool release_failed;	/* memory spaces: the kernel refused part of
-				   this purge's release; protected by
-				   purge_lock */
+
+	struct purger purger;
 
 	/* Memory spaces: areas the kernel refused to release or restore
 	 * (quarantine.c).  All protected by quarantine_lock. */
@@ -330,35 +406,57 @@ struct vmap_space {
 	 * by that list's mutex. */
 	vmap_space *fork_prev, *fork_next;
 
-	/* Event counters: atomic, relaxed; read by vmap_stats. */
-	atomic_uint_fast64_t allocs, frees, alloc_failures, purge_retries;
-	atomic_uint_fast64_t purges, flushes, ranges_flushed, areas_purged;
-	atomic_uint_fast64_t purge_max_areas, purge_max_hold_ns, purge_last_ns;
-	atomic_uint_fast64_t release_syscalls, release_errors, guard_syscalls;
-	atomic_uint_fast64_t map_syscalls, quarantine_retries;
-	atomic_uint_fast64_t protect_restores;
-	/* Memory spaces' pool (pool.c): */
-	uint64_t pool_max_pages;	   /* immutable; 0 = no pool */
-	atomic_uint_fast64_t pool_pages;   /* reserved by __pool_put first */
-	atomic_uint_fast64_t pool_areas, pool_hits;
+#define X(name) atomic_uint_fast64_t name;
+	VMAP_COUNTERS(X)
+#undef X
+	/* Memory spaces' pool (pool.c); pool_pages is reserved by
+	 * __pool_put before it adds an area. */
+	uint64_t pool_max_pages;	/* immutable; 0 = no pool */
 	/* vmap blocks (vblock.c): */
 	uint64_t block_pages;		/* immutable */
 	unsigned nvbq;			/* immutable: one queue per CPU */
 	struct vbq *vbq;
 	pthread_mutex_t vb_dead_lock;
 	struct vblock *vb_dead;		/* retired, for reuse; vb_dead_lock */
-	atomic_uint_fast64_t blocks_created, blocks_freed;
 };
+
+/* Count n events (relaxed: a counter orders nothing). */
+static inline void vm_count(atomic_uint_fast64_t *c, uint64_t n)
+{
+	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+static inline void vm_uncount(atomic_uint_fast64_t *c, uint64_t n)
+{
+	atomic_fetch_sub_explicit(c, n, memory_order_relaxed);
+}
+
+static inline uint64_t vm_read(atomic_uint_fast64_t *c)
+{
+	return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+/* A guard page is an area's last page: the one ending at `end`. */
+static inline uint64_t guard_page(const vmap_space *s, uint64_t end)
+{
+	return end - s->page_size;
+}
+
+/* The end of the caller's part of an area. */
+static inline uint64_t va_usable_end(const vmap_space *s, const struct va *v)
+{
+	return v->flags & VA_GUARD ? guard_page(s, v->end) : v->end;
+}
 
 static inline uint64_t space_pages(const vmap_space *s, uint64_t bytes)
 {
 	return bytes >> s->page_shift;
 }
 
-/* ---- memory.c: memory spaces ---- */
+/* ---- memory.c: memory spaces' public calls ---- */
 
 int memory_check_config(const struct vmap_config *c);
-/* Reserve the space's memory and make release() its flush. */
+/* Reserve the space's memory and probe how to release it. */
 int memory_init(vmap_space *s, uint64_t length, unsigned flags);
 void memory_fini(vmap_space *s);
 /* pgoff[0..n) all within a file offset's range?  */
@@ -367,11 +465,20 @@ bool file_offsets_ok(const vmap_space *s, const uint64_t *pgoff, size_t n);
  * *mapped: how many pages were mapped before an error. */
 int map_file_runs(vmap_space *s, uint64_t a, int fd, const uint64_t *pgoff,
 		  size_t n, int prot, size_t *mapped);
-/* Before a purge's flush: undo the caller's protections. */
-void memory_prepare(vmap_space *s, struct va *list);
-/* After a purge's flush: restore file and guard pages; returns the list of
- * areas that may go back to the free tree (the rest are quarantined). */
-struct va *memory_restore(vmap_space *s, struct va *list);
+
+/* ---- release.c: how a purge's batch becomes reusable space ---- */
+
+/*
+ * The one door between the purge and what releasing means.  Purge mutex
+ * held; list is the batch sorted by address, n records long.  A range space
+ * calls the caller's flush with the coalesced ranges; a memory space undoes
+ * the caller's protections, gives the pages back to the kernel in vectors,
+ * then removes file mappings and guard pages.  Returns the records whose
+ * ranges may be handed out again; the others went to quarantine.
+ */
+struct va *release_batch(vmap_space *s, struct va *list, uint64_t n);
+/* Is this thread inside s's flush callback? */
+bool vm_in_flush(const vmap_space *s);
 /* Turn [addr, addr + len) back into plain reserved space; on -EEXIST the
  * range may now hold a hole (see VA_HOLE). */
 int memory_remap(vmap_space *s, uint64_t addr, uint64_t len);
@@ -400,29 +507,42 @@ void fork_unregister(vmap_space *s);
 void space_lock_all(vmap_space *s);
 void space_unlock_all(vmap_space *s);
 
-/* ---- alloc.c ---- */
+/* ---- area.c: an area's way through the free tree and the busy map ---- */
 
 /* Check a request and turn it into a fit (adding the guard page). */
 int vm_make_fit(const vmap_space *s, uint64_t size, uint64_t align,
 		uint64_t phase, uint64_t nocross, uint64_t vstart,
 		uint64_t vend, unsigned flags, struct fit *f);
-/* Place an area of kind VA_* (purging and retrying once if the space is
- * full) and install its guard page. */
+/* Place an area of kind VA_* and install its guard page.  -ENOSPC: nothing
+ * fits now (not counted as a failure: the caller asks reclaim_miss). */
 int vm_alloc(vmap_space *s, const struct fit *f, unsigned kind,
 	     struct vblock *vb, uint64_t *addr);
-/* Free the area at addr.  how: FREE_BLOCK frees a vmap block (and nothing
- * else), FREE_NOPURGE never purges (the caller holds the purge mutex).
- * bytes: if not 0, the area must be that long (guard page not counted), or
- * -EINVAL. */
+/* Free the area at addr: into the pool, or onto the lazy list.  Never
+ * purges: *lazy gets the lazy pages counting this area (0: kept warm), for
+ * the caller to report to reclaim_freed.  how: FREE_BLOCK frees a vmap block
+ * (and nothing else).  bytes: if not 0, the area must be that long (guard
+ * page not counted), or -EINVAL. */
 #define FREE_BLOCK 0x1u
-#define FREE_NOPURGE 0x2u
-int vm_free(vmap_space *s, uint64_t addr, unsigned how, uint64_t bytes);
+int vm_free(vmap_space *s, uint64_t addr, unsigned how, uint64_t bytes,
+	    uint64_t *lazy);
 /* Is a busy area of the tree (not a block) at addr? */
 bool vm_is_area(vmap_space *s, uint64_t addr);
 /* Undo vm_alloc for an area the caller never handed out, whose first
  * `mapped` bytes show a file: at once, or, if the kernel refuses to restore
  * the range, into quarantine. */
 void vm_unalloc(vmap_space *s, uint64_t addr, uint64_t mapped);
+
+/* ---- reclaim.c: the one policy -- when to purge, and how much ---- */
+
+/* A free produced `lazy` lazy pages (0: the area was kept warm). */
+void reclaim_freed(vmap_space *s, uint64_t lazy);
+/* An allocation of f found no room on try `tries` (0 first): true if a purge
+ * may have made room (the caller tries again); false if the miss is final,
+ * counted as a failure. */
+bool reclaim_miss(vmap_space *s, const struct fit *f, unsigned tries);
+/* The kernel refused a mapping (vm.max_map_count): purge, so waiting file
+ * mappings become plain space again.  true: try once more. */
+bool reclaim_nomem(vmap_space *s);
 
 /* ---- pool.c: warm areas of memory spaces ---- */
 
@@ -433,6 +553,9 @@ bool __pool_put(vmap_space *s, struct busy_shard *sh, struct va *va);
 bool pool_take(vmap_space *s, uint64_t pages, uint64_t *addr);
 /* Move every warm area to the lazy list, for a purge to release. */
 void pool_drain(vmap_space *s);
+/* Move the warm areas that went in before epoch `before` to the lazy list;
+ * true if warm areas remain. */
+bool pool_trim(vmap_space *s, unsigned before);
 /* With every shard locked: visit every warm area. */
 void __pool_walk(vmap_space *s, int (*fn)(void *, const struct va *),
 		 void *arg, int *err);
@@ -443,13 +566,29 @@ void pool_fini(vmap_space *s, void (*release)(struct va *));
 extern void (*vm_test_after_publish)(vmap_space *s);
 #endif
 
-/* ---- purge.c ---- */
+/* ---- purge.c: one purge ---- */
 
-int vm_purge(vmap_space *s, unsigned how);
-/* With the purge mutex held; extra: VA_DIRTY ranges to fold into the flush. */
-void __vm_purge(vmap_space *s, bool force, struct va *extra, uint64_t nextra);
-/* Is this thread inside s's flush callback? */
-bool vm_in_flush(const vmap_space *s);
+/* With the purge mutex held: take every lazy area (and, in memory spaces, a
+ * few quarantined ones), release the batch through release_batch and give
+ * the ranges back to the free tree.  force: call the flush even with nothing
+ * lazy; extra: VA_DIRTY ranges to fold into the flush.  false if there was
+ * nothing to do. */
+bool __vm_purge(vmap_space *s, bool force, struct va *extra, uint64_t nextra);
+
+/* ---- purger.c: the purge thread (see struct purger) ---- */
+
+int purger_init(vmap_space *s, bool enabled, uint64_t delay_ms);
+/* Stop and join the thread. */
+void purger_fini(vmap_space *s);
+/* Make sure the thread will look at the space soon; urgent: purge at once
+ * rather than when the time bound says.  Starts the thread the first time;
+ * false if it could not (the caller purges itself). */
+bool purger_kick(vmap_space *s, bool urgent);
+/* Fork handlers: the purger lock with every other lock; and the child,
+ * which has no thread. */
+void purger_lock(vmap_space *s);
+void purger_unlock(vmap_space *s);
+void purger_forked(vmap_space *s);
 
 /* ---- fault.c: the library's own heap ---- */
 
@@ -480,7 +619,23 @@ uint64_t vm_fault_injected(void);
 
 /* ---- util ---- */
 
-uint64_t vm_now_ns(void);
-void vm_stat_max(atomic_uint_fast64_t *c, uint64_t v);
+static inline uint64_t vm_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Raise a high-water counter to v. */
+static inline void vm_stat_max(atomic_uint_fast64_t *c, uint64_t v)
+{
+	uint64_t old = atomic_load_explicit(c, memory_order_relaxed);
+
+	while (old < v && !atomic_compare_exchange_weak_explicit(
+				  c, &old, v, memory_order_relaxed,
+				  memory_order_relaxed))
+		;
+}
 
 #endif /* VMAP_INTERNAL_H */

@@ -13,6 +13,14 @@
  * pusher may no longer touch the record afterwards) and lowered by the purge
  * only after the ranges are back in the free tree, so they never under-count
  * what is unavailable.
+ *
+ * `since` says how long the oldest lazy area has waited, for the purger's
+ * time bound (purger.c) and the stats: the push that finds no area counted
+ * stamps it, the purge takes it with the list.  A push during a purge finds
+ * that purge's areas still counted and stamps nothing; the purge then stamps
+ * its own start for them (lazy_rearm) -- an upper bound on their wait.  Both
+ * decisions read `areas` through read-modify-writes of that one counter, so
+ * one of the two always sees the other.
  */
 #include "internal.h"
 
@@ -21,6 +29,7 @@ void lazy_init(struct lazy_list *l)
 	atomic_init(&l->head, NULL);
 	atomic_init(&l->pages, 0);
 	atomic_init(&l->areas, 0);
+	atomic_init(&l->since, 0);
 }
 
 static void lazy_repush(struct lazy_list *l, struct va *va)
@@ -35,21 +44,41 @@ static void lazy_repush(struct lazy_list *l, struct va *va)
 						      memory_order_relaxed));
 }
 
-uint64_t lazy_push(struct lazy_list *l, struct va *va, uint64_t pages)
+uint64_t lazy_count(struct lazy_list *l, uint64_t pages)
 {
 	uint64_t nr = atomic_fetch_add_explicit(&l->pages, pages,
 						memory_order_relaxed) + pages;
 
-	atomic_fetch_add_explicit(&l->areas, 1, memory_order_relaxed);
+	if (!atomic_fetch_add_explicit(&l->areas, 1, memory_order_relaxed)) {
+		uint64_t none = 0;
+
+		atomic_compare_exchange_strong(&l->since, &none, vm_now_ns());
+	}
+	return nr;
+}
+
+uint64_t lazy_push(struct lazy_list *l, struct va *va, uint64_t pages)
+{
+	uint64_t nr = lazy_count(l, pages);
+
 	lazy_repush(l, va);
 	return nr;
 }
 
-struct va *lazy_take_all(struct lazy_list *l)
+struct va *lazy_take_all(struct lazy_list *l, uint64_t *since)
 {
+	*since = atomic_exchange(&l->since, 0);
 	if (!atomic_load_explicit(&l->head, memory_order_relaxed))
 		return NULL;
 	return atomic_exchange_explicit(&l->head, NULL, memory_order_acquire);
+}
+
+void lazy_rearm(struct lazy_list *l, uint64_t taken)
+{
+	uint64_t none = 0;
+
+	if (atomic_load(&l->areas))
+		atomic_compare_exchange_strong(&l->since, &none, taken);
 }
 
 void lazy_adopt(struct lazy_list *l, uint64_t pages, uint64_t areas)
@@ -73,8 +102,8 @@ uint64_t vm_publish(vmap_space *s, struct busy_shard *sh, struct va *va)
 	return lazy_push(&s->lazy, va, space_pages(s, va->end - va->start));
 }
 
-struct va *vm_take(vmap_space *s)
+struct va *vm_take(vmap_space *s, uint64_t *since)
 {
-	return lazy_take_all(&s->lazy);
+	return lazy_take_all(&s->lazy, since);
 }
 #endif

@@ -19,19 +19,17 @@
 
 uint64_t vm_publish(vmap_space *s, struct busy_shard *sh, struct va *va)
 {
-	uint64_t pages = space_pages(s, va->end - va->start);
-	uint64_t nr = atomic_fetch_add_explicit(&s->lazy.pages, pages,
-						memory_order_relaxed) + pages;
+	uint64_t nr = lazy_count(&s->lazy, space_pages(s, va->end - va->start));
 
-	atomic_fetch_add_explicit(&s->lazy.areas, 1, memory_order_relaxed);
 	__busy_insert_lazy(sh, va);
 	return nr;
 }
 
-struct va *vm_take(vmap_space *s)
+struct va *vm_take(vmap_space *s, uint64_t *since)
 {
 	struct va *list = NULL;
 
+	*since = atomic_exchange(&s->lazy.since, 0);
 	for (int i = 0; i < VMAP_BUSY_SHARDS; i++) {
 		struct busy_shard *sh = &s->busy.shard[i];
 		struct va *part, *tail;

@@ -18,16 +18,14 @@
  * one place.  A bitmap of non-empty sizes per shard (atomic, read without the
  * lock) lets a miss skip shards without locking them.  A sync purge, and an
  * allocation that finds no room, first move every pooled area to the lazy
- * list, so pooled memory is released like any other.
+ * list, so pooled memory is released like any other.  A space with a purger
+ * also ages its warm areas: each remembers the purger's epoch when it went
+ * in, and an area left unused for two epochs goes (pool_trim), so warm
+ * memory, too, is given back within the time bound once frees stop.
  */
 #include <stdlib.h>
 
 #include "internal.h"
-
-static inline void add(atomic_uint_fast64_t *c, int64_t n)
-{
-	atomic_fetch_add_explicit(c, (uint64_t)n, memory_order_relaxed);
-}
 
 bool __pool_put(vmap_space *s, struct busy_shard *sh, struct va *va)
 {
@@ -40,10 +38,12 @@ bool __pool_put(vmap_space *s, struct busy_shard *sh, struct va *va)
 	if (atomic_fetch_add_explicit(&s->pool_pages, pages,
 				      memory_order_relaxed) + pages >
 	    s->pool_max_pages) {
-		add(&s->pool_pages, -(int64_t)pages);
+		vm_uncount(&s->pool_pages, pages);
 		return false;
 	}
-	add(&s->pool_areas, 1);
+	vm_count(&s->pool_areas, 1);
+	va->warm_epoch = atomic_load_explicit(&s->purger.epoch,
+					      memory_order_relaxed);
 	va->next = sh->pool[c];
 	sh->pool[c] = va;
 	atomic_fetch_or_explicit(&sh->pool_mask, 1ull << c,
@@ -61,8 +61,8 @@ static struct va *pop(vmap_space *s, struct busy_shard *sh, unsigned c)
 	if (!sh->pool[c])
 		atomic_fetch_and_explicit(&sh->pool_mask, ~(1ull << c),
 					  memory_order_relaxed);
-	add(&s->pool_pages, -(int64_t)(c + 1));
-	add(&s->pool_areas, -1);
+	vm_uncount(&s->pool_pages, c + 1);
+	vm_uncount(&s->pool_areas, 1);
 	return va;
 }
 
@@ -99,10 +99,14 @@ bool pool_take(vmap_space *s, uint64_t pages, uint64_t *addr)
 	return false;
 }
 
-void pool_drain(vmap_space *s)
+/*
+ * Move warm areas to the lazy list: every one, or (all false) those that went
+ * in before epoch `before`.  A list is newest first (puts and takes both work
+ * at its head), so those are a tail of it: cut there.  Epochs wrap; the
+ * difference tells the age.
+ */
+static void unwarm(vmap_space *s, bool all, unsigned before)
 {
-	if (!atomic_load_explicit(&s->pool_areas, memory_order_relaxed))
-		return;
 	for (unsigned i = 0; i < VMAP_BUSY_SHARDS; i++) {
 		struct busy_shard *sh = &s->busy.shard[i];
 
@@ -110,13 +114,36 @@ void pool_drain(vmap_space *s)
 			continue;
 		pthread_mutex_lock(&sh->lock);
 		for (unsigned c = 0; c < VMAP_POOL_AREA_PAGES; c++) {
-			struct va *va;
+			struct va **link = &sh->pool[c], *va, *next;
 
-			while ((va = pop(s, sh, c)))
+			while (!all && *link &&
+			       (int)(before - (*link)->warm_epoch) <= 0)
+				link = &(*link)->next;
+			for (va = *link, *link = NULL; va; va = next) {
+				next = va->next;
+				vm_uncount(&s->pool_pages, c + 1);
+				vm_uncount(&s->pool_areas, 1);
 				vm_publish(s, sh, va);
+			}
+			if (!sh->pool[c])
+				atomic_fetch_and_explicit(&sh->pool_mask,
+							  ~(1ull << c),
+							  memory_order_relaxed);
 		}
 		pthread_mutex_unlock(&sh->lock);
 	}
+}
+
+void pool_drain(vmap_space *s)
+{
+	if (vm_read(&s->pool_areas))
+		unwarm(s, true, 0);
+}
+
+bool pool_trim(vmap_space *s, unsigned before)
+{
+	unwarm(s, false, before);
+	return vm_read(&s->pool_areas) != 0;
 }
 
 void __pool_walk_shard(struct busy_shard *sh,

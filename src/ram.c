@@ -2,8 +2,8 @@
 /*
  * ram.c - the vm_map_ram family: small areas through the per-CPU vmap blocks
  * (vblock.c), larger ones through the tree, as the kernel's vm_map_ram and
- * vm_unmap_ram do; and vmap_unmap_aliases, which folds the blocks' dirty
- * ranges into the one flush of a purge.
+ * vm_unmap_ram do.  (vmap_unmap_aliases, which folds the blocks' dirty
+ * ranges into the one flush of a purge, is a purge: reclaim.c.)
  */
 #include <errno.h>
 #include <sys/mman.h>
@@ -26,7 +26,16 @@ int vmap_ram_alloc(vmap_space *s, uint64_t size, uint64_t *addr)
 		return -EINVAL;
 	if (pages > VMAP_RAM_MAX_PAGES)
 		return vmap_alloc(s, size, 0, 0, UINT64_MAX, addr);
-	return vb_alloc(s, pages, addr);
+	for (unsigned tries = 0;; tries++) {
+		struct fit f;
+		int err = vb_alloc(s, pages, addr);
+
+		if (err != -ENOSPC)
+			return err;
+		vb_fit(s, &f);
+		if (!reclaim_miss(s, &f, tries))
+			return err;
+	}
 }
 
 /*
@@ -37,20 +46,22 @@ int vmap_ram_alloc(vmap_space *s, uint64_t size, uint64_t *addr)
  */
 int vmap_ram_free(vmap_space *s, uint64_t addr, uint64_t size)
 {
-	uint64_t pages;
+	uint64_t pages, lazy = 0;
 	int err;
 
 	if (!s || !(pages = to_pages(s, size)))
 		return -EINVAL;
 	if (pages > VMAP_RAM_MAX_PAGES) {
-		err = vm_free(s, addr, 0, pages << s->page_shift);
+		err = vm_free(s, addr, 0, pages << s->page_shift, &lazy);
 		if (err == -ENOENT && vb_is_piece(s, addr))
 			err = -EINVAL;
 	} else {
-		err = vb_free(s, addr, pages, NULL);
+		err = vb_free(s, addr, pages, NULL, &lazy);
 		if (err == -ENOENT && vm_is_area(s, addr))
 			err = -EINVAL;
 	}
+	if (!err && lazy)
+		reclaim_freed(s, lazy);
 	return err;
 }
 
@@ -64,10 +75,8 @@ void *vmap_map_ram(vmap_space *s, int fd, const uint64_t *pgoff, size_t n)
 {
 	void *p = map_ram(s, fd, pgoff, n);
 
-	if (!p && errno == ENOMEM) {
-		vmap_purge(s, VMAP_PURGE_SYNC);
+	if (!p && errno == ENOMEM && reclaim_nomem(s))
 		p = map_ram(s, fd, pgoff, n);
-	}
 	return p;
 }
 
@@ -95,19 +104,21 @@ static void *map_ram(vmap_space *s, int fd, const uint64_t *pgoff, size_t n)
 	else
 		a = 0;
 	if (err && a) {
+		uint64_t lazy = 0;
 		bool undone = false;
 
 		/* Plain space again, then the piece back: un-bumped if it is
 		 * still its block's last, else dirty (the block's purge
 		 * remaps it anyway).  If the file stays mapped there, only
 		 * dirty will do: the next piece must not show the file. */
-		if (mapped && s->os->map_anon(a, mapped * ps))
-			vb_free(s, a, n, NULL);
+		if (mapped && memory_remap(s, a, mapped * ps))
+			vb_free(s, a, n, NULL, &lazy);
 		else
-			vb_free(s, a, n, &undone);
+			vb_free(s, a, n, &undone, &lazy);
 		vb_uncount(s, !undone);
-		atomic_fetch_add_explicit(&s->alloc_failures, 1,
-					  memory_order_relaxed);
+		vm_count(&s->alloc_failures, 1);
+		if (lazy)
+			reclaim_freed(s, lazy);
 	}
 	if (err) {
 		errno = -err;
@@ -123,26 +134,4 @@ int vmap_unmap_ram(vmap_space *s, const void *ptr, size_t n)
 		return -EINVAL;
 	return vmap_ram_free(s, (uint64_t)(uintptr_t)ptr,
 			     (uint64_t)n << s->page_shift);
-}
-
-int vmap_unmap_aliases(vmap_space *s)
-{
-	struct va *dirty = NULL;
-	uint64_t n = 0;
-	int err = 0;
-
-	if (!s)
-		return -EINVAL;
-	pthread_mutex_lock(&s->purge_lock);
-	purge_fragmented_blocks(s);
-	pool_drain(s);
-	/* A range space's dirty ranges join the flush; a memory space's
-	 * freed pieces must lose their file, which a release does not do. */
-	if (s->memory)
-		err = remap_freed_pieces(s);
-	else
-		dirty = collect_dirty(s, &n);
-	__vm_purge(s, true, dirty, n);
-	pthread_mutex_unlock(&s->purge_lock);
-	return err;
 }

@@ -41,7 +41,7 @@ static bool splits_field(size_t n)
 		FIELD(size),	       FIELD(base),	FIELD(length),
 		FIELD(page_size),      FIELD(lazy_max_pages), FIELD(flush),
 		FIELD(flush_ctx),      FIELD(flags),	FIELD(pool_max_pages),
-		FIELD(block_pages),
+		FIELD(block_pages),    FIELD(purge_delay_ms),
 	};
 #undef FIELD
 	for (size_t i = 0; i < sizeof(field) / sizeof(field[0]); i++)
@@ -71,6 +71,16 @@ static int read_config(const struct vmap_config *in, struct vmap_config *c)
 	return 0;
 }
 
+/* Memory spaces have a purger unless told not to (or strict: every free
+ * purges at once); range spaces when asked for. */
+static bool has_purger(unsigned flags)
+{
+	if (flags & VMAP_SPACE_PURGER)
+		return true;
+	return (flags & VMAP_SPACE_MEMORY) &&
+	       !(flags & (VMAP_SPACE_NOPURGER | VMAP_SPACE_STRICT));
+}
+
 static int check_config(struct vmap_config *c)
 {
 	uint64_t ps = c->page_size;
@@ -78,6 +88,12 @@ static int check_config(struct vmap_config *c)
 	if ((c->flags & (VMAP_SPACE_GUARD | VMAP_SPACE_RELEASE_MADVISE |
 			 VMAP_SPACE_NOPOOL)) &&
 	    !(c->flags & VMAP_SPACE_MEMORY))
+		return -EINVAL;
+	if ((c->flags & VMAP_SPACE_PURGER) &&
+	    (c->flags & (VMAP_SPACE_NOPURGER | VMAP_SPACE_STRICT)))
+		return -EINVAL;
+	if (c->purge_delay_ms > VMAP_PURGE_DELAY_MAX_MS ||
+	    (c->purge_delay_ms && !has_purger(c->flags)))
 		return -EINVAL;
 	if (c->block_pages &&
 	    (c->block_pages < 2 * VMAP_RAM_MAX_PAGES ||
@@ -162,18 +178,18 @@ int vmap_space_create(const struct vmap_config *cfg, vmap_space **out)
 	s->vec = NULL;
 	s->vec_cap = 0;
 	memset(&s->sortbuf, 0, sizeof(s->sortbuf));
-	atomic_uint_fast64_t *counters[] = {
-		&s->allocs,	    &s->frees,		   &s->alloc_failures,
-		&s->purge_retries,  &s->purges,		   &s->flushes,
-		&s->ranges_flushed, &s->areas_purged,	   &s->purge_max_areas,
-		&s->purge_max_hold_ns, &s->purge_last_ns, &s->release_syscalls,
-		&s->release_errors, &s->guard_syscalls, &s->map_syscalls,
-		&s->quarantine_retries, &s->protect_restores,
-		&s->pool_pages, &s->pool_areas, &s->pool_hits,
-		&s->blocks_created, &s->blocks_freed,
-	};
-	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++)
-		atomic_init(counters[i], 0);
+#define X(name) atomic_init(&s->name, 0);
+	VMAP_COUNTERS(X)
+#undef X
+	err = purger_init(s, has_purger(c.flags),
+			  c.purge_delay_ms ? c.purge_delay_ms
+					   : VMAP_PURGE_DELAY_DEFAULT_MS);
+	if (err) {
+		busy_fini(&s->busy, release);
+		free(s);
+		free(all);
+		return err;
+	}
 	err = vblocks_init(s, c.block_pages);
 	if (!err && s->memory)
 		err = memory_init(s, c.length, c.flags);
@@ -182,6 +198,7 @@ int vmap_space_create(const struct vmap_config *cfg, vmap_space **out)
 	if (err) {
 		if (s->vbq)
 			vblocks_fini(s);
+		purger_fini(s);
 		busy_fini(&s->busy, release);
 		pthread_mutex_destroy(&s->free_lock);
 		pthread_mutex_destroy(&s->purge_lock);
@@ -202,8 +219,11 @@ void vmap_space_destroy(vmap_space *s)
 
 	if (!s)
 		return;
+	/* Out of the fork handlers' list before any lock goes; then the
+	 * thread, which may be in a purge. */
 	fork_unregister(s);
-	for (v = lazy_take_all(&s->lazy); v; v = next) {
+	purger_fini(s);
+	for (v = lazy_take_all(&s->lazy, &(uint64_t){ 0 }); v; v = next) {
 		next = v->next;
 		free(v);
 	}
@@ -258,32 +278,15 @@ int vmap_stats(vmap_space *s, struct vmap_stats *out)
 	st.quarantined_areas = s->quarantine_areas;
 	st.quarantined_pages = s->quarantine_pages;
 	pthread_mutex_unlock(&s->quarantine_lock);
-	st.quarantine_retries = get(&s->quarantine_retries);
-	st.protect_restores = get(&s->protect_restores);
-	st.allocs = get(&s->allocs);
-	st.frees = get(&s->frees);
-	st.alloc_failures = get(&s->alloc_failures);
-	st.purge_retries = get(&s->purge_retries);
-	st.purges = get(&s->purges);
-	st.flushes = get(&s->flushes);
-	st.ranges_flushed = get(&s->ranges_flushed);
-	st.areas_purged = get(&s->areas_purged);
-	st.purge_max_areas = get(&s->purge_max_areas);
-	st.purge_max_hold_ns = get(&s->purge_max_hold_ns);
-	st.purge_last_ns = get(&s->purge_last_ns);
+#define X(name) st.name = get(&s->name);
+	VMAP_COUNTERS(X)
+#undef X
 	st.release_path = s->memory ? (uint64_t)(s->path & OS_RELEASE_PATH)
 				    : VMAP_RELEASE_NONE;
-	st.release_syscalls = get(&s->release_syscalls);
-	st.release_errors = get(&s->release_errors);
-	st.guard_syscalls = get(&s->guard_syscalls);
-	st.map_syscalls = get(&s->map_syscalls);
-	st.pool_areas = get(&s->pool_areas);
-	st.pool_pages = get(&s->pool_pages);
 	st.pool_max_pages = s->pool_max_pages;
-	st.pool_hits = get(&s->pool_hits);
 	st.block_pages = s->block_pages;
-	st.blocks_created = get(&s->blocks_created);
-	st.blocks_freed = get(&s->blocks_freed);
+	st.purge_delay_ms = s->purger.enabled ? s->purger.delay_ns / 1000000u
+					      : 0;
 	for (unsigned c = 0; c < s->nvbq; c++) {
 		pthread_mutex_lock(&s->vbq[c].lock);
 		__vblocks_stats(s, c, &st);

@@ -13,7 +13,7 @@
  * nothing needs flushing until the block goes: when every page is dirty, the
  * whole block goes onto the lazy list as one area.  A block with nothing live
  * but some pages never handed out is *fragmented*; a sync purge frees those
- * first (purge_fragmented_blocks).  vmap_unmap_aliases flushes the dirty
+ * first (__purge_fragmented_blocks).  vmap_unmap_aliases flushes the dirty
  * ranges of the blocks that stay, together with the lazy list, in one flush,
  * and forgets them (they need no second flush).
  *
@@ -144,14 +144,16 @@ static void __vblock_init(vmap_space *s, struct vbq *q, struct vblock *vb,
 }
 
 /* vb is off its queue and not live: give its area back (lazily, as one
- * area) and the struct to the dead list.  No lock is held; may_purge is
- * false when the caller holds the purge mutex. */
-static void retire(vmap_space *s, struct vblock *vb, bool may_purge)
+ * area) and the struct to the dead list; returns the lazy pages (vm_free).
+ * No queue lock is held. */
+static uint64_t retire(vmap_space *s, struct vblock *vb)
 {
-	vm_free(s, atomic_load(&vb->start),
-		FREE_BLOCK | (may_purge ? 0 : FREE_NOPURGE), 0);
+	uint64_t lazy = 0;
+
+	vm_free(s, atomic_load(&vb->start), FREE_BLOCK, 0, &lazy);
 	vblock_dead(s, vb);
-	atomic_fetch_add_explicit(&s->blocks_freed, 1, memory_order_relaxed);
+	vm_count(&s->blocks_freed, 1);
+	return lazy;
 }
 
 /* With q locked: take vb out of service. */
@@ -169,6 +171,13 @@ static unsigned this_cpu(const vmap_space *s)
 	int cpu = sched_getcpu();
 
 	return cpu < 0 ? 0 : (unsigned)cpu % s->nvbq;
+}
+
+void vb_fit(const vmap_space *s, struct fit *f)
+{
+	*f = (struct fit){ .size = s->block_pages << s->page_shift,
+			   .align = s->block_pages << s->page_shift,
+			   .lo = s->base, .hi = s->end };
 }
 
 int vb_alloc(vmap_space *s, uint64_t pages, uint64_t *addr)
@@ -202,16 +211,13 @@ int vb_alloc(vmap_space *s, uint64_t pages, uint64_t *addr)
 	/* A new block, its first piece ours (Roman Pen's second 2015 fix). */
 	vb = vblock_new(s);
 	if (!vb) {
-		atomic_fetch_add_explicit(&s->alloc_failures, 1,
-					  memory_order_relaxed);
+		vm_count(&s->alloc_failures, 1);
 		return -ENOMEM;
 	}
-	f = (struct fit){ .size = s->block_pages << s->page_shift,
-			  .align = s->block_pages << s->page_shift,
-			  .lo = s->base, .hi = s->end };
+	vb_fit(s, &f);
 	err = vm_alloc(s, &f, VA_BLOCK | (s->memory ? VA_FILE : 0), vb, &a);
 	if (err) {
-		vblock_dead(s, vb); /* vm_alloc counted the failure */
+		vblock_dead(s, vb); /* vm_alloc counted an -ENOMEM */
 		return err;
 	}
 	pthread_mutex_lock(&q->lock);
@@ -256,12 +262,14 @@ static struct vblock *find_locked(vmap_space *s, uint64_t addr,
 	return NULL;
 }
 
-int vb_free(vmap_space *s, uint64_t addr, uint64_t pages, bool *undo)
+int vb_free(vmap_space *s, uint64_t addr, uint64_t pages, bool *undo,
+	    uint64_t *lazy)
 {
 	unsigned order = order_of(pages), n = 1u << order, off;
 	struct vbq *q;
 	struct vblock *vb = find_locked(s, addr, &q);
 
+	*lazy = 0;
 	if (!vb)
 		return -ENOENT;
 	off = (unsigned)((addr - atomic_load(&vb->start)) >> s->page_shift);
@@ -302,7 +310,7 @@ int vb_free(vmap_space *s, uint64_t addr, uint64_t pages, bool *undo)
 	pthread_mutex_unlock(&q->lock);
 	atomic_fetch_add_explicit(&s->vbq[this_cpu(s)].frees, 1,
 				  memory_order_relaxed);
-	retire(s, vb, true);
+	*lazy = retire(s, vb);
 	return 0;
 }
 
@@ -333,9 +341,9 @@ void vb_uncount(vmap_space *s, bool freed)
 
 /* ---- purging ---- */
 
-/* Free every fragmented block: nothing live, not all dirty.  The purge
- * mutex may be held. */
-void purge_fragmented_blocks(vmap_space *s)
+/* Free every fragmented block: nothing live, not all dirty.  The purge that
+ * follows (its caller holds the purge mutex) takes them. */
+void __purge_fragmented_blocks(vmap_space *s)
 {
 	for (unsigned c = 0; c < s->nvbq; c++) {
 		struct vbq *q = &s->vbq[c];
@@ -354,7 +362,7 @@ void purge_fragmented_blocks(vmap_space *s)
 		pthread_mutex_unlock(&q->lock);
 		for (vb = gone; vb; vb = next) {
 			next = vb->free_next;
-			retire(s, vb, false);
+			retire(s, vb);
 		}
 	}
 }
@@ -363,7 +371,7 @@ void purge_fragmented_blocks(vmap_space *s)
  * block's dirty range, which is then forgotten (the kernel's 6.5 fix:
  * flushed once is enough).  The records are the blocks' own, so this cannot
  * run out of memory. */
-struct va *collect_dirty(vmap_space *s, uint64_t *n)
+struct va *__collect_dirty(vmap_space *s, uint64_t *n)
 {
 	struct va *list = NULL;
 
@@ -428,7 +436,7 @@ static int __remap_freed(vmap_space *s, struct vblock *vb, uint64_t *calls)
  * plain space again; a block's dirty range is forgotten once that worked
  * (its pages were released with it), kept for the next try if not.  The
  * queue lock is held across the remaps: only that CPU's allocations wait. */
-int remap_freed_pieces(vmap_space *s)
+int __remap_freed_pieces(vmap_space *s)
 {
 	uint64_t calls = 0;
 	int err = 0;

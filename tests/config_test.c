@@ -849,7 +849,9 @@ static int mem_make(struct world *w, uint64_t length, unsigned flags,
 
 	vmap_config_init(&c);
 	c.page_size = (uint64_t)sysconf(_SC_PAGESIZE);
-	c.flags = VMAP_SPACE_MEMORY | flags;
+	/* No purger: these checks compare stats before and after a call,
+	 * and its timer would change them in between. */
+	c.flags = VMAP_SPACE_MEMORY | VMAP_SPACE_NOPURGER | flags;
 	c.length = length;
 	c.lazy_max_pages = lazy_max;
 	c.pool_max_pages = pool_max;

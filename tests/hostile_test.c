@@ -1866,6 +1866,13 @@ static void fork_phase(bool memory)
 	c.lazy_max_pages = 64; /* purges all the time */
 	if (memory) {
 		c.flags = VMAP_SPACE_MEMORY;
+#ifdef __SANITIZE_THREAD__
+		/* TSan cannot start a thread in the child of a threaded
+		 * process, which the child's first free would (its purger):
+		 * there the purger's fork is left to purger_test's plain
+		 * build. */
+		c.flags |= VMAP_SPACE_NOPURGER;
+#endif
 		c.length = SPACE;
 	} else {
 		c.base = 1ull << 32;

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * model_test.c - the model test (model.c) driven by a PRNG: about 20 spaces
- * a run, alternating filling and draining.  The seed is printed first;
- * VMAP_SEED replays a run, VMAP_MODEL_OPS sets the number of operations.
- * An operation that hangs is reported with its index.
+ * model_test.c - the model test (model_ops.c against model_ref.c) driven by
+ * a PRNG: about 20 spaces a run, alternating filling and draining.  The seed
+ * is printed first; VMAP_SEED replays a run, VMAP_MODEL_OPS sets the number
+ * of operations.  An operation that hangs is reported with its index.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -99,6 +99,6 @@ int main(void)
 	       (ull)model_ops(), (ull)spaces, (double)(t1.tv_sec - t0.tv_sec) +
 	       (double)(t1.tv_nsec - t0.tv_nsec) / 1e9, (ull)allocs,
 	       (ull)fails, (ull)batch, (ull)blocks);
-	test_checks = model_checks();	/* the checks were model.c's */
+	test_checks = model_checks();	/* the checks were the model's */
 	return test_summary("model_test");
 }

@@ -522,6 +522,11 @@ int main(void)
 	cfg.lazy_max_pages = LAZY_MAX;
 	cfg.flush = flush_cb;
 	cfg.block_pages = block_pages;
+	/* VMAP_STRESS_PURGER=1: most purges, and flushes, on the space's own
+	 * thread, racing the workers' frees and the test's purger. */
+	if (getenv("VMAP_STRESS_PURGER") &&
+	    atoi(getenv("VMAP_STRESS_PURGER")))
+		cfg.flags |= VMAP_SPACE_PURGER;
 	REQUIRE(vmap_space_create(&cfg, &space) == 0);
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -578,10 +583,11 @@ int main(void)
 		CHECK(atomic_load(&owner[p]) == 0);
 	CHECK_EQ(vmap_check(space), 0);
 	vmap_space_destroy(space);
-	printf("stress_test: %d workers x %llu ops on %d CPUs in %.2f s: %llu "
+	printf("stress_test%s: %d workers x %llu ops on %d CPUs in %.2f s: %llu "
 	       "allocs (%llu vm_map_ram), %llu -ENOSPC (%llu vm_map_ram), "
 	       "%llu blocks of %llu pages, %llu CPU moves, %llu flushes, %llu "
 	       "allocs during one, %llu busy TRYs\n",
+	       cfg.flags & VMAP_SPACE_PURGER ? " (purge thread)" : "",
 	       nthreads, (ull)ops, ncpus, (double)(t1.tv_sec - t0.tv_sec) +
 	       (double)(t1.tv_nsec - t0.tv_nsec) / 1e9, (ull)allocs,
 	       (ull)ram_allocs, (ull)enospc, (ull)ram_enospc,

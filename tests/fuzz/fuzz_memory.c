@@ -1473,7 +1473,8 @@ static void new_space(struct draw *d)
 	int err;
 
 	memset(&s, 0, sizeof(s));
-	s.flags = VMAP_SPACE_MEMORY;
+	/* No purger: a replay must do the same thing every time. */
+	s.flags = VMAP_SPACE_MEMORY | VMAP_SPACE_NOPURGER;
 	for (unsigned i = 0; i < 4; i++)
 		if (pick & 1u << i)
 			s.flags |= bits[i];

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * fuzz_model.c - the model test (../model.c) with its choices taken from a
- * fuzz input instead of a PRNG: the first bytes make the space (page size,
+ * fuzz_model.c - the model test (../model_ops.c) with its choices taken from
+ * a fuzz input instead of a PRNG: the first bytes make the space (page size,
  * pages, base, lazy threshold, strict, vmap blocks), the rest are
  * operations, each checked against the model -- return value, address,
  * flushed ranges, every counter and vmap_check().  A disagreement prints

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * bench/stall.c - how long vmap_dump and vmap_check stop the other threads
- * of a big space, and what a big purge leaves allocated.
+ * bench/micro/stall.c - how long vmap_dump and vmap_check stop the other
+ * threads of a big space, and what a big purge leaves allocated.
  *
  * A range space holds N busy areas.  A second thread does alloc + free
  * pairs of one page without pause, timing each call; meanwhile the main

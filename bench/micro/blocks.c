@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * bench/blocks.c - small areas through the per-CPU vmap blocks
+ * bench/micro/blocks.c - small areas through the per-CPU vmap blocks
  * (vmap_ram_alloc/free) against the tree (vmap_alloc/vmap_free), on a range
  * space, with 1 and 2 threads, each pinned to its own CPU.
  *

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * bench/memory.c - memory spaces against plain mmap/munmap, on real memory.
+ * bench/micro/memory.c - memory spaces against plain mmap/munmap, on real
+ * memory.
  *
  *   churn   allocate, touch every page, free; areas of 1, 4, 16 and 64 pages;
  *           vmap lazy (the default), vmap strict (release on every free) and

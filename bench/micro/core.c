@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * bench/core.c - the core allocator's two speed targets, on a range space
+ * bench/micro/core.c - the core allocator's two speed targets, on a range space
  * (no memory is touched, so this measures the allocator alone):
  *
  *   pair   alloc + free of one page in a space already holding N busy areas,

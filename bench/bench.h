@@ -57,4 +57,22 @@ int headline_run(const char *backend, const uint64_t *busy, int nbusy);
  * was started with).  Returns failures. */
 int churn_run(const char *backend, int threads, double seconds);
 
+/* Reclaim, part 1: the latency of vmap_vfree in a memory space with 64 live
+ * areas of `pages` pages (vfree one, vmalloc one, touch it; a second thread
+ * busy), `repeats` runs of `cycles` cycles -- each cut short after `seconds`
+ * if that is > 0 -- each statistic's median over the runs reported.
+ * backend: "vmap" (the purger) or "vmap-nopurger".  Returns failures. */
+int reclaim_free_run(const char *backend, int pages, bool pool, int cycles,
+		     int repeats, double seconds);
+
+/* Reclaim, part 2: RSS every RECLAIM_PERIOD_MS for RECLAIM_WINDOW_MS after
+ * `areas` 64 KiB areas were allocated, touched and freed, with no allocator
+ * call after.
+ * backend: "vmap" (a memory space, default purger) or "malloc" (whatever
+ * malloc the child was started with).  Returns failures (vmap's RSS must be
+ * back near its pre-burst level within 2 s). */
+int reclaim_rss_run(const char *backend, int areas);
+#define RECLAIM_PERIOD_MS 2
+#define RECLAIM_WINDOW_MS 300
+
 #endif

@@ -1,0 +1,280 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * area.c - an area's way through the space: placed (out of the free tree,
+ * into the busy map), freed (out of the busy map, onto the lazy list or into
+ * the pool), or undone.  Mechanism only: when nothing fits, or when a free
+ * makes much lazy, the callers ask the policy (reclaim.c) what to do.
+ *
+ * Allocation: check the request, allocate the records it may need (before
+ * any lock, so running out of memory never happens with the free lock held),
+ * then under the free lock find the lowest fit, carve it out of its free
+ * block, and enter the area in the busy map.
+ *
+ * Free: take the area out of the busy map and push it onto the lazy list; see
+ * the comment in vm_free about the order of those steps.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+#ifdef VMAP_TEST_HOOKS
+void (*vm_test_after_publish)(vmap_space *s);
+#endif
+
+/* Turn a caller's request into a struct fit, or -EINVAL. */
+int vm_make_fit(const vmap_space *s, uint64_t size, uint64_t align,
+		    uint64_t phase, uint64_t nocross, uint64_t vstart,
+		    uint64_t vend, unsigned flags, struct fit *f)
+{
+	uint64_t pmask = s->page_size - 1;
+
+	if (!size || size > UINT64_MAX - pmask || (align & (align - 1)) ||
+	    (nocross & (nocross - 1)) || (flags & ~VMAP_XALLOC_FLAGS_KNOWN) ||
+	    vstart >= vend)
+		return -EINVAL;
+	f->size = (size + pmask) & ~pmask;
+	if (s->guard) {
+		/* The guard page is the area's last page. */
+		if (f->size > UINT64_MAX - s->page_size)
+			return -EINVAL;
+		f->size += s->page_size;
+	}
+	f->align = align > pmask ? align : s->page_size;
+	if ((phase & pmask) || phase >= f->align)
+		return -EINVAL;
+	if (nocross && (nocross <= pmask || nocross < f->size))
+		return -EINVAL;
+	f->phase = phase;
+	f->nocross = nocross;
+	f->topdown = flags & VMAP_XALLOC_TOPDOWN;
+	f->nopurge = flags & VMAP_XALLOC_NOPURGE;
+
+	/* Clip [vstart, vend) to the space and to whole pages. */
+	f->lo = vstart > s->base ? vstart : s->base;
+	f->hi = vend < s->end ? vend : s->end;
+	if (f->lo >= f->hi || f->lo > UINT64_MAX - pmask)
+		return -EINVAL;
+	f->lo = (f->lo + pmask) & ~pmask;
+	f->hi &= ~pmask;
+	if (f->lo >= f->hi)
+		return -EINVAL;
+	return 0;
+}
+
+static int place(vmap_space *s, const struct fit *f, unsigned kind,
+		 struct vblock *vb, uint64_t *addr)
+{
+	struct va *area = vm_malloc(sizeof(*area));
+	struct va *spare = vm_malloc(sizeof(*spare));
+	struct va *block, *used, **retired;
+	struct busy_shard *shard;
+	uint64_t a;
+
+	if (!area || !spare) {
+		free(area);
+		free(spare);
+		vm_count(&s->alloc_failures, 1);
+		return -ENOMEM;
+	}
+	pthread_mutex_lock(&s->free_lock);
+	block = ft_find(&s->free, f, &a);
+	if (!block) {
+		pthread_mutex_unlock(&s->free_lock);
+		free(area);
+		free(spare);
+		return -ENOSPC;
+	}
+	used = ft_carve(&s->free, block, a, f->size, &spare);
+	area->start = a;
+	area->end = a + f->size;
+	area->flags = kind;
+	area->vb = vb;
+	/* Still under the free lock, so the area is never in neither
+	 * structure when vmap_check looks. */
+	shard = busy_shard_of(&s->busy, a);
+	pthread_mutex_lock(&shard->lock);
+	retired = __busy_insert(shard, area);
+	pthread_mutex_unlock(&shard->lock);
+	pthread_mutex_unlock(&s->free_lock);
+
+	free(used);
+	free(spare);
+	free(retired);
+	*addr = a;
+	return 0;
+}
+
+/* Undo an allocation nobody has seen: straight back to the free tree. */
+static void unplace(vmap_space *s, uint64_t addr)
+{
+	struct busy_shard *shard = busy_shard_of(&s->busy, addr);
+	struct va *va, *extra, **retired;
+
+	pthread_mutex_lock(&s->free_lock);
+	pthread_mutex_lock(&shard->lock);
+	va = __busy_remove(shard, addr, 0, &retired);
+	pthread_mutex_unlock(&shard->lock);
+	extra = ft_insert(&s->free, va->start, va->end, &va);
+	pthread_mutex_unlock(&s->free_lock);
+	free(va);
+	free(extra);
+	free(retired);
+}
+
+/* Add flags to the busy area at addr, which the caller owns and nobody
+ * else has seen; its flags after, and its end in *end. */
+static unsigned flag_area(vmap_space *s, uint64_t addr, unsigned add,
+			  uint64_t *end)
+{
+	struct busy_shard *shard = busy_shard_of(&s->busy, addr);
+	struct va *va;
+	unsigned flags;
+
+	pthread_mutex_lock(&shard->lock);
+	va = __busy_find(shard, addr);
+	va->flags |= add;
+	flags = va->flags;
+	*end = va->end;
+	pthread_mutex_unlock(&shard->lock);
+	return flags;
+}
+
+int vm_alloc(vmap_space *s, const struct fit *f, unsigned kind,
+	     struct vblock *vb, uint64_t *addr)
+{
+	uint64_t a, calls = 0;
+	int err;
+
+	/* vm_make_fit counted the guard page in; blocks have none. */
+	if (s->guard && !(kind & VA_BLOCK))
+		kind |= VA_GUARD;
+	err = place(s, f, kind, vb, &a);
+	if (err)
+		return err;
+	if (kind & VA_GUARD) {
+		err = s->os->guard_install(guard_page(s, a + f->size),
+					   s->page_size, &calls);
+		vm_count(&s->guard_syscalls, calls);
+		if (err < 0) {
+			unplace(s, a);
+			vm_count(&s->alloc_failures, 1);
+			return -ENOMEM;
+		}
+		if (err) /* an mprotect guard: only a remap removes it */
+			flag_area(s, a, VA_GUARD_MPROT, &(uint64_t){ 0 });
+	}
+	*addr = a;
+	return 0;
+}
+
+/* Undo an allocation nobody has seen, whose range the kernel would not turn
+ * back into plain space: out of use until a purge manages to. */
+static void quarantine_unplace(vmap_space *s, uint64_t addr, unsigned flags)
+{
+	struct busy_shard *shard = busy_shard_of(&s->busy, addr);
+	struct va *va, **retired;
+
+	pthread_mutex_lock(&shard->lock);
+	va = __busy_remove(shard, addr, 0, &retired);
+	va->flags |= flags;
+	/* Under the shard lock, so vmap_check sees it in one place. */
+	quarantine_add(s, va);
+	pthread_mutex_unlock(&shard->lock);
+	free(retired);
+}
+
+void vm_unalloc(vmap_space *s, uint64_t addr, uint64_t mapped)
+{
+	uint64_t end, calls = 0;
+	unsigned flags = flag_area(s, addr, 0, &end);
+	int err = 0;
+
+	/* Whatever was mapped goes, guard and all, in one remap of the
+	 * area; a marker guard alone needs only its removal. */
+	if (mapped || (flags & VA_GUARD_MPROT))
+		err = memory_remap(s, addr, end - addr);
+	else if (flags & VA_GUARD)
+		err = s->os->guard_remove(&(uint64_t){ guard_page(s, end) }, 1,
+					  s->page_size, &calls);
+	vm_count(&s->guard_syscalls, calls);
+	if (err)
+		quarantine_unplace(s, addr, err == -EEXIST ? VA_HOLE : 0);
+	else
+		unplace(s, addr);
+}
+
+int vm_free(vmap_space *s, uint64_t addr, unsigned how, uint64_t bytes,
+	    uint64_t *lazy)
+{
+	struct busy_shard *shard = busy_shard_of(&s->busy, addr);
+	struct va *va, **retired;
+
+	pthread_mutex_lock(&shard->lock);
+	if (bytes && (va = __busy_find(shard, addr)) &&
+	    va_usable_end(s, va) - va->start != bytes) {
+		pthread_mutex_unlock(&shard->lock);
+		return -EINVAL;
+	}
+	va = __busy_remove(shard, addr, how & FREE_BLOCK ? 0 : VA_BLOCK,
+			   &retired);
+	if (!va) {
+		pthread_mutex_unlock(&shard->lock);
+		free(retired);
+		return -ENOENT;
+	}
+	if (s->pool_max_pages && __pool_put(s, shard, va)) {
+		/* Kept warm: nothing to release. */
+		pthread_mutex_unlock(&shard->lock);
+		free(retired);
+		vm_count(&s->frees, 1);
+		*lazy = 0;
+		return 0;
+	}
+	/*
+	 * The order here is the seed's fix, and it matters.  Once va is on
+	 * the lazy list, a purge on another thread may take it, give its
+	 * range back and free the record -- at any instant.  Before 2016 the
+	 * kernel marked the area lazy first and then read its size to update
+	 * the counter: a use-after-free that Roman Pen found in review of the
+	 * llist patch.  So everything that reads va (its size, here) happens
+	 * before the push, and the decision to purge uses the value that the
+	 * atomic add *returned*, not a re-read of the counter or of va.
+	 * vm_publish() (lazy_push) adds then publishes; after it, va is not
+	 * ours.
+	 */
+	*lazy = vm_publish(s, shard, va);
+#ifdef VMAP_TEST_HOOKS
+	/* The regression test of the seed's race: here another CPU's purge
+	 * may take va, release it and free the record. */
+	if (vm_test_after_publish)
+		vm_test_after_publish(s);
+#ifdef VMAP_TEST_OLD_ORDER
+	{
+		/* The pre-2016 order: the size read after publishing. */
+		volatile uint64_t size = va->end - va->start;
+
+		(void)size;
+	}
+#endif
+#endif
+	pthread_mutex_unlock(&shard->lock);
+	free(retired);
+	/* A block's pieces were counted instead. */
+	if (!(how & FREE_BLOCK))
+		vm_count(&s->frees, 1);
+	return 0;
+}
+
+bool vm_is_area(vmap_space *s, uint64_t addr)
+{
+	struct busy_shard *shard = busy_shard_of(&s->busy, addr);
+	struct va *va;
+	bool area;
+
+	pthread_mutex_lock(&shard->lock);
+	va = __busy_find(shard, addr);
+	area = va && !(va->flags & VA_BLOCK);
+	pthread_mutex_unlock(&shard->lock);
+	return area;
+}

@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * reclaim.c - the one policy: when to purge, on which thread, and how much.
+ *
+ * The mechanisms only report: a free says how many pages are lazy counting
+ * its area (area.c, vblock.c), an allocation says it found no room, a mapping
+ * says the kernel refused it.  Every decision is made here:
+ *
+ *   event                    no purger (range spaces)   purger (memory spaces)
+ *   a free, lazy > threshold  try a purge on this thread  wake the purger
+ *   a free, lazy > 2x         wait and purge here         the same: back-pressure
+ *   a free, anything lazy     -                           the purger's timer
+ *   a free, strict space      purge here, at once         (strict has none)
+ *   no room for an area       sync purge here, retry once -- if anything that
+ *                             a purge frees could make room for it
+ *   a mapping refused         sync purge here, retry once
+ *   vmap_purge                as asked, here
+ *   vmap_unmap_aliases        sync purge with the blocks' dirty ranges, here
+ *
+ * A sync purge releases everything it can: fragmented vmap blocks and warm
+ * areas go to the lazy list first, as the kernel's does.  In a strict space
+ * a purge repeats while anything is lazy: a free made by the flush callback
+ * itself could not purge (this purge holds the mutex), and strict promises
+ * release at once.
+ *
+ * The threshold is the kernel's lazy_max_pages.  The 2x rule: a try that
+ * finds a purge running leaves the list growing for as long as that purge
+ * takes; past twice the threshold the free waits for it and purges again, so
+ * laziness stays bounded.  With a purger, that wait is the only purge a free
+ * ever runs, and it is counted (`backpressure`).
+ */
+#include <errno.h>
+
+#include "internal.h"
+
+enum cause { BY_THRESHOLD, BY_MISS, BY_CALL, BY_STRICT, BY_ALIASES };
+
+static void count_cause(vmap_space *s, enum cause c)
+{
+	static const size_t field[] = {
+		[BY_THRESHOLD] = offsetof(vmap_space, purges_threshold),
+		[BY_MISS] = offsetof(vmap_space, purges_miss),
+		[BY_CALL] = offsetof(vmap_space, purges_called),
+		[BY_STRICT] = offsetof(vmap_space, purges_strict),
+		[BY_ALIASES] = offsetof(vmap_space, purges_aliases),
+	};
+
+	vm_count((atomic_uint_fast64_t *)((char *)s + field[c]), 1);
+}
+
+/* Purge mutex held: one purge, repeated in a strict space while anything is
+ * lazy; counted under its cause if it did anything. */
+static void run(vmap_space *s, enum cause c, bool force, struct va *extra,
+		uint64_t nextra)
+{
+	bool did = __vm_purge(s, force, extra, nextra);
+
+	while (s->strict && vm_read(&s->lazy.areas))
+		did |= __vm_purge(s, false, NULL, 0);
+	if (did)
+		count_cause(s, c);
+}
+
+/* Everything that can be released, released, before this returns.  All
+ * under the purge mutex: a second sync purge must not find the pool empty
+ * and return while the areas this one took from it are not yet released. */
+static void purge_all(vmap_space *s, enum cause c, bool force)
+{
+	pthread_mutex_lock(&s->purge_lock);
+	__purge_fragmented_blocks(s);
+	pool_drain(s);
+	run(s, c, force, NULL, 0);
+	pthread_mutex_unlock(&s->purge_lock);
+}
+
+/* A purge of the lazy list only; with wait false, none if one is running. */
+static bool purge_lazy(vmap_space *s, enum cause c, bool wait)
+{
+	if (wait)
+		pthread_mutex_lock(&s->purge_lock);
+	else if (pthread_mutex_trylock(&s->purge_lock))
+		return false;
+	run(s, c, false, NULL, 0);
+	pthread_mutex_unlock(&s->purge_lock);
+	return true;
+}
+
+/* lazy past twice the threshold, said without 2 * max (which may wrap). */
+static bool past_twice(const vmap_space *s, uint64_t lazy)
+{
+	return lazy > s->lazy_max_pages &&
+	       lazy - s->lazy_max_pages > s->lazy_max_pages;
+}
+
+void reclaim_freed(vmap_space *s, uint64_t lazy)
+{
+	/* A flush callback's free must not wait for the purge running it. */
+	bool may_wait = !vm_in_flush(s);
+
+	if (s->strict && may_wait) {
+		purge_lazy(s, BY_STRICT, true);
+		return;
+	}
+	if (past_twice(s, lazy) && may_wait) {
+		if (s->purger.enabled)
+			vm_count(&s->backpressure, 1);
+		purge_lazy(s, BY_THRESHOLD, true);
+		return;
+	}
+	if (s->purger.enabled && lazy > s->lazy_max_pages) {
+		if (atomic_load_explicit(&s->purger.urgent,
+					 memory_order_relaxed) ||
+		    purger_kick(s, true))
+			return;
+	} else if (s->purger.enabled) {
+		/* Something is lazy or warm now: an idle purger must start
+		 * its clock.  The fence pairs with the purger's before it
+		 * goes idle (purger.c). */
+		atomic_thread_fence(memory_order_seq_cst);
+		if (!atomic_load_explicit(&s->purger.idle,
+					  memory_order_relaxed) ||
+		    purger_kick(s, false))
+			return;
+	}
+	/* No purger (or none could be started).  An extra try on the
+	 * boundary, when two frees cross it at once, is harmless: the second
+	 * finds the purge running. */
+	if (lazy > s->lazy_max_pages)
+		purge_lazy(s, BY_THRESHOLD, false);
+}
+
+/* Is anything lazy (or being purged), warm, or in a vmap block that a sync
+ * purge might free? */
+static bool purge_could_help(vmap_space *s)
+{
+	return vm_read(&s->lazy.pages) || vm_read(&s->pool_areas) ||
+	       vm_read(&s->blocks_created) != vm_read(&s->blocks_freed);
+}
+
+bool reclaim_miss(vmap_space *s, const struct fit *f, unsigned tries)
+{
+	/* The lazy counter includes areas a running purge is flushing: they
+	 * are free space a moment from now, and the sync purge waits for
+	 * them.  A window that could never hold the area is not helped. */
+	if (tries || f->nopurge || !ft_could_fit(f) || !purge_could_help(s)) {
+		vm_count(&s->alloc_failures, 1);
+		return false;
+	}
+	vm_count(&s->purge_retries, 1);
+	purge_all(s, BY_MISS, false);
+	return true;
+}
+
+bool reclaim_nomem(vmap_space *s)
+{
+	purge_all(s, BY_MISS, false);
+	return true;
+}
+
+int vmap_purge(vmap_space *s, unsigned how)
+{
+	if (!s || (how & ~(VMAP_PURGE_SYNC | VMAP_PURGE_FORCE_FLUSH)))
+		return -EINVAL;
+	if (how)
+		purge_all(s, BY_CALL, how & VMAP_PURGE_FORCE_FLUSH);
+	else if (!purge_lazy(s, BY_CALL, false))
+		return -EBUSY;
+	return 0;
+}
+
+int vmap_unmap_aliases(vmap_space *s)
+{
+	struct va *dirty = NULL;
+	uint64_t n = 0;
+	int err = 0;
+
+	if (!s)
+		return -EINVAL;
+	pthread_mutex_lock(&s->purge_lock);
+	__purge_fragmented_blocks(s);
+	pool_drain(s);
+	/* A range space's dirty ranges join the flush; a memory space's
+	 * freed pieces must lose their file, which a release does not do. */
+	if (s->memory)
+		err = __remap_freed_pieces(s);
+	else
+		dirty = __collect_dirty(s, &n);
+	run(s, BY_ALIASES, true, dirty, n);
+	pthread_mutex_unlock(&s->purge_lock);
+	return err;
+}

@@ -1,0 +1,626 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * model_ops.c - the model test's operations: random operations on small range
+ * spaces, each run on vmap and on the reference model (model_ref.c), and
+ * checked against it after every one -- the return value and the address
+ * here, the rest by check_state.  The first disagreement prints where the
+ * choices came from (a seed, or a fuzz input), the operation and its index,
+ * and stops.  The choices -- spaces, operations, arguments -- are drawn from
+ * a PRNG (model_test.c) or from a fuzz input's bytes (fuzz/fuzz_model.c);
+ * see model.h, whose drivers' side is at the end of this file.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE	/* sched_getcpu, sched_setaffinity */
+#endif
+#include <errno.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <string.h>
+#include <vmap.h>
+
+#include "draw.h"
+#define MODEL_ENGINE
+#include "model.h"
+#include "test.h"
+
+#define SENTINEL 0x5e5e5e5e5e5e5e5eull /* an out-parameter not written */
+
+enum { OP_ALLOC, OP_XALLOC, OP_BAD_ARGS, OP_FREE, OP_BAD_FREE, OP_PURGE,
+       OP_RAM_ALLOC, OP_RAM_FREE, OP_BAD_RAM };
+static const char *const op_name[] = { "alloc", "xalloc", "bad xalloc",
+				       "free", "bad free", "purge",
+				       "ram alloc", "ram free", "bad ram op" };
+
+vmap_space *space;
+int model_nchecks;
+static struct draw src;		/* where the choices come from */
+static uint64_t seed;		/* ... a PRNG's seed */
+static bool fuzzing;		/* ... or a fuzz input */
+static size_t fed;		/* of this many bytes */
+static uint64_t op_index;
+static struct op cur;
+
+static uint64_t rnd(uint64_t n)
+{
+	return draw(&src, n);
+}
+
+static bool chance(unsigned pct)
+{
+	return rnd(100) < pct;
+}
+
+/* Say where it went wrong and stop: exit for a test run, abort for a fuzz
+ * input, which is how libFuzzer knows to keep it. */
+void model_fail(const char *file, int line, const char *fmt, ...)
+{
+	const char *name = strrchr(file, '/');
+	va_list ap;
+
+	name = name ? name + 1 : file;
+	if (fuzzing)
+		fprintf(stderr, "%s:%d: fuzz input of %zu bytes, ", name,
+			line, fed);
+	else
+		fprintf(stderr, "%s:%d: seed %#llx, ", name, line,
+			(ull)seed);
+	fprintf(stderr, "op %llu (%s): size %#llx "
+		"align %#llx phase %#llx nocross %#llx window [%#llx, %#llx) "
+		"flags %#x addr %#llx how %#x variant %d; space [%#llx, %#llx) "
+		"page %#llx lazy_max %llu strict %d block_pages %llu:\n  ",
+		(ull)op_index, op_name[cur.kind], (ull)cur.size,
+		(ull)cur.align, (ull)cur.phase, (ull)cur.nocross,
+		(ull)cur.vstart, (ull)cur.vend, cur.flags, (ull)cur.addr,
+		cur.how, cur.variant, (ull)m.base, (ull)m.end, (ull)m.ps,
+		(ull)m.lazy_max, m.strict, (ull)m.bp);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	if (fuzzing)
+		abort();
+	exit(1);
+}
+
+/* ---- generating operations ---- */
+
+static uint64_t log2_up(uint64_t x)
+{
+	return x <= 1 ? 0 : 64 - __builtin_clzll(x - 1);
+}
+
+/* A valid request, or one whose window holds no page: mostly ordinary. */
+static void gen_alloc(struct op *o, bool x)
+{
+	uint64_t a = rnd(m.npages), b = a + rnd(m.npages - a), al;
+
+	o->size = (1 + rnd(m.small ? 2 : chance(80) ? 16 : 64)) * m.ps;
+	if (chance(20))
+		o->size -= rnd(m.ps);	/* rounds up to the same pages */
+	else if (!m.small && chance(2))
+		o->size = (m.npages + 1 + rnd(m.npages)) * m.ps;
+	if (m.small)	/* mostly nothing to fail on: the lazy list grows */
+		o->align = chance(95) ? 1ull << rnd(log2_up(m.ps) + 1)
+				      : m.ps << (4 + rnd(4)); /* many misses */
+	else if (chance(50))	/* below the page size means the page size */
+		o->align = 1ull << rnd(log2_up(m.ps) + 7);
+	else if (chance(2))	/* only base 0 or a lucky base has room */
+		o->align = 1ull << (40 + rnd(24));
+	o->vstart = 0;
+	o->vend = UINT64_MAX;
+	if (!m.small && chance(30)) {	/* maybe unaligned or partly out */
+		o->vstart = addr_of(a) + (chance(30) ? rnd(m.ps) : 0);
+		o->vend = addr_of(b + 1) - (chance(30) ? rnd(m.ps) : 0);
+		if (chance(20))
+			o->vstart = rnd(m.base + 1);
+		if (chance(20))
+			o->vend = m.end + rnd(UINT64_MAX - m.end) + 1;
+	}
+	if (!x)
+		return;
+	al = o->align < m.ps ? m.ps : o->align;
+	if (chance(50))
+		o->phase = rnd(al / m.ps) * m.ps;
+	if (chance(40)) {
+		uint64_t k = log2_up(o->size) + rnd(3);
+
+		o->nocross = k < 64 ? 1ull << k : 0;	/* 0: too big */
+		if (o->nocross && o->nocross < m.ps)
+			o->nocross = m.ps;
+	}
+	o->flags = (chance(50) ? VMAP_XALLOC_TOPDOWN : 0) |
+		   (chance(15) ? VMAP_XALLOC_NOPURGE : 0);
+}
+
+/* Spoil one argument of a valid xalloc: it must be -EINVAL. */
+static void spoil(struct op *o)
+{
+	uint64_t p = addr_of(rnd(m.npages - 1));
+	uint64_t al = o->align < m.ps ? m.ps : o->align;
+
+	switch (o->variant = (int)rnd(12)) {
+	case 0: o->size = 0; break;
+	case 1: o->size = UINT64_MAX - rnd(m.ps - 1); break;
+	case 2: o->align = 3ull << rnd(62); break;
+	case 3: o->phase += 1 + rnd(m.ps - 1); break;
+	case 4: o->phase = al + rnd(4) * m.ps; break;
+	case 5: o->nocross = 3ull << rnd(62); break;
+	case 6: o->nocross = m.ps >> (1 + rnd(3)); break;
+	case 7: o->size = (2 + rnd(30)) * m.ps, o->nocross = m.ps; break;
+	case 8: o->flags |= 0x80000000u >> rnd(16); break; /* unknown */
+	case 9: o->vstart = rnd(UINT64_MAX), o->vend = rnd(o->vstart + 1);
+		break;
+	case 10: /* wholly outside: [0, base) or [end, UINT64_MAX) */
+		if (m.base && chance(50))
+			o->vstart = 0, o->vend = m.base - rnd(m.base);
+		else
+			o->vstart = m.end + rnd(m.ps), o->vend = UINT64_MAX;
+		break;
+	default: /* inside, but no whole page: |..[.|..)| */
+		o->vstart = p + 1 + rnd(m.ps - 1);
+		o->vend = o->vstart + 1 + rnd(p + 2 * m.ps - 1 - o->vstart);
+		break;
+	}
+}
+
+/* An address vmap_free must refuse with -ENOENT, changing nothing. */
+static uint64_t gen_bad_free(struct op *o)
+{
+	uint64_t p = rnd(m.npages), q;
+	const struct mblock *b;
+
+	switch (o->variant = (int)rnd(m.ram ? 6 : 4)) {
+	case 0: /* inside a busy area: AA[A]A */
+		if (!m.nbusy)
+			break;
+		q = m.busy[rnd(m.nbusy)];
+		return addr_of(q) + 1 + rnd(m.len_at[q] * m.ps - 1);
+	case 1: /* a lazy area's start: a double free */
+	case 2: /* a page never allocated, or already back */
+		for (q = 0; q < m.npages; q++, p = (p + 1) % m.npages)
+			if (o->variant == 1 ? m.state[p] == LAZY && m.len_at[p]
+					    : m.state[p] == FREE)
+				return addr_of(p);
+		break;
+	case 4: /* a block's start: busy, but not the caller's */
+		for (q = 0; q < MAX_BLOCKS; q++)
+			if ((b = &m.blk[(p + q) % MAX_BLOCKS])->live)
+				return addr_of(b->page);
+		break;
+	case 5: /* a live piece */
+		if (m.npc)
+			return m.pc[rnd(m.npc)].addr;
+		break;
+	}
+	return chance(50) ? m.end + rnd(-m.end) : rnd(m.base + 1) - 1;
+}
+
+/* ---- the vm_map_ram family ---- */
+
+/* 1..RAM_MAX pages, mostly few, sometimes bytes that round up to them;
+ * now and then more than RAM_MAX, for the tree, even more than fit. */
+static uint64_t gen_ram_size(void)
+{
+	uint64_t pages = 1 + rnd(chance(70) ? 8 : RAM_MAX);
+
+	if (chance(4))
+		pages = RAM_MAX + 1 + rnd(chance(10) ? m.npages : 64);
+	return pages * m.ps - (chance(20) ? rnd(m.ps) : 0);
+}
+
+/* Another size for a piece of `size` bytes: of the same pages, or (other)
+ * another count -- half the time one that takes the same slot (4 for 3),
+ * which the library must refuse all the same. */
+static uint64_t gen_size_like(uint64_t size, bool other)
+{
+	uint64_t own = to_pages(size), n = 1ull << order_of(own), pages = own;
+
+	while (other && pages == own)
+		pages = chance(50) ? n / 2 + 1 + rnd(n - n / 2)
+				   : 1 + rnd(RAM_MAX);
+	return pages * m.ps - (chance(30) ? rnd(m.ps) : 0);
+}
+
+/* A busy tree area of more than RAM_MAX pages (vmap_ram_free takes those
+ * back with their length), as an index of m.busy; -1 if none. */
+static long big_area(void)
+{
+	size_t start = m.nbusy ? rnd(m.nbusy) : 0;
+
+	for (size_t i = 0; i < m.nbusy; i++) {
+		size_t j = (start + i) % m.nbusy;
+
+		if (m.len_at[m.busy[j]] > RAM_MAX)
+			return (long)j;
+	}
+	return -1;
+}
+
+/* Any address: in the space (maybe unaligned) or out of it. */
+static uint64_t gen_any_addr(void)
+{
+	uint64_t a = addr_of(rnd(m.npages));
+
+	if (chance(10))
+		return chance(50) ? m.end + rnd(-m.end) : rnd(m.base + 1) - 1;
+	return a + (chance(30) ? rnd(m.ps) : 0);
+}
+
+static void step_ram_alloc(struct op *o)
+{
+	uint64_t addr = SENTINEL, want = SENTINEL;
+	int ret, exp;
+
+	o->size = gen_ram_size();
+	ret = vmap_ram_alloc(space, o->size, &addr);
+	exp = model_ram_alloc(o->size, &want);
+	o->addr = addr;
+	m.ram_full = exp == -ENOSPC;
+	EXPECT(ret == exp && addr == want,
+	       "returned %d (%s), addr %#llx; model %d, addr %#llx", ret,
+	       vmap_strerror(ret), (ull)addr, exp, (ull)want);
+	if (!exp && to_pages(o->size) <= RAM_MAX)
+		m.pc[m.npc++] = (struct piece){ want, o->size };
+}
+
+/* What vmap_ram_free must say, and the model's verdict. */
+static void ram_free(struct op *o)
+{
+	int ret = vmap_ram_free(space, o->addr, o->size);
+	int exp = model_ram_free(o->addr, o->size);
+
+	EXPECT(ret == exp, "returned %d (%s), model %d", ret,
+	       vmap_strerror(ret), exp);
+}
+
+/* A live piece with its size or another of the same order; or a tree area
+ * of more than RAM_MAX pages with its length. */
+static void step_ram_free(struct op *o)
+{
+	long i = m.npc && chance(90) ? -1 : big_area();
+
+	if (i >= 0) {
+		o->variant = 1;
+		o->addr = addr_of(m.busy[i]);
+		o->size = m.len_at[m.busy[i]] * m.ps - rnd(m.ps);
+	} else {
+		const struct piece *pc = &m.pc[rnd(m.npc)];
+
+		o->variant = chance(30) ? 2 : 0;
+		o->addr = pc->addr;
+		o->size = o->variant ? gen_size_like(pc->size, false)
+				     : pc->size;
+	}
+	ram_free(o);
+}
+
+/* Requests vmap_ram_alloc must refuse, and frees vmap_ram_free must
+ * refuse -- or, for addresses drawn at random or freed before, whatever the
+ * model says. */
+static void step_bad_ram(struct op *o)
+{
+	uint64_t addr = SENTINEL, p, i, bytes = m.bp * m.ps;
+	const struct piece *pc = m.npc ? &m.pc[rnd(m.npc)] : NULL;
+	int ret, exp, k;
+
+	switch (o->variant = (int)rnd(9)) {
+	case 0: /* size 0, or so large that rounding it up overflows */
+	case 1:
+		o->size = o->variant ? UINT64_MAX - rnd(m.ps - 1) : 0;
+		ret = vmap_ram_alloc(space, o->size, &addr);
+		exp = model_ram_alloc(o->size, &addr);
+		EXPECT(exp == -EINVAL, "test bug: the size is valid");
+		EXPECT(ret == exp && addr == SENTINEL,
+		       "returned %d (%s), addr %#llx; model %d", ret,
+		       vmap_strerror(ret), (ull)addr, exp);
+		return;
+	case 2: /* nowhere to put the address */
+		o->size = gen_ram_size();
+		ret = vmap_ram_alloc(space, o->size, NULL);
+		EXPECT(ret == -EINVAL, "returned %d (%s), model %d", ret,
+		       vmap_strerror(ret), -EINVAL);
+		return;
+	case 3: /* free with size 0 */
+		o->addr = pc ? pc->addr : gen_any_addr();
+		o->size = 0;
+		break;
+	case 4: /* a live piece, another count (maybe the same slot): -EINVAL */
+		if (!pc)
+			goto any;
+		o->addr = pc->addr;
+		o->size = gen_size_like(pc->size, true);
+		break;
+	case 5: /* in a live block, not a live piece's start: -ENOENT
+		 *   [pp(p)d(d)pp_(_)__], or a byte past a piece's start */
+		if (pc && chance(25)) {
+			o->addr = pc->addr + 1 + rnd(m.ps - 1);
+			o->size = pc->size;
+			break;
+		}
+		if (!m.nblk)
+			goto any;
+		for (k = (int)rnd(MAX_BLOCKS); !m.blk[k].live;
+		     k = (k + 1) % MAX_BLOCKS)
+			;
+		for (p = rnd(m.bp), i = 0; m.blk[k].map[p] && i < m.bp; i++)
+			p = (p + 1) % m.bp;
+		if (m.blk[k].map[p])	/* all 1-page pieces */
+			goto any;
+		o->addr = addr_of(m.blk[k].page + p);
+		o->size = (1 + rnd(RAM_MAX)) * m.ps;
+		break;
+	case 6: /* freed before: a double free, unless reused since */
+		if (!m.ngone)
+			goto any;
+		i = rnd(m.ngone < 64 ? m.ngone : 64);
+		o->addr = m.gone[i].addr;
+		o->size = m.gone[i].size;
+		break;
+	case 7: /* more than RAM_MAX pages, at a piece, a block or a tree
+		 * area, of another length: -EINVAL or -ENOENT */
+		if (pc && chance(50))
+			o->addr = chance(50) ? pc->addr
+					     : pc->addr & ~(bytes - 1);
+		else if (m.nbusy)
+			o->addr = addr_of(m.busy[rnd(m.nbusy)]);
+		else
+			goto any;
+		o->size = (RAM_MAX + 1 + rnd(2 * m.bp)) * m.ps;
+		break;
+	default:
+	any: /* anywhere */
+		o->variant = 8;
+		o->addr = gen_any_addr();
+		o->size = (1 + rnd(chance(90) ? RAM_MAX : 2 * m.bp)) * m.ps;
+		break;
+	}
+	ret = vmap_ram_free(space, o->addr, o->size);
+	exp = model_ram_free(o->addr, o->size);
+	EXPECT(o->variant >= 6 || exp == (o->variant == 5 ? -ENOENT : -EINVAL),
+	       "test bug: the bad free is valid (model %d)", exp);
+	EXPECT(ret == exp, "returned %d (%s), model %d", ret,
+	       vmap_strerror(ret), exp);
+}
+
+static void step(struct op *o, unsigned p_alloc)
+{
+	uint64_t addr = SENTINEL, want = SENTINEL, r = rnd(1000);
+	int ret, exp;
+	bool drain;
+
+	memset(o, 0, sizeof(*o));
+	/* In ram spaces, 4.5% bad ram ops and 60% of the rest ram ops.
+	 * Freed pieces give no room back until their block goes: after a
+	 * miss, drain harder, or the space stays full of blocks. */
+	drain = !chance(p_alloc) || m.st.busy_pages > m.cap ||
+		(m.ram_full && chance(50));
+	o->kind = r < 25 ? OP_BAD_FREE : r < 35 ? OP_BAD_ARGS :
+		  r < 35 + m.purge_rate ? OP_PURGE :
+		  m.ram && r < 80 + m.purge_rate ? OP_BAD_RAM :
+		  m.ram && chance(60) ?
+		  ((m.npc || big_area() >= 0) && drain ? OP_RAM_FREE
+						       : OP_RAM_ALLOC) :
+		  m.nbusy && drain ? OP_FREE :
+		  chance(60) ? OP_ALLOC : OP_XALLOC;
+	switch (o->kind) {
+	case OP_RAM_ALLOC:
+		step_ram_alloc(o);
+		return;
+	case OP_RAM_FREE:
+		step_ram_free(o);
+		return;
+	case OP_BAD_RAM:
+		step_bad_ram(o);
+		return;
+	case OP_ALLOC:
+	case OP_XALLOC:
+	case OP_BAD_ARGS:
+		gen_alloc(o, o->kind != OP_ALLOC);
+		if (o->kind == OP_BAD_ARGS)
+			spoil(o);
+		if (o->kind == OP_ALLOC)
+			ret = vmap_alloc(space, o->size, o->align, o->vstart,
+					 o->vend, &addr);
+		else
+			ret = vmap_xalloc(space, o->size, o->align, o->phase,
+					  o->nocross, o->vstart, o->vend,
+					  o->flags, &addr);
+		exp = model_alloc(o, &want);
+		EXPECT(o->kind != OP_BAD_ARGS || exp == -EINVAL,
+		       "test bug: the spoiled request is valid");
+		EXPECT(ret == exp && addr == want,
+		       "returned %d (%s), addr %#llx; model %d, addr %#llx",
+		       ret, vmap_strerror(ret), (ull)addr, exp, (ull)want);
+		return;
+	case OP_FREE:
+	case OP_BAD_FREE:
+		o->addr = o->kind == OP_BAD_FREE ? gen_bad_free(o) :
+			  addr_of(m.busy[rnd(m.nbusy)]);
+		ret = vmap_free(space, o->addr);
+		exp = model_free(o->addr);
+		EXPECT(o->kind == OP_FREE || exp == -ENOENT,
+		       "test bug: the bad free is valid");
+		break;
+	default:
+		/* TRY or SYNC, maybe FORCE_FLUSH; variant 1 (and 2 and 3
+		 * in ram spaces): vmap_unmap_aliases; variant 0: an unknown
+		 * bit, -EINVAL. */
+		o->how = (unsigned)rnd(4);
+		o->variant = (int)rnd(10);
+		if (o->variant == 0)
+			o->how |= 4u << rnd(29);
+		if (o->variant == 1 || (m.ram && o->variant <= 3 &&
+					o->variant)) {
+			o->variant = 1;
+			o->how = 0;
+			ret = vmap_unmap_aliases(space);
+			exp = 0;
+			model_unmap_aliases();
+			break;
+		}
+		ret = vmap_purge(space, o->how);
+		exp = o->variant == 0 ? -EINVAL : 0;
+		if (!exp)
+			model_vmap_purge(o->how);
+		break;
+	}
+	EXPECT(ret == exp, "returned %d (%s), model %d", ret,
+	       vmap_strerror(ret), exp);
+}
+
+static void new_space(void)
+{
+	static const uint64_t page_sizes[] = { 4096, 4096, 4096, 512, 65536 };
+	struct vmap_config cfg;
+	int err;
+
+	vmap_space_destroy(space);	/* with whatever is busy or lazy */
+	model_reset();
+	m.ps = page_sizes[rnd(5)];
+	/*
+	 * Mostly purge on the threshold, sometimes at almost every free, or
+	 * at every free (STRICT).  Or, with 1- and 2-page areas, only when
+	 * asked, rarely: purges of hundreds of areas (sorted another way),
+	 * in spaces of more pages than one radix digit covers.
+	 */
+	m.small = chance(25);
+	m.strict = !m.small && chance(10);
+	/*
+	 * Most other spaces serve vm_map_ram too, with blocks of 128 or 256
+	 * pages in 512..4096: room for 2 to 32 blocks.  With a threshold
+	 * below one block every retired block purges; above a few, they
+	 * pile up until a miss or a sync purge.  The rest have the default
+	 * blocks, or any, unused.
+	 */
+	m.ram = !m.small && chance(65);
+	m.bp = m.ram ? 128u << rnd(2) : chance(50) ? 0 : 128u << rnd(10);
+	m.npages = m.small ? 2048 + rnd(2049) :
+		   m.ram ? 512 + rnd(chance(85) ? 1537 : 3585) : 256 + rnd(769);
+	m.cap = m.small ? 512 : m.npages;
+	m.lazy_max = m.small ? 4 * MAX_PAGES :
+		     m.ram && chance(40) ? 256 + rnd(2048) :
+		     chance(80) ? 16 + rnd(285) : 1 + rnd(4);
+	m.purge_rate = m.small ? 2 : 25;
+	switch (rnd(4)) {
+	case 0: m.base = 0; break;	/* 0 is aligned to everything */
+	case 1: m.base = 0x10000000; break;
+	case 2: m.base = rnd(1ull << 36) * m.ps; break;
+	default: m.base = -m.ps * (m.npages + 1); break; /* the very top */
+	}
+	m.end = m.base + m.npages * m.ps;
+	m.st.total_pages = m.npages;
+	m.st.lazy_max_pages = m.lazy_max;
+	vmap_config_init(&cfg);
+	cfg.base = m.base;
+	cfg.length = m.npages * m.ps;
+	cfg.page_size = m.ps;
+	cfg.lazy_max_pages = m.lazy_max;
+	cfg.flush = flush_cb;
+	cfg.flags = m.strict ? VMAP_SPACE_STRICT : 0;
+	cfg.block_pages = m.bp;
+	m.bp = m.bp ? m.bp : 1024;	/* the kernel's */
+	m.st.block_pages = m.bp;
+	err = vmap_space_create(&cfg, &space);
+	EXPECT(err == 0, "vmap_space_create() = %d", err);
+}
+
+/* ---- the drivers' side (model.h) ---- */
+
+void model_seed(uint64_t s)
+{
+	seed = s;
+	fuzzing = false;
+	op_index = 0;
+	draw_seed(&src, s);
+}
+
+void model_feed(const uint8_t *data, size_t size)
+{
+	fuzzing = true;
+	fed = size;
+	op_index = 0;
+	draw_feed(&src, data, size);
+}
+
+void model_record(uint8_t *buf, size_t cap)
+{
+	draw_record(&src, buf, cap);
+}
+
+size_t model_recorded(void)
+{
+	return src.lost ? 0 : src.nrec;
+}
+
+uint64_t model_rnd(uint64_t n)
+{
+	return rnd(n);
+}
+
+void model_new_space(void)
+{
+	new_space();
+}
+
+void model_step(unsigned p_alloc)
+{
+	uint64_t flushes_before = m.st.flushes;
+
+	step(&cur, p_alloc);
+	check_state(flushes_before);
+	op_index++;
+}
+
+/* Steps between new draws of the fill/drain balance, in a fuzz input. */
+#define BALANCE_EVERY 256
+
+void model_run_space(uint64_t max_ops)
+{
+	unsigned p_alloc = 50;
+
+	model_new_space();
+	for (uint64_t i = 0; i < max_ops && !(fuzzing && draw_done(&src));
+	     i++) {
+		if (i % BALANCE_EVERY == 0)
+			p_alloc = 10 + (unsigned)rnd(70);
+		model_step(p_alloc);
+	}
+}
+
+void model_end_space(void)
+{
+	vmap_space_destroy(space);
+	space = NULL;
+}
+
+/* Stay on the CPU we are on: one block queue, so a deterministic run. */
+void model_pin(void)
+{
+	int cpu = sched_getcpu();
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu < 0 ? 0 : cpu, &set);
+	REQUIRE(sched_setaffinity(0, sizeof(set), &set) == 0);
+}
+
+uint64_t model_ops(void)
+{
+	return op_index;
+}
+
+const struct vmap_stats *model_stats(void)
+{
+	return &m.st;
+}
+
+bool model_small_areas(void)
+{
+	return m.small;
+}
+
+int model_checks(void)
+{
+	return model_nchecks;
+}

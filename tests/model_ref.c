@@ -1,0 +1,609 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * model_ref.c - the model test's reference: vmap as a model too simple to be
+ * wrong, one state byte per page and a brute-force search of every candidate
+ * address; and the comparison of vmap with it after every operation.
+ *
+ * The spaces are small range spaces (256..4096 pages, so that the model can
+ * afford O(pages) per step).  After every operation, the return value and
+ * the address (compared by model_ops.c, which makes the operations), the
+ * flushed ranges, the counters of vmap_stats() and vmap_check() must agree
+ * with the model; see model.h.
+ *
+ * Most spaces also serve the vm_map_ram family: pieces of 2^order pages
+ * bumped out of vmap blocks of 128 or 256 pages, dirty once freed, each block
+ * retired as one lazy area when all dirty or, fragmented, by a sync purge, an
+ * allocation miss or vmap_unmap_aliases, which also flushes the blocks' dirty
+ * ranges.  The thread is pinned to one CPU, so the library uses one block
+ * queue and the model one free list.
+ *
+ * In the pictures, A and B are busy areas, + lazy pages and . free pages;
+ * in a block, p is a live piece, d dirty and _ never handed out.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <string.h>
+#include <vmap.h>
+
+#define MODEL_ENGINE
+#include "model.h"
+
+#define FT_MISSES 16	/* "more than 16" misses: see vmap_alloc */
+
+/* A request as the header defines it: size in whole pages, align at least
+ * a page, [lo, hi) the window clipped to the space's whole pages. */
+struct fit {
+	uint64_t size, align, phase, nocross, lo, hi;
+	bool topdown, nopurge;
+};
+
+struct model m;
+
+/* What the flush callback saw: never more than one call per operation. */
+static struct {
+	uint64_t calls;
+	size_t n;
+	struct vmap_range r[MAX_PAGES];
+	const char *bad;
+} flog;
+
+void model_reset(void)
+{
+	memset(&m, 0, sizeof(m));
+	memset(&flog, 0, sizeof(flog));
+}
+
+/* Check what the header promises of every flush as it happens; the exact
+ * ranges are compared with the model's after the operation. */
+void flush_cb(void *ctx, const struct vmap_range *r, size_t n)
+{
+	(void)ctx;
+	flog.calls++;
+	flog.n = n;
+	for (size_t i = 0; i < n && !flog.bad; i++) {
+		if (n > (m.npages + 1) / 2)
+			flog.bad = "more ranges than can be apart";
+		else if (r[i].start >= r[i].end ||
+			 (r[i].start | r[i].end) % m.ps)
+			flog.bad = "an empty or unaligned range";
+		else if (r[i].start < m.base || r[i].end > m.end)
+			flog.bad = "a range outside the space";
+		else if (i && r[i - 1].end >= r[i].start)
+			flog.bad = "ranges unsorted, overlapping or touching";
+		else
+			flog.r[i] = r[i];
+	}
+}
+
+/* ---- the model ---- */
+
+uint64_t addr_of(uint64_t page)
+{
+	return m.base + page * m.ps;
+}
+
+/*
+ * Every lazy page becomes free in one flush, of the maximal runs of lazy
+ * pages (touching lazy areas coalesce; lazy and free pages do not):
+ *   AA++++..++BB+  ->  flush [2,6) [8,10) [12,13)
+ * With `aliases` (vmap_unmap_aliases), the dirty range of every live block
+ * joins the flush, and coalesces with what it touches, and is forgotten;
+ * it stays in its block, and is no lazy area:
+ *   ++[ppddpdp___][dd_______]  ->  flush [0,8) [12,14)
+ */
+static void model_purge(bool force, bool aliases)
+{
+	static bool flush[MAX_PAGES];
+	bool in_run = false;
+	uint64_t dirty = 0;
+
+	memset(flush, 0, m.npages);
+	for (size_t k = 0; aliases && k < MAX_BLOCKS; k++) {
+		struct mblock *b = &m.blk[k];
+
+		if (!b->live || b->dmin >= b->dmax)
+			continue;
+		memset(&flush[b->page + b->dmin], 1, b->dmax - b->dmin);
+		b->dmin = (uint32_t)m.bp;
+		b->dmax = 0;
+		dirty++;
+	}
+	if (!m.st.lazy_areas && !dirty && !force)
+		return;
+	m.nexp = 0;
+	for (uint64_t p = 0; p < m.npages; p++) {
+		bool f = flush[p] || m.state[p] == LAZY;
+
+		if (f && !in_run)
+			m.exp[m.nexp++].start = addr_of(p);
+		if ((in_run = f))
+			m.exp[m.nexp - 1].end = addr_of(p + 1);
+		if (m.state[p] == LAZY) {
+			m.state[p] = FREE;
+			m.len_at[p] = 0;
+		}
+	}
+	m.st.purges++;
+	m.st.flushes++;
+	m.st.ranges_flushed += m.nexp;
+	m.st.areas_purged += m.st.lazy_areas;
+	if (m.st.lazy_areas > m.st.purge_max_areas)
+		m.st.purge_max_areas = m.st.lazy_areas;
+	m.st.lazy_areas = m.st.lazy_pages = 0;
+}
+
+/* The area [p, p + pages) goes onto the lazy list. */
+static void make_lazy(uint64_t p, uint64_t pages)
+{
+	memset(&m.state[p], LAZY, pages);
+	m.st.busy_areas--;
+	m.st.busy_pages -= pages;
+	m.st.lazy_pages += pages;
+	m.st.lazy_areas++;
+}
+
+/* A free that pushes onto the lazy list purges (TRY, never contended here)
+ * past the threshold, and at every free in a STRICT space (SYNC: but a
+ * plain purge, not a sync_purge of fragmented blocks). */
+static void after_lazy_free(void)
+{
+	if (m.strict || m.st.lazy_pages > m.lazy_max)
+		model_purge(false, false);
+}
+
+/* ---- vmap blocks ---- */
+
+static void fl_remove(size_t k)
+{
+	for (size_t i = 0; i < m.nfl; i++)
+		if (m.fl[i] == k) {
+			memmove(&m.fl[i], &m.fl[i + 1],
+				(m.nfl - i - 1) * sizeof(m.fl[0]));
+			m.nfl--;
+			return;
+		}
+}
+
+/* The live block whose first byte is start; -1 if none. */
+static int block_starting(uint64_t start)
+{
+	for (int k = 0; k < MAX_BLOCKS; k++)
+		if (m.blk[k].live && addr_of(m.blk[k].page) == start)
+			return k;
+	return -1;
+}
+
+/* The live block holding addr: a block is aligned to its size, so it
+ * starts at addr rounded down to that; -1 if none. */
+static int block_of(uint64_t addr)
+{
+	return block_starting(addr & ~(m.bp * m.ps - 1));
+}
+
+/* All dirty, or fragmented: the whole block goes lazy, as one area. */
+static void retire(size_t k, bool may_purge)
+{
+	struct mblock *b = &m.blk[k];
+
+	b->live = false;
+	fl_remove(k);
+	m.nblk--;
+	m.st.blocks_freed++;
+	make_lazy(b->page, m.bp);
+	if (may_purge)
+		after_lazy_free();
+}
+
+/* Nothing live, not all dirty: free + dirty == block_pages, and only
+ * blocks with free pages are on the free list:  dd__d__ddd____ */
+static void purge_fragmented(void)
+{
+	uint32_t list[MAX_BLOCKS];
+	size_t n = m.nfl;
+
+	memcpy(list, m.fl, n * sizeof(list[0]));
+	for (size_t i = 0; i < n; i++) {
+		struct mblock *b = &m.blk[list[i]];
+
+		if (b->free + b->dirty == m.bp && b->dirty != m.bp)
+			retire(list[i], false);
+	}
+}
+
+/* vmap_purge: SYNC and FORCE_FLUSH free fragmented blocks first. */
+void model_vmap_purge(unsigned how)
+{
+	if (how & (VMAP_PURGE_SYNC | VMAP_PURGE_FORCE_FLUSH))
+		purge_fragmented();
+	model_purge(how & VMAP_PURGE_FORCE_FLUSH, false);
+}
+
+void model_unmap_aliases(void)
+{
+	purge_fragmented();
+	model_purge(true, true);
+}
+
+/* The -EINVAL rules of vmap_xalloc, straight from the header. */
+static int model_args(const struct op *o, struct fit *f)
+{
+	uint64_t pmask = m.ps - 1, lo, hi;
+
+	if (!o->size || o->size > UINT64_MAX - pmask ||
+	    (o->align & (o->align - 1)) || o->vstart >= o->vend ||
+	    (o->flags & ~VMAP_XALLOC_FLAGS_KNOWN))
+		return -EINVAL;
+	f->size = (o->size + pmask) & ~pmask;
+	f->align = o->align < m.ps ? m.ps : o->align;
+	if (o->phase % m.ps || o->phase >= f->align)
+		return -EINVAL;
+	if (o->nocross && ((o->nocross & (o->nocross - 1)) ||
+			   o->nocross < m.ps || o->nocross < f->size))
+		return -EINVAL;
+	lo = o->vstart > m.base ? o->vstart : m.base;
+	hi = o->vend < m.end ? o->vend : m.end;
+	/* Rounding up overflows only if lo >= hi, which is -EINVAL anyway. */
+	f->lo = (lo + pmask) & ~pmask;
+	f->hi = hi & ~pmask;
+	if (lo >= hi || f->lo >= f->hi)
+		return -EINVAL;
+	f->phase = o->phase;
+	f->nocross = o->nocross;
+	f->topdown = o->flags & VMAP_XALLOC_TOPDOWN;
+	f->nopurge = o->flags & VMAP_XALLOC_NOPURGE;
+	return 0;
+}
+
+/* The lowest (highest) page of free block [s, e) that holds the area. */
+static bool block_fit(const struct fit *f, uint64_t s, uint64_t e,
+		      uint64_t *page)
+{
+	uint64_t lo = (f->lo - m.base) / m.ps, hi = (f->hi - m.base) / m.ps;
+	uint64_t pages = f->size / m.ps;
+
+	lo = lo > s ? lo : s;
+	hi = hi < e ? hi : e;
+	for (uint64_t i = 0; hi >= lo + pages && i <= hi - lo - pages; i++) {
+		uint64_t p = f->topdown ? hi - pages - i : lo + i;
+		uint64_t a = addr_of(p);
+
+		if ((a - f->phase) % f->align == 0 &&
+		    (!f->nocross ||
+		     a / f->nocross == (a + f->size - 1) / f->nocross)) {
+			*page = p;
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * Placement as the header has it: the lowest (highest) fit, unless the
+ * search, going through the free blocks in address order (reversed), meets
+ * more than FT_MISSES blocks at least as long as the area, in the window,
+ * that cannot hold it.  Then the lowest (highest) block of at least size +
+ * 2 * align + nocross that holds it, and failing that, the lowest fit again.
+ * Lazy pages are not free: in "AA++..B" 3 pages fit only after a purge.
+ */
+static bool model_find(const struct fit *f, uint64_t *page)
+{
+	static uint32_t bs[MAX_PAGES], be[MAX_PAGES];	/* free blocks */
+	uint64_t lo = (f->lo - m.base) / m.ps, hi = (f->hi - m.base) / m.ps;
+	uint64_t pages = f->size / m.ps, nb = 0, misses = 0, k, j, big;
+
+	for (uint64_t p = 0; p < m.npages; p++) {
+		if (m.state[p] == FREE && (!p || m.state[p - 1] != FREE))
+			bs[nb++] = (uint32_t)p;
+		if (m.state[p] == FREE)
+			be[nb - 1] = (uint32_t)p + 1;
+	}
+	for (k = 0; k < nb && misses <= FT_MISSES; k++) {
+		j = f->topdown ? nb - 1 - k : k;
+		if (be[j] - bs[j] < pages || be[j] <= lo || bs[j] >= hi)
+			continue;
+		if (block_fit(f, bs[j], be[j], page))
+			return true;
+		misses++;
+	}
+	if (misses <= FT_MISSES)
+		return false;
+	/* size + 2 * align + nocross, saturating: no block is that long */
+	big = f->align > (UINT64_MAX - f->size) / 2 ? UINT64_MAX
+						     : f->size + 2 * f->align;
+	big = big > UINT64_MAX - f->nocross ? UINT64_MAX : big + f->nocross;
+	for (int pass = 0; pass < 2; pass++)
+		for (k = 0; k < nb; k++) {
+			j = f->topdown ? nb - 1 - k : k;
+			if ((pass || (be[j] - bs[j]) * m.ps >= big) &&
+			    block_fit(f, bs[j], be[j], page))
+				return true;
+		}
+	return false;
+}
+
+/*
+ * The tree's search, and on a miss, where that can help -- something is
+ * lazy or a block is live (it may be fragmented), and the window, were it all
+ * free, could hold the area with its alignment, phase and boundary; never
+ * with NOPURGE -- a sync purge (fragmented blocks first) and one more search.
+ */
+static bool model_place(const struct fit *f, uint64_t *p)
+{
+	bool retry;
+
+	if (model_find(f, p))
+		return true;
+	retry = !f->nopurge && (m.st.lazy_pages || m.nblk) &&
+		block_fit(f, 0, m.st.total_pages, &(uint64_t){ 0 });
+	if (!retry)
+		return false;
+	m.st.purge_retries++;
+	purge_fragmented();
+	model_purge(false, false);
+	return model_find(f, p);
+}
+
+int model_alloc(const struct op *o, uint64_t *addr)
+{
+	struct fit f;
+	uint64_t p;
+	int err = model_args(o, &f);
+
+	if (err)
+		return err;
+	if (!model_place(&f, &p)) {
+		m.st.alloc_failures++;
+		return -ENOSPC;
+	}
+	m.len_at[p] = f.size / m.ps;
+	memset(&m.state[p], BUSY, m.len_at[p]);
+	m.busy[m.nbusy++] = p;
+	m.st.busy_areas++;
+	m.st.busy_pages += m.len_at[p];
+	m.st.allocs++;
+	*addr = addr_of(p);
+	return 0;
+}
+
+/* The busy (tree) area starting at addr, as an index of m.busy; -1 if none. */
+static long busy_at(uint64_t addr)
+{
+	uint64_t p = (addr - m.base) / m.ps;
+
+	if (addr < m.base || addr >= m.end || (addr - m.base) % m.ps ||
+	    m.state[p] != BUSY || !m.len_at[p])
+		return -1;
+	for (size_t i = 0;; i++)
+		if (m.busy[i] == p)
+			return (long)i;
+}
+
+static void free_busy(long i)
+{
+	uint64_t p = m.busy[i];
+
+	m.busy[i] = m.busy[--m.nbusy];
+	make_lazy(p, m.len_at[p]);
+	m.st.frees++;
+	after_lazy_free();
+}
+
+/* vmap_free: blocks and pieces are not the caller's: -ENOENT. */
+int model_free(uint64_t addr)
+{
+	long i = busy_at(addr);
+
+	if (i < 0)
+		return -ENOENT;
+	free_busy(i);
+	return 0;
+}
+
+/* Bytes to pages, 0 for 0 bytes or a size whose rounding overflows. */
+uint64_t to_pages(uint64_t size)
+{
+	if (!size || size > UINT64_MAX - (m.ps - 1))
+		return 0;
+	return (size + m.ps - 1) / m.ps;
+}
+
+unsigned order_of(uint64_t pages)
+{
+	unsigned order = 0;
+
+	while ((1ull << order) < pages)
+		order++;
+	return order;
+}
+
+/*
+ * vmap_ram_alloc.  Up to RAM_MAX pages: 2^order pages bumped from the first
+ * block of the free list with that many never handed out, or else from
+ * offset 0 of a new block, placed by the tree as a block-aligned area and
+ * appended to the free list:
+ *   free list [ppdp__][pp____]: 2 pages -> [ppdppp][pp____], off the list;
+ *                                4 pages -> [ppdp__][pppppp]
+ * Above RAM_MAX, an area from the tree, as vmap_alloc(size, 0, 0, max).
+ */
+int model_ram_alloc(uint64_t size, uint64_t *addr)
+{
+	uint64_t pages = to_pages(size), p;
+	unsigned order, n;
+	struct fit f = { 0 };
+	struct mblock *b;
+	size_t k;
+
+	if (!pages)
+		return -EINVAL;
+	if (pages > RAM_MAX) {
+		struct op o = { .size = size, .vend = UINT64_MAX };
+
+		return model_alloc(&o, addr);
+	}
+	order = order_of(pages);
+	n = 1u << order;
+	for (size_t i = 0; i < m.nfl; i++) {
+		uint32_t off;
+
+		b = &m.blk[m.fl[i]];
+		if (b->free < n)
+			continue;
+		off = (uint32_t)m.bp - b->free;
+		b->free -= n;
+		b->map[off] = (uint8_t)pages;
+		if (!b->free)
+			fl_remove(m.fl[i]);
+		m.st.allocs++;
+		*addr = addr_of(b->page + off);
+		return 0;
+	}
+	f.size = f.align = m.bp * m.ps;
+	f.lo = m.base;
+	f.hi = m.end;
+	if (!model_place(&f, &p)) {
+		m.st.alloc_failures++;
+		return -ENOSPC;
+	}
+	for (k = 0; m.blk[k].live; k++)
+		;
+	b = &m.blk[k];
+	memset(b, 0, sizeof(*b));
+	b->live = true;
+	b->page = (uint32_t)p;
+	b->free = (uint32_t)m.bp - n;
+	b->dmin = (uint32_t)m.bp;
+	b->map[0] = (uint8_t)pages;
+	m.fl[m.nfl++] = (uint32_t)k;
+	m.nblk++;
+	memset(&m.state[p], BLK, m.bp);
+	m.len_at[p] = (uint32_t)m.bp;
+	m.st.busy_areas++;
+	m.st.busy_pages += m.bp;
+	m.st.blocks_created++;
+	m.st.allocs++;
+	*addr = addr_of(p);
+	return 0;
+}
+
+/*
+ * vmap_ram_free, as the library decides it:
+ *  - above RAM_MAX pages, vm_free of the busy area there, which must be
+ *    that long (-EINVAL if it is not, be it a block, or if a live piece
+ *    starts there; -ENOENT for a block of that length, or nothing there);
+ *  - else the live block holding addr, a live piece starting at addr
+ *    (-ENOENT if either is missing, -EINVAL if a tree area starts there),
+ *    of that many pages (else -EINVAL, even
+ *    for a count that takes the same slot, as 4 for 3): it turns
+ *    dirty, and the block retires when all of it is:
+ *      [ppdpd] free the 2nd p -> [ppddd]... [ddddd] -> +++++ (lazy)
+ */
+int model_ram_free(uint64_t addr, uint64_t size)
+{
+	uint64_t pages = to_pages(size), off;
+	unsigned order, n;
+	struct mblock *b;
+	long i;
+	int k;
+
+	if (!pages)
+		return -EINVAL;
+	if (pages > RAM_MAX) {
+		if ((i = busy_at(addr)) >= 0) {
+			if (m.len_at[m.busy[i]] != pages)
+				return -EINVAL;
+			free_busy(i);
+			return 0;
+		}
+		/* A live piece there: the wrong count, not a missing
+		 * area; so is a block's length that is not the count. */
+		if ((k = block_of(addr)) >= 0 && addr % m.ps == 0 &&
+		    m.blk[k].map[(addr - addr_of(m.blk[k].page)) / m.ps])
+			return -EINVAL;
+		if (block_starting(addr) >= 0 && pages != m.bp)
+			return -EINVAL;
+		return -ENOENT;
+	}
+	if ((k = block_of(addr)) < 0 || addr % m.ps)
+		/* A tree area there: the wrong count. */
+		return busy_at(addr) >= 0 ? -EINVAL : -ENOENT;
+	b = &m.blk[k];
+	order = order_of(pages);
+	n = 1u << order;
+	off = (addr - addr_of(b->page)) / m.ps;
+	if (!b->map[off])
+		return -ENOENT;
+	if (b->map[off] != pages) /* the exact count, not the slot */
+		return -EINVAL;
+	b->map[off] = 0;
+	for (size_t j = 0;; j++)
+		if (m.pc[j].addr == addr) {
+			m.gone[m.ngone++ % 64] = m.pc[j];
+			m.pc[j] = m.pc[--m.npc];
+			break;
+		}
+	m.st.frees++;
+	b->dirty += n;
+	if (off < b->dmin)
+		b->dmin = (uint32_t)off;
+	if (off + n > b->dmax)
+		b->dmax = (uint32_t)(off + n);
+	if (b->dirty == m.bp)
+		retire((size_t)k, true);
+	return 0;
+}
+
+/* ---- comparing ---- */
+
+#define STATS(X)                                                            \
+	X(total_pages) X(busy_areas) X(busy_pages) X(free_pages)            \
+	X(free_blocks) X(largest_free_pages) X(lazy_areas) X(lazy_pages)    \
+	X(lazy_max_pages) X(allocs) X(frees) X(alloc_failures)              \
+	X(purge_retries) X(purges) X(flushes) X(ranges_flushed)             \
+	X(areas_purged) X(purge_max_areas) X(release_path)                  \
+	X(release_syscalls) X(release_errors) X(block_pages) X(blocks)      \
+	X(block_free_pages) X(block_dirty_pages) X(blocks_created)          \
+	X(blocks_freed)
+#define COMPARE(f)                                                          \
+	EXPECT(st.f == m.st.f, "stats." #f " = %llu, model %llu",           \
+	       (ull)st.f, (ull)m.st.f);
+
+void check_state(uint64_t flushes_before)
+{
+	struct vmap_stats st = { .size = sizeof(st) };
+	uint64_t run = 0;
+	int err;
+
+	EXPECT(!flog.bad, "flush callback got %s", flog.bad);
+	EXPECT(flog.calls == m.st.flushes, "%llu flushes, model %llu",
+	       (ull)flog.calls, (ull)m.st.flushes);
+	if (m.st.flushes != flushes_before) {
+		EXPECT(flog.n == m.nexp, "flushed %zu ranges, model %zu",
+		       flog.n, m.nexp);
+		for (size_t i = 0; i < m.nexp; i++)
+			EXPECT(!memcmp(&flog.r[i], &m.exp[i], sizeof(m.exp[i])),
+			       "flushed [%#llx, %#llx), model [%#llx, %#llx)",
+			       (ull)flog.r[i].start, (ull)flog.r[i].end,
+			       (ull)m.exp[i].start, (ull)m.exp[i].end);
+	}
+	err = vmap_check(space);
+	EXPECT(err == 0, "vmap_check() = %d", err);
+	/* Free blocks are the maximal free runs: "..AA...+.." has 3. */
+	m.st.free_pages = m.st.free_blocks = m.st.largest_free_pages = 0;
+	for (uint64_t p = 0; p < m.npages; p++) {
+		run = m.state[p] == FREE ? run + 1 : 0;
+		m.st.free_pages += run > 0;
+		m.st.free_blocks += run == 1;
+		if (run > m.st.largest_free_pages)
+			m.st.largest_free_pages = run;
+	}
+	m.st.blocks = m.nblk;
+	m.st.block_free_pages = m.st.block_dirty_pages = 0;
+	for (size_t k = 0; k < MAX_BLOCKS; k++)
+		if (m.blk[k].live) {
+			m.st.block_free_pages += m.blk[k].free;
+			m.st.block_dirty_pages += m.blk[k].dirty;
+		}
+	err = vmap_stats(space, &st);
+	EXPECT(err == 0, "vmap_stats() = %d", err);
+	STATS(COMPARE)
+}
