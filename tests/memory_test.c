@@ -24,7 +24,12 @@ static vmap_space *mspace(uint64_t length, uint64_t lazy_max, unsigned flags)
 	vmap_space *s = NULL;
 
 	vmap_config_init(&c);
+	/* No purge thread unless asked (MSPACE_PURGER): these tests look at
+	 * the space between calls, and its timer would change it.  The
+	 * threaded test runs with one, and purger_test tests it. */
 	c.flags = VMAP_SPACE_MEMORY | flags;
+	if (!(flags & VMAP_SPACE_PURGER))
+		c.flags |= VMAP_SPACE_NOPURGER;
 	c.length = length;
 	c.lazy_max_pages = lazy_max;
 	REQUIRE(vmap_space_create(&c, &s) == 0);
@@ -169,7 +174,7 @@ static void test_bad_inputs(void)
 	CHECK(vmap_vmalloc(s, 65 * PG) == NULL && errno == ENOSPC);
 
 	vmap_config_init(&c);
-	c.flags = VMAP_SPACE_MEMORY;
+	c.flags = VMAP_SPACE_MEMORY | VMAP_SPACE_NOPURGER;
 	c.base = 1 << 20; /* the library picks the address */
 	CHECK_EQ(vmap_space_create(&c, &r), -EINVAL);
 	c.base = 0;
@@ -403,7 +408,7 @@ static void test_pool(void)
 	struct vmap_stats st;
 
 	vmap_config_init(&c);
-	c.flags = VMAP_SPACE_MEMORY;
+	c.flags = VMAP_SPACE_MEMORY | VMAP_SPACE_NOPURGER;
 	c.length = 64 * PG;
 	c.pool_max_pages = 8;
 	REQUIRE(vmap_space_create(&c, &s) == 0);
@@ -518,7 +523,7 @@ static void *work(void *arg)
 
 static void test_threads(unsigned flags)
 {
-	vmap_space *s = mspace(1024 * PG, 256, flags);
+	vmap_space *s = mspace(1024 * PG, 256, flags | VMAP_SPACE_PURGER);
 	struct worker w[4];
 	pthread_t t[4];
 	uint64_t seed = test_seed("memory_test threads");

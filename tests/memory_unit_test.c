@@ -90,7 +90,8 @@ static vmap_space *mspace(enum os_release_path path)
 	memset(&fake, 0, sizeof(fake));
 	fake.path = path;
 	vmap_config_init(&c);
-	c.flags = VMAP_SPACE_MEMORY;
+	/* No purge thread: these tests count the fake's calls exactly. */
+	c.flags = VMAP_SPACE_MEMORY | VMAP_SPACE_NOPURGER;
 	c.length = 8192 * PG;
 	c.lazy_max_pages = 1000000;
 	REQUIRE(vmap_space_create(&c, &s) == 0);
