@@ -38,6 +38,10 @@ int tv_preset(struct tv_params *p, const char *name);
 int tv_param(struct tv_params *p, const char *kv);
 
 /* Emit one result line (see above); extra is "" or ,"key":value... */
+/* Resident set in bytes (pg: the page size), or -1; no allocator call, so
+ * it can watch a malloc peer without disturbing it. */
+long bench_rss_bytes(long pg);
+
 void bench_result(const char *scenario, const char *backend,
 		  const char *metric, double value, const char *extra);
 

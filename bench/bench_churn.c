@@ -14,7 +14,6 @@
  * everything the churn used.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -86,24 +85,12 @@ static uint64_t churn_now(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Resident set now, in KiB: statm's second field is resident pages. */
+/* Resident set now, in KiB. */
 static long churn_rss_kib(size_t pg)
 {
-	char buf[128];
-	long size, res;
-	ssize_t n;
-	int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+	long bytes = bench_rss_bytes((long)pg);
 
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = 0;
-	if (sscanf(buf, "%ld %ld", &size, &res) != 2)
-		return -1;
-	return res * (long)(pg / 1024);
+	return bytes < 0 ? -1 : bytes / 1024;
 }
 
 static void *churn_alloc(struct churn *c, size_t bytes)

@@ -26,7 +26,6 @@
  * until its next call (mimalloc, tcmalloc).
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -336,34 +335,6 @@ int reclaim_free_run(const char *backend, int pages, bool pool, int cycles,
 
 /* ---- part 2: RSS after a burst ---- */
 
-/* Resident set, bytes, from /proc/self/statm's second field -- parsed by
- * hand and read into a stack buffer: no allocator call (stdio's FILE and
- * sscanf may allocate). */
-static long rss_bytes(long pg)
-{
-	char buf[128], *p = buf;
-	long res = 0;
-	ssize_t n;
-	int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = 0;
-	while (*p && *p != ' ')
-		p++;
-	while (*p == ' ')
-		p++;
-	if (*p < '0' || *p > '9')
-		return -1;
-	while (*p >= '0' && *p <= '9')
-		res = res * 10 + (*p++ - '0');
-	return res * pg;
-}
-
 struct sample {
 	double t_ms;	/* since the last free returned */
 	long above;	/* RSS - pre-burst RSS, bytes */
@@ -401,7 +372,7 @@ static void sample_at(uint64_t t0, int ms, long base, long pg,
 	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) ==
 	       EINTR)
 		;
-	out->above = rss_bytes(pg) - base;
+	out->above = bench_rss_bytes(pg) - base;
 	out->t_ms = (double)(now_ns() - t0) / 1e6;
 }
 
@@ -477,7 +448,7 @@ int reclaim_rss_run(const char *backend, int areas)
 	}
 	failures += !busy_start(&busy);
 	memset(b.p, 0, (size_t)areas * sizeof(*b.p)); /* faulted in */
-	base = rss_bytes(pg);
+	base = bench_rss_bytes(pg);
 	if (base < 0) {
 		fprintf(stderr, "reclaim: cannot read /proc/self/statm\n");
 		failures++;
@@ -494,7 +465,7 @@ int reclaim_rss_run(const char *backend, int areas)
 		}
 		touch(b.p[i], RSS_AREA_BYTES, (size_t)pg);
 	}
-	peak = rss_bytes(pg) - base;
+	peak = bench_rss_bytes(pg) - base;
 	for (int i = 0; i < areas && b.p[i]; i++)
 		burst_free(&b, b.p[i]);
 	t0 = now_ns();
@@ -511,7 +482,7 @@ int reclaim_rss_run(const char *backend, int areas)
 			fprintf(stderr, "reclaim: vmap: %ld KiB above the "
 				"pre-burst RSS %d ms after the frees, more "
 				"than %d KiB\n",
-				(rss_bytes(pg) - base) / 1024, RSS_CHECK_MS,
+				(bench_rss_bytes(pg) - base) / 1024, RSS_CHECK_MS,
 				RSS_CHECK_SLACK_KIB);
 			failures++;
 		}

@@ -27,6 +27,7 @@
  * vmap.  The exit status is non-zero if any check of any child failed.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -111,6 +112,36 @@ static struct result *res;
 static size_t nres, capres;
 static int failures;
 static char self[PATH_MAX];
+
+/* ---- what the workloads share ---- */
+
+/* Resident set, bytes, from /proc/self/statm's second field -- parsed by
+ * hand and read into a stack buffer: no allocator call (stdio's FILE and
+ * sscanf may allocate). */
+long bench_rss_bytes(long pg)
+{
+	char buf[128], *p = buf;
+	long res = 0;
+	ssize_t n;
+	int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	while (*p && *p != ' ')
+		p++;
+	while (*p == ' ')
+		p++;
+	if (*p < '0' || *p > '9')
+		return -1;
+	while (*p >= '0' && *p <= '9')
+		res = res * 10 + (*p++ - '0');
+	return res * pg;
+}
 
 /* ---- results ---- */
 
