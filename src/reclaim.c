@@ -33,54 +33,39 @@
 
 #include "internal.h"
 
-enum cause { BY_THRESHOLD, BY_MISS, BY_CALL, BY_STRICT, BY_ALIASES };
-
-static void count_cause(vmap_space *s, enum cause c)
-{
-	static const size_t field[] = {
-		[BY_THRESHOLD] = offsetof(vmap_space, purges_threshold),
-		[BY_MISS] = offsetof(vmap_space, purges_miss),
-		[BY_CALL] = offsetof(vmap_space, purges_called),
-		[BY_STRICT] = offsetof(vmap_space, purges_strict),
-		[BY_ALIASES] = offsetof(vmap_space, purges_aliases),
-	};
-
-	vm_count((atomic_uint_fast64_t *)((char *)s + field[c]), 1);
-}
-
 /* Purge mutex held: one purge, repeated in a strict space while anything is
- * lazy; counted under its cause if it did anything. */
-static void run(vmap_space *s, enum cause c, bool force, struct va *extra,
-		uint64_t nextra)
+ * lazy; counted in `cause` (a purges_* counter) if it did anything. */
+static void run(vmap_space *s, atomic_uint_fast64_t *cause, bool force,
+		struct va *extra, uint64_t nextra)
 {
 	bool did = __vm_purge(s, force, extra, nextra);
 
 	while (s->strict && vm_read(&s->lazy.areas))
 		did |= __vm_purge(s, false, NULL, 0);
 	if (did)
-		count_cause(s, c);
+		vm_count(cause, 1);
 }
 
 /* Everything that can be released, released, before this returns.  All
  * under the purge mutex: a second sync purge must not find the pool empty
  * and return while the areas this one took from it are not yet released. */
-static void purge_all(vmap_space *s, enum cause c, bool force)
+static void purge_all(vmap_space *s, atomic_uint_fast64_t *cause, bool force)
 {
 	pthread_mutex_lock(&s->purge_lock);
 	__purge_fragmented_blocks(s);
 	pool_drain(s);
-	run(s, c, force, NULL, 0);
+	run(s, cause, force, NULL, 0);
 	pthread_mutex_unlock(&s->purge_lock);
 }
 
 /* A purge of the lazy list only; with wait false, none if one is running. */
-static bool purge_lazy(vmap_space *s, enum cause c, bool wait)
+static bool purge_lazy(vmap_space *s, atomic_uint_fast64_t *cause, bool wait)
 {
 	if (wait)
 		pthread_mutex_lock(&s->purge_lock);
 	else if (pthread_mutex_trylock(&s->purge_lock))
 		return false;
-	run(s, c, false, NULL, 0);
+	run(s, cause, false, NULL, 0);
 	pthread_mutex_unlock(&s->purge_lock);
 	return true;
 }
@@ -98,13 +83,13 @@ void reclaim_freed(vmap_space *s, uint64_t lazy)
 	bool may_wait = !vm_in_flush(s);
 
 	if (s->strict && may_wait) {
-		purge_lazy(s, BY_STRICT, true);
+		purge_lazy(s, &s->purges_strict, true);
 		return;
 	}
 	if (past_twice(s, lazy) && may_wait) {
 		if (s->purger.enabled)
 			vm_count(&s->backpressure, 1);
-		purge_lazy(s, BY_THRESHOLD, true);
+		purge_lazy(s, &s->purges_threshold, true);
 		return;
 	}
 	if (s->purger.enabled && lazy > s->lazy_max_pages) {
@@ -126,7 +111,7 @@ void reclaim_freed(vmap_space *s, uint64_t lazy)
 	 * boundary, when two frees cross it at once, is harmless: the second
 	 * finds the purge running. */
 	if (lazy > s->lazy_max_pages)
-		purge_lazy(s, BY_THRESHOLD, false);
+		purge_lazy(s, &s->purges_threshold, false);
 }
 
 /* Is anything lazy (or being purged), warm, or in a vmap block that a sync
@@ -147,13 +132,13 @@ bool reclaim_miss(vmap_space *s, const struct fit *f, unsigned tries)
 		return false;
 	}
 	vm_count(&s->purge_retries, 1);
-	purge_all(s, BY_MISS, false);
+	purge_all(s, &s->purges_miss, false);
 	return true;
 }
 
 bool reclaim_nomem(vmap_space *s)
 {
-	purge_all(s, BY_MISS, false);
+	purge_all(s, &s->purges_miss, false);
 	return true;
 }
 
@@ -162,8 +147,8 @@ int vmap_purge(vmap_space *s, unsigned how)
 	if (!s || (how & ~(VMAP_PURGE_SYNC | VMAP_PURGE_FORCE_FLUSH)))
 		return -EINVAL;
 	if (how)
-		purge_all(s, BY_CALL, how & VMAP_PURGE_FORCE_FLUSH);
-	else if (!purge_lazy(s, BY_CALL, false))
+		purge_all(s, &s->purges_called, how & VMAP_PURGE_FORCE_FLUSH);
+	else if (!purge_lazy(s, &s->purges_called, false))
 		return -EBUSY;
 	return 0;
 }
@@ -185,7 +170,7 @@ int vmap_unmap_aliases(vmap_space *s)
 		err = __remap_freed_pieces(s);
 	else
 		dirty = __collect_dirty(s, &n);
-	run(s, BY_ALIASES, true, dirty, n);
+	run(s, &s->purges_aliases, true, dirty, n);
 	pthread_mutex_unlock(&s->purge_lock);
 	return err;
 }
