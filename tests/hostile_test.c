@@ -1866,11 +1866,12 @@ static void fork_phase(bool memory)
 	c.lazy_max_pages = 64; /* purges all the time */
 	if (memory) {
 		c.flags = VMAP_SPACE_MEMORY;
-#ifdef __SANITIZE_THREAD__
-		/* TSan cannot start a thread in the child of a threaded
-		 * process, which the child's first free would (its purger):
-		 * there the purger's fork is left to purger_test's plain
-		 * build. */
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+		/* The child's first free starts its purge thread: TSan
+		 * cannot start one in the child of a threaded process, and
+		 * ASan's allocator (gcc 12) is not fork-safe, so that thread
+		 * may wait for ever on a lock a parent's thread held.  The
+		 * purger's fork is left to the plain build. */
 		c.flags |= VMAP_SPACE_NOPURGER;
 #endif
 		c.length = SPACE;
