@@ -263,10 +263,13 @@ typedef void (*vmap_flush_fn)(void *ctx, const struct vmap_range *ranges,
  *
  * The pool (memory spaces, unless VMAP_SPACE_NOPOOL or STRICT): a released
  *   page costs a page fault when it is next touched (~1.7 us here, far more
- *   than vmap's own work), so a freed area of up to VMAP_POOL_AREA_PAGES
- *   pages is kept *warm* instead -- neither lazy nor released, its pages
- *   still mapped -- while the warm pages stay within pool_max_pages.  A
- *   vmap_vmalloc of the same size takes it back, zeroed by a memset.  Only
+ *   than vmap's own work), so a freed area of any size is kept *warm*
+ *   instead -- neither lazy nor released, its pages still mapped -- while the
+ *   warm pages stay within pool_max_pages (the page budget; default
+ *   VMAP_POOL_DEFAULT_BYTES worth).  A vmap_vmalloc of the same size takes it
+ *   back as it is, with what this process last wrote there (vmap_vzalloc
+ *   zeroes it): a program's steady-state reuse costs no page fault, no
+ *   system call and no memset.  Only
  *   vmap_vmalloc/vmap_vzalloc use the pool (not vmap_alloc, whose constraints
  *   it cannot meet, and not vmap_vmap areas).  vmap_purge with
  *   VMAP_PURGE_SYNC (and vmap_unmap_aliases), and an allocation that finds no
@@ -318,8 +321,8 @@ typedef void (*vmap_flush_fn)(void *ctx, const struct vmap_range *ranges,
 #define VMAP_PURGE_DELAY_DEFAULT_MS 10
 #define VMAP_PURGE_DELAY_MAX_MS 4294967295ull
 
-/* Areas up to this many pages (guard included) can be kept warm. */
-#define VMAP_POOL_AREA_PAGES 64
+/* The warm pool's page budget when pool_max_pages is 0: this many bytes. */
+#define VMAP_POOL_DEFAULT_BYTES (32ull << 20)
 
 #define VMAP_MEMORY_DEFAULT_LENGTH (64ull << 30)
 
@@ -344,7 +347,8 @@ struct vmap_config {
 	void *flush_ctx;	 /* passed to flush */
 	unsigned flags;		 /* VMAP_SPACE_* */
 	uint64_t pool_max_pages; /* memory spaces: warm pages kept for reuse
-				    (see VMAP_SPACE_NOPOOL); 0 = 1024 */
+				    (see VMAP_SPACE_NOPOOL); 0 =
+				    VMAP_POOL_DEFAULT_BYTES / page_size */
 	uint64_t block_pages;	 /* pages per vmap block (vmap_ram_alloc): a
 				    power of two from 128 to 65536; 0 = the
 				    kernel's 1024.  block_pages * page_size
@@ -431,9 +435,11 @@ VMAP_API int vmap_alloc(vmap_space *space, uint64_t size, uint64_t align,
  *   EINVAL  space is NULL or not a memory space; size is 0 or overflows.
  *   ENOSPC  the reservation has no room, even after a purge.
  *   ENOMEM  out of memory for the area's record.
- * Memory from a memory space always reads as zero when handed out (it was
- * never touched, or its pages were released by a purge); vmap_vzalloc
- * promises it, as the kernel's vzalloc does.
+ * Contents, as the kernel's vmalloc and as malloc: vmap_vmalloc's memory is
+ * unspecified -- it reads as zero unless it comes from the warm pool, and
+ * then it holds whatever this process last wrote there (never another
+ * process's data: every page comes from the kernel zeroed); vmap_vzalloc's
+ * reads as zero, at the cost of a memset only for a warm area.
  *
  * vmap_vfree: free an area of a memory space, lazily: its pages stay mapped
  * and keep their contents until the purge that releases them (see the

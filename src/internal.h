@@ -18,6 +18,11 @@
 
 #define VMAP_BUSY_SHARDS 32 /* all held by vmap_check: stay under TSan's 64 */
 
+/* The warm pool's size classes (pool.c): one per size up to POOL_EXACT
+ * pages, then one per power of two up to 2^64 pages. */
+#define POOL_EXACT 64
+#define POOL_CLASSES (POOL_EXACT + 58)
+
 /*
  * One range of the space: a busy area (a vmap block is one too), a warm
  * area, a lazy area, a quarantined area, a free block, or a purge's record of
@@ -141,9 +146,9 @@ struct busy_shard {
 	uint64_t count;
 	uint64_t bytes;
 	/* Memory spaces' warm areas whose start hashes here (pool.c): */
-	struct va *pool[VMAP_POOL_AREA_PAGES]; /* by pages - 1; lock */
-	_Atomic uint64_t pool_mask; /* bit c: pool[c] non-empty; written
-				       under lock, read without */
+	struct va *pool[POOL_CLASSES]; /* by size class; lock */
+	_Atomic uint64_t pool_mask[2]; /* bit c: pool[c] non-empty; written
+					  under lock, read without */
 } __attribute__((aligned(64)));
 
 struct busy_map {

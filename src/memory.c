@@ -5,8 +5,11 @@
  * in batches by the purge (release.c).
  *
  * A memory space is a range space whose range is one reservation of ours,
- * made here.  Memory handed out always reads as zero: it was never touched,
- * or its pages were released, or the pool zeroed it.
+ * made here.  Contents follow the kernel's (and malloc's) contract: what
+ * vmap_vmalloc hands out is unspecified -- fresh or released pages read as
+ * zero, a warm area from the pool holds whatever this process last wrote
+ * there -- and vmap_vzalloc's is zero.  Never another process's data: a page
+ * comes from the kernel zeroed, and a warm area was this process's.
  */
 #include <errno.h>
 #include <string.h>
@@ -50,7 +53,7 @@ void memory_fini(vmap_space *s)
 	s->os->unreserve(s->base, s->end - s->base);
 }
 
-void *vmap_vmalloc(vmap_space *s, size_t size)
+static void *valloc(vmap_space *s, size_t size, bool zero)
 {
 	uint64_t a, ps, pages;
 	int err;
@@ -63,7 +66,10 @@ void *vmap_vmalloc(vmap_space *s, size_t size)
 	if (size && size <= UINT64_MAX - 2 * ps) {
 		pages = (size + ps - 1) / ps + s->guard;
 		if (pool_take(s, pages, &a)) {
-			memset((void *)(uintptr_t)a, 0, (pages - s->guard) * ps);
+			/* Warm: still holds what this process wrote. */
+			if (zero)
+				memset((void *)(uintptr_t)a, 0,
+				       (pages - s->guard) * ps);
 			vm_count(&s->pool_hits, 1);
 			vm_count(&s->allocs, 1);
 			return (void *)(uintptr_t)a;
@@ -77,11 +83,16 @@ void *vmap_vmalloc(vmap_space *s, size_t size)
 	return (void *)(uintptr_t)a;
 }
 
+void *vmap_vmalloc(vmap_space *s, size_t size)
+{
+	return valloc(s, size, false);
+}
+
+/* Only a warm area needs the memset: every other range handed out is
+ * fresh or released, and reads as zero already. */
 void *vmap_vzalloc(vmap_space *s, size_t size)
 {
-	/* Every range handed out is fresh, released, or zeroed from the
-	 * pool: vmalloc memory is always zero. */
-	return vmap_vmalloc(s, size);
+	return valloc(s, size, true);
 }
 
 int vmap_vfree(vmap_space *s, const void *ptr)

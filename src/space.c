@@ -155,7 +155,10 @@ int vmap_space_create(const struct vmap_config *cfg, vmap_space **out)
 	s->guard = c.flags & VMAP_SPACE_GUARD;
 	s->pool_max_pages = 0;
 	if (s->memory && !s->strict && !(c.flags & VMAP_SPACE_NOPOOL))
-		s->pool_max_pages = c.pool_max_pages ? c.pool_max_pages : 1024;
+		s->pool_max_pages =
+			c.pool_max_pages ? c.pool_max_pages
+			: VMAP_POOL_DEFAULT_BYTES / c.page_size
+			? VMAP_POOL_DEFAULT_BYTES / c.page_size : 1;
 	s->os = NULL;
 	s->path = 0;
 	s->base = c.base;

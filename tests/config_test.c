@@ -904,7 +904,8 @@ static void test_memory_edges(void)
 		c.block_pages = 3;
 		CHECK_EQ(vmap_space_create(&c, &m), 0);
 		if (m != SENTINEL) {
-			CHECK_EQ(test_stats(m).pool_max_pages, 1024);
+			CHECK_EQ(test_stats(m).pool_max_pages,
+				 VMAP_POOL_DEFAULT_BYTES / ps);
 			CHECK_EQ(test_stats(m).block_pages, 1024);
 			CHECK_EQ(vmap_check(m), 0);
 			vmap_space_destroy(m);
@@ -970,8 +971,8 @@ static void test_memory_edges(void)
 	tell(&W);
 	vmap_space_destroy(W.s);
 
-	/* An unbounded pool: every small free is warm, every vmalloc of a
-	 * warm size a hit. */
+	/* An unbounded pool: every free is warm, every vmalloc of a warm
+	 * size a hit. */
 	REQUIRE(mem_make(&W, 4096 * ps, 0, 0, UINT64_MAX,
 			 "pool_max_pages UINT64_MAX") == 0);
 	CHECK_EQ(test_stats(W.s).pool_max_pages, UINT64_MAX);
@@ -988,13 +989,14 @@ static void test_memory_edges(void)
 		for (int i = 0; i < 40; i++)
 			CHECK_EQ(vmap_vfree(W.s, v[i]), 0);
 		st = test_stats(W.s);
-		CHECK_EQ(st.pool_areas, 39);
-		CHECK_EQ(st.pool_pages, pages);
-		CHECK_EQ(st.lazy_pages, 100); /* too big to keep warm */
+		CHECK_EQ(st.pool_areas, 40);
+		CHECK_EQ(st.pool_pages, pages + 100); /* any size stays warm */
+		CHECK_EQ(st.lazy_pages, 0);
 		settle(&W);
 		for (int i = 0; i < 39; i++)
 			vmalloc_tracked(&W, 1 + i % 8);
-		CHECK_EQ(test_stats(W.s).pool_hits, 39);
+		vmalloc_tracked(&W, 100);
+		CHECK_EQ(test_stats(W.s).pool_hits, 40);
 		settle(&W);
 		drain(&W);
 	}
@@ -1731,7 +1733,7 @@ static void test_dump(void)
 /* The same in a memory space: warm (pool) areas, lazy, busy, a block. */
 static void test_dump_memory(void)
 {
-	uint64_t ps = (uint64_t)sysconf(_SC_PAGESIZE), piece, bs, bsz;
+	uint64_t ps = (uint64_t)sysconf(_SC_PAGESIZE), piece, bs, bsz, big;
 	struct item it[8];
 	void *p, *q, *r, *x;
 
@@ -1739,10 +1741,12 @@ static void test_dump_memory(void)
 	p = vmap_vmalloc(W.s, ps);
 	q = vmap_vmalloc(W.s, 2 * ps);
 	r = vmap_vmalloc(W.s, ps);
-	x = vmap_vmalloc(W.s, 100 * ps);
+	/* Bigger than the whole pool budget: it cannot be kept warm. */
+	big = VMAP_POOL_DEFAULT_BYTES / ps + 1;
+	x = vmap_vmalloc(W.s, big * ps);
 	REQUIRE(p && q && r && x);
 	CHECK_EQ(vmap_vfree(W.s, q), 0); /* warm */
-	CHECK_EQ(vmap_vfree(W.s, x), 0); /* too big for the pool: lazy */
+	CHECK_EQ(vmap_vfree(W.s, x), 0); /* lazy */
 	REQUIRE(vmap_ram_alloc(W.s, ps, &piece) == 0);
 	settle(&W);
 	bsz = test_stats(W.s).block_pages * ps;
@@ -1750,7 +1754,7 @@ static void test_dump_memory(void)
 	it[0] = (struct item){ (uintptr_t)p, (uintptr_t)p + ps, S_BUSY };
 	it[1] = (struct item){ (uintptr_t)q, (uintptr_t)q + 2 * ps, S_POOL };
 	it[2] = (struct item){ (uintptr_t)r, (uintptr_t)r + ps, S_BUSY };
-	it[3] = (struct item){ (uintptr_t)x, (uintptr_t)x + 100 * ps, S_LAZY };
+	it[3] = (struct item){ (uintptr_t)x, (uintptr_t)x + big * ps, S_LAZY };
 	it[4] = (struct item){ bs, bs + bsz, S_BLOCK };
 	check_dump(&W, it, 5);
 	CHECK_EQ(vmap_ram_free(W.s, piece, ps), 0);

@@ -1340,7 +1340,8 @@ static void locked_workload(vmap_space *s, const char *name, uint64_t *rnd)
 			live[k] = NULL;
 		} else {
 			pages[k] = 1 + test_rand(rnd) % 64;
-			live[k] = vmap_vmalloc(s, pages[k] * PG);
+			/* vzalloc: the zero check below is its promise. */
+			live[k] = vmap_vzalloc(s, pages[k] * PG);
 			if (!live[k]) {
 				nospace++;
 				continue;
@@ -1751,7 +1752,7 @@ static void *hammer(void *arg)
 		size[k] = (1 + test_rand(&h->rnd) % 8) * PG;
 		piece[k] = op >= 8;
 		if (op < 8 && h->memory)
-			a[k] = (uintptr_t)vmap_vmalloc(h->s, size[k]);
+			a[k] = (uintptr_t)vmap_vzalloc(h->s, size[k]);
 		else if (op < 8 &&
 			 vmap_alloc(h->s, size[k], 0, 0, UINT64_MAX, &a[k]))
 			a[k] = 0;
@@ -1771,7 +1772,7 @@ static void *hammer(void *arg)
 		for (uint64_t o = 0; h->memory && a[k] && o < size[k];
 		     o += PG) {
 			if (!piece[k])
-				h->bad += *word(a[k], o) != 0; /* vmalloc: 0 */
+				h->bad += *word(a[k], o) != 0; /* vzalloc: 0 */
 			*word(a[k], o) = tag(h->id, a[k] + o);
 		}
 	}
@@ -1799,7 +1800,7 @@ static void fork_child(void *arg)
 	CHECK_SPACE(s); /* hangs if a lock stayed held */
 	for (int i = 0; i < 8; i++) {
 		if (c->memory) {
-			void *p = vmap_vmalloc(s, (size_t)(i + 1) * PG);
+			void *p = vmap_vzalloc(s, (size_t)(i + 1) * PG);
 
 			CHECK(p != NULL);
 			a[i] = (uintptr_t)p;

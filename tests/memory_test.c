@@ -396,9 +396,11 @@ static void test_vmap_bad(void)
 }
 
 /*
- * The pool: a freed small area is kept warm and handed out again, zeroed.
+ * The pool: a freed area is kept warm and handed out again as it is.
  *   AAAA....   A written, freed: warm, not lazy;
- *   BBBB....   the next vmalloc of that size is A's range, reading zero.
+ *   BBBB....   the next vmalloc of that size is A's range, still holding
+ *              A's data (vmalloc's contents are unspecified, as malloc's);
+ *   ZZZZ....   freed and taken by vzalloc: the same range, zeroed.
  */
 static void test_pool(void)
 {
@@ -424,9 +426,14 @@ static void test_pool(void)
 	CHECK_EQ(vmap_check(s), 0);
 	b = vmap_vmalloc(s, 4 * PG);
 	CHECK(b == a);
-	CHECK(b && all_zero(b, 4 * PG));
+	CHECK(b && b[0] == 0xee && b[4 * PG - 1] == 0xee);
 	CHECK_EQ(test_stats(s).pool_hits, 1);
 	CHECK_EQ(test_stats(s).pool_areas, 0);
+	CHECK_EQ(vmap_vfree(s, b), 0);
+	b = vmap_vzalloc(s, 4 * PG);
+	CHECK(b == a);
+	CHECK(b && all_zero(b, 4 * PG));
+	CHECK_EQ(test_stats(s).pool_hits, 2);
 	/* Another size does not come from the pool. */
 	vmap_vfree(s, b);
 	b = vmap_vmalloc(s, 3 * PG);
@@ -505,13 +512,15 @@ static void *work(void *arg)
 		} else {
 			size_t pages = 1 + test_rand(&w->seed) % 8;
 
-			live[k] = vmap_vmalloc(w->s, pages * PG);
+			/* vzalloc: zero, so any word that is not is
+			 * someone's data, or a missed memset. */
+			live[k] = vmap_vzalloc(w->s, pages * PG);
 			if (!live[k])
 				continue; /* ENOSPC: the space is small */
 			words[k] = pages * PG / 4;
 			for (size_t i = 0; i < words[k]; i++) {
 				if (live[k][i])
-					w->bad++; /* not zero: someone's data */
+					w->bad++;
 				live[k][i] = w->id << 24 ^ (uint32_t)i;
 			}
 		}

@@ -11,10 +11,12 @@
  *
  * What a memory space promises is about the memory itself, so that is what
  * this target checks, through the memory:
- *  - vmalloc memory reads entirely zero when handed out: never an earlier
+ *  - vzalloc memory reads entirely zero when handed out: never an earlier
  *    owner's data (each page of a live area carries its owner's tag in its
  *    first and last words) and never a file's (the memfd's pages are a
- *    nonzero pattern); the tags are intact just before the area is freed, so
+ *    nonzero pattern); vmalloc memory reads zero or, warm from the pool,
+ *    an earlier vmalloc area's own tags at the same page index, and nothing
+ *    else (check_warm); the tags are intact just before the area is freed, so
  *    nobody else was handed, or released, our memory meanwhile;
  *  - a vmap'd or map_ram'd page shows its file page, also after the test
  *    writes the file through a mapping (seen by pread) or with pwrite (seen
@@ -83,7 +85,7 @@
 #define MAX_SPACE_PAGES 16384	/* 64 MiB */
 #define MAX_LIVE 48
 #define MAX_GONE 16		/* freed addresses kept for double frees */
-#define MAX_VMALLOC 80		/* pages: both sides of VMAP_POOL_AREA_PAGES */
+#define MAX_VMALLOC 80		/* pages: both sides of the pool's exact classes */
 #define MAX_N 96		/* vmap and map_ram pages: past VMAP_RAM_MAX_PAGES */
 #define FILE_PAGES 48
 #define RAM_MAX VMAP_RAM_MAX_PAGES
@@ -519,12 +521,44 @@ static void failed(const char *call, bool file)
 	FAIL("%s returned NULL: %s", call, strerror(errno));
 }
 
-/* New memory reads zero, and takes the test's writes: no hole, no
- * protection or file left behind by an earlier owner or a failed call. */
-static void check_new(struct area *a, const char *what)
+/* vmap_vmalloc's contents are unspecified, but only so far: a page reads
+ * zero, or -- a warm area of the same size at the same place -- the tags an
+ * earlier vmalloc area of this process wrote at the same page index, and
+ * nothing else (no file page, no piece's data, no other offset). */
+static void check_warm(const uint8_t *p, size_t n, const char *what)
+{
+	char buf[96];
+
+	must_read(p, n, what);
+	for (size_t i = 0; i < n; i++) {
+		const uint64_t *w = (const uint64_t *)(p + i * ps);
+
+		for (size_t j = 0; j < ps / 8; j++) {
+			bool tag = (j == 0 || j == ps / 8 - 1) &&
+				   w[j] >> 48 == 0xA11C &&
+				   (w[j] & 0xFFFF) == (i & 0xFFFF);
+
+			if (w[j] && !tag) {
+				describe(w[j], buf, sizeof(buf));
+				FAIL("%s: page %p (%zu of %zu) holds neither "
+				     "zero nor an earlier vmalloc's own tag: "
+				     "word %zu is %s", what,
+				     (void *)(p + i * ps), i, n, j, buf);
+			}
+		}
+	}
+}
+
+/* New memory reads zero (vmap_vmalloc: see check_warm), and takes the
+ * test's writes: no hole, no protection or file left behind by an earlier
+ * owner or a failed call. */
+static void check_new(struct area *a, const char *what, bool warm_ok)
 {
 	keep(a);
-	check_zero(a->p, a->pages, what);
+	if (warm_ok)
+		check_warm(a->p, a->pages, what);
+	else
+		check_zero(a->p, a->pages, what);
 	must_write(a->p, a->pages, what);
 	stamp(a);
 }
@@ -542,7 +576,7 @@ static void new_vmalloc(uint32_t pages, size_t size, bool z)
 		return;
 	}
 	me.vmallocs++;
-	check_new(&a, call);
+	check_new(&a, call, !z);
 }
 
 static void op_vmalloc(struct draw *d)
@@ -571,7 +605,7 @@ static void new_ram_alloc(uint32_t pages)
 		return;
 	}
 	a.p = (uint8_t *)(uintptr_t)addr;
-	check_new(&a, "vmap_ram_alloc");
+	check_new(&a, "vmap_ram_alloc", false);
 }
 
 /* n file pages: one run (wrapping at the end of the file: two runs),
@@ -1499,7 +1533,8 @@ static void new_space(struct draw *d)
 	cfg.block_pages = s.bp;
 	cfg.pool_max_pages = draw(d, 4) ? 1 + draw(d, 256) : 0;
 	s.pool_max = s.strict || (s.flags & VMAP_SPACE_NOPOOL) ? 0
-		     : cfg.pool_max_pages ? cfg.pool_max_pages : 1024;
+		     : cfg.pool_max_pages ? cfg.pool_max_pages
+		     : VMAP_POOL_DEFAULT_BYTES / ps;
 	if ((err = vmap_space_create(&cfg, &s.space)))
 		FAIL("vmap_space_create(flags %#x, %llu pages) = %d", s.flags,
 		     (ull)s.npages, err);
