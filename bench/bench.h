@@ -79,4 +79,15 @@ int reclaim_rss_run(const char *backend, int areas);
 #define RECLAIM_PERIOD_MS 2
 #define RECLAIM_WINDOW_MS 300
 
+/* Large buffers, malloc-style: two workers each run `cycles` cycles of
+ * allocate `bytes`, write a byte per 4 KiB page, free the oldest of the 4
+ * it keeps live, with a third thread busy; then RSS every BIGBUF_PERIOD_MS
+ * for `window_ms` with no allocator call.  backend: "vmap" (a memory space,
+ * default flags), "mmap", or "malloc" (whatever malloc the child was started
+ * with).  Returns failures. */
+int bigbuf_run(const char *backend, size_t bytes, int cycles, int window_ms);
+#define BIGBUF_PERIOD_MS 5
+#define BIGBUF_WINDOW_MS 500	  /* the default window */
+#define BIGBUF_MAX_WINDOW_MS 5000
+
 #endif

@@ -20,6 +20,13 @@
  *                 mimalloc and tcmalloc, each set to a 10 ms delay where it
  *                 has one.  Runs are cut at 3 s each (--reclaim-seconds;
  *                 --reclaim-full for the issue's 200,000 cycles x 5)
+ *   bigbuf        what a malloc-style user gets for large buffers: two
+ *                 workers allocate 256 KiB, 1 MiB or 4 MiB, write a byte
+ *                 per page, free the oldest of 4 live, a third thread busy;
+ *                 cycles/s, page faults, peak RSS, then RSS every 5 ms for
+ *                 500 ms with no allocator call -- vmap (a memory space,
+ *                 default flags) against glibc, jemalloc, tcmalloc and
+ *                 mimalloc with their defaults, and mmap/munmap
  *
  * Every (scenario, backend) runs in a child process of its own: a malloc
  * peer is loaded with LD_PRELOAD into its child, and legacy runs as the
@@ -101,6 +108,33 @@ static const struct peer reclaim_rss_peers[] = {
 	  "TCMALLOC_RELEASE_RATE=10" },
 };
 #define NRPEERS (sizeof(reclaim_rss_peers) / sizeof(reclaim_rss_peers[0]))
+
+/* The bigbuf scenario's backends (peers[] by name: the mallocs with their
+ * defaults) and buffer sizes.  --bigbuf-cycles is the count for the first
+ * size; the others run as many bytes (cycles * 256 KiB / their size). */
+static const char *const bigbuf_backends[] = {
+	"vmap", "glibc", "jemalloc", "tcmalloc", "mimalloc", "mmap",
+};
+#define NBBACK (sizeof(bigbuf_backends) / sizeof(bigbuf_backends[0]))
+static const int bigbuf_kib[] = { 256, 1024, 4096 };
+#define NBSIZES (sizeof(bigbuf_kib) / sizeof(bigbuf_kib[0]))
+
+static int bigbuf_cycles(int cycles, int kib)
+{
+	int n = (int)((long)cycles * bigbuf_kib[0] / kib);
+
+	return n > 0 ? n : 1;
+}
+
+/* "256 KiB", "4 MiB". */
+static const char *bigbuf_size(int kib, char *buf)
+{
+	if (kib % 1024)
+		snprintf(buf, 16, "%d KiB", kib);
+	else
+		snprintf(buf, 16, "%d MiB", kib / 1024);
+	return buf;
+}
 
 struct result {
 	char scenario[32], backend[32], metric[64];
@@ -311,6 +345,37 @@ static void run_reclaim(int cycles, int repeats, const char *secs, int areas,
 	}
 }
 
+/* The bigbuf scenario: a child per (size, backend), so that what one size
+ * leaves in an allocator's caches is not the next one's start. */
+static void run_bigbuf(int cycles, int window_ms, bool no_peers)
+{
+	char kib[16], cyc[16], win[16], name[16];
+
+	snprintf(win, sizeof(win), "%d", window_ms);
+	for (size_t z = 0; z < NBSIZES; z++)
+		for (size_t i = 0; i < NBBACK; i++) {
+			const struct peer *p = peer(bigbuf_backends[i]);
+			char *args[] = { kib, cyc, win, NULL };
+
+			if (no_peers && strcmp(p->name, "vmap") &&
+			    strcmp(p->name, "mmap"))
+				continue;
+			if (!peer_available(p)) {
+				if (!z)
+					printf("vmap-bench: %s not run: %s is "
+					       "missing\n", p->name,
+					       p->preload);
+				continue;
+			}
+			snprintf(kib, sizeof(kib), "%d", bigbuf_kib[z]);
+			snprintf(cyc, sizeof(cyc), "%d",
+				 bigbuf_cycles(cycles, bigbuf_kib[z]));
+			printf("== bigbuf: %s, %s\n",
+			       bigbuf_size(bigbuf_kib[z], name), p->name);
+			child("bigbuf", p, args);
+		}
+}
+
 /* ---- the child's side ---- */
 
 static int child_main(int argc, char **argv)
@@ -354,6 +419,15 @@ static int child_main(int argc, char **argv)
 			return reclaim_rss_run(strcmp(backend, "vmap")
 						       ? "malloc" : backend,
 					       atoi(argv[5])) ? 1 : 0;
+	}
+	if (!strcmp(scen, "bigbuf") && argc >= 7) {
+		bool ours = !strcmp(backend, "vmap") ||
+			    !strcmp(backend, "mmap");
+
+		label = backend;
+		return bigbuf_run(ours ? backend : "malloc",
+				  (size_t)atoi(argv[4]) * 1024, atoi(argv[5]),
+				  atoi(argv[6])) ? 1 : 0;
 	}
 	return 2;
 }
@@ -638,6 +712,108 @@ static void reclaim_rss_table(int areas)
 		       value("reclaim", "vmap", "rss_lazy_max_wait_ms", &f));
 }
 
+/* bigbuf: per size, a row per backend: throughput and vmap's lead, faults,
+ * peak RSS, then the RSS after the loop, when no call came. */
+static void bigbuf_table(int cycles, int window_ms)
+{
+	static const int at[] = { 0, 50, 100, 500 };
+	bool any = false, f;
+	char m[64], buf[16];
+
+	for (size_t i = 0; i < NBBACK && !any; i++)
+		value("bigbuf", bigbuf_backends[i], "rss_back_ms_256k", &any);
+	if (!any)
+		return;
+	printf("\nbigbuf: large buffers, malloc-style -- 2 workers each "
+	       "allocate a buffer, write a byte per 4 KiB\n"
+	       "  page, free the oldest of the 4 it keeps live; a third "
+	       "thread busy.  Cycles per worker: %d for\n"
+	       "  256 KiB, as many bytes for the others.  RSS in MiB above "
+	       "the pre-loop level: the peak\n"
+	       "  (sampled every ~1 ms), then after the loop, with no "
+	       "allocator call, every %d ms for %d ms.\n"
+	       "  vmap's lead: its cycles/s over each one's (higher is "
+	       "better).  Back: within 1 MiB (or 5%%).\n"
+	       "%-8s %-9s %9s %7s %8s %8s %7s %7s %7s %7s   %s\n",
+	       cycles, BIGBUF_PERIOD_MS, window_ms, "size", "backend",
+	       "cycles/s", "lead", "faults/c", "peak", "t=0", "50 ms",
+	       "100 ms", "500 ms", "back at");
+	for (size_t z = 0; z < NBSIZES; z++) {
+		bool first = true; /* the size is named on its first row */
+		double base, v, back;
+
+		snprintf(m, sizeof(m), "cycles_per_s_%dk", bigbuf_kib[z]);
+		base = value("bigbuf", "vmap", m, &f);
+		for (size_t i = 0; i < NBBACK; i++) {
+			const char *b = bigbuf_backends[i];
+			char size[16];
+
+			snprintf(m, sizeof(m), "cycles_per_s_%dk",
+				 bigbuf_kib[z]);
+			v = value("bigbuf", b, m, &f);
+			if (!f)
+				continue;
+			printf("%-8s %-9s %9s",
+			       first ? bigbuf_size(bigbuf_kib[z], size) : "",
+			       b, human(v, buf));
+			first = false;
+			/* Up to 4 digits in 7 characters: mmap's is ~1000x. */
+			if (v > 0 && base > 0 && base / v < 100)
+				printf(" %6.2fx", base / v);
+			else if (v > 0 && base > 0)
+				printf(" %6.0fx", base / v);
+			else
+				printf(" %7s", "-");
+			snprintf(m, sizeof(m), "faults_per_cycle_%dk",
+				 bigbuf_kib[z]);
+			printf(" %8.1f", value("bigbuf", b, m, &f));
+			snprintf(m, sizeof(m), "rss_peak_above_kib_%dk",
+				 bigbuf_kib[z]);
+			printf(" %8.1f", value("bigbuf", b, m, &f) / 1024);
+			for (int k = 0; k < 4; k++) {
+				snprintf(m, sizeof(m),
+					 "rss_above_kib_at_%dms_%dk", at[k],
+					 bigbuf_kib[z]);
+				v = value("bigbuf", b, m, &f);
+				if (f)
+					printf(" %7.1f", v / 1024);
+				else
+					printf(" %7s", "-");
+			}
+			snprintf(m, sizeof(m), "rss_back_ms_%dk",
+				 bigbuf_kib[z]);
+			back = value("bigbuf", b, m, &f);
+			if (back >= 0)
+				printf("   %.0f ms\n", back);
+			else
+				printf("   not in %d ms\n", window_ms);
+		}
+	}
+	printf("  settings: vmap: a memory space, 16 GiB reserved, default "
+	       "flags (warm pool, purge thread);\n"
+	       "  the mallocs with their defaults; mmap: mmap and munmap per "
+	       "buffer.\n");
+	for (size_t z = 0; z < NBSIZES; z++) {
+		static const char *const cnt[] = {
+			"pool_hits", "purges_threshold", "purges_timer",
+			"purges_miss", "backpressure", "release_syscalls",
+		};
+		double c[6];
+
+		for (int k = 0; k < 6; k++) {
+			snprintf(m, sizeof(m), "%s_%dk", cnt[k],
+				 bigbuf_kib[z]);
+			c[k] = value("bigbuf", "vmap", m, &f);
+		}
+		if (f)
+			printf("  vmap, %s: pool hits %.0f; purges by "
+			       "threshold %.0f, timer %.0f, miss %.0f; "
+			       "backpressure %.0f; release syscalls %.0f\n",
+			       bigbuf_size(bigbuf_kib[z], buf), c[0], c[1],
+			       c[2], c[3], c[4], c[5]);
+	}
+}
+
 static void write_json(const char *path)
 {
 	FILE *f = fopen(path, "w");
@@ -738,17 +914,96 @@ static void plot_reclaim(FILE *g, const char *dat, const char *const *names,
 	fprintf(g, "\n");
 }
 
+/* The bigbuf scenario's data blocks, after the reclaim's: cycles/s per
+ * backend for each size, then the RSS after the loop of 4 MiB buffers, one
+ * series per backend that ran (*nseries, named in names[]).  Returns false
+ * if the scenario did not run. */
+static bool plot_bigbuf_data(FILE *d, const char **names, int *nseries)
+{
+	bool any = false, f;
+	char m[64];
+
+	for (size_t i = 0; i < NBBACK && !any; i++)
+		value("bigbuf", bigbuf_backends[i], "cycles_per_s_256k", &any);
+	if (!any)
+		return false;
+	fprintf(d, "\n\n");
+	for (size_t i = 0; i < NBBACK; i++) {
+		fprintf(d, "\"%s\"", bigbuf_backends[i]);
+		for (size_t z = 0; z < NBSIZES; z++) {
+			snprintf(m, sizeof(m), "cycles_per_s_%dk",
+				 bigbuf_kib[z]);
+			fprintf(d, " %g", value("bigbuf", bigbuf_backends[i],
+						m, &f));
+		}
+		fprintf(d, "\n");
+	}
+	*nseries = 0;
+	for (size_t i = 0; i < NBBACK; i++) {
+		const char *b = bigbuf_backends[i];
+
+		value("bigbuf", b, "rss_back_ms_4096k", &f);
+		if (!f)
+			continue;
+		names[(*nseries)++] = b;
+		fprintf(d, "\n\n");
+		/* Nominal times, until the window's end (none after it). */
+		for (int t = 0; t <= BIGBUF_MAX_WINDOW_MS;
+		     t += BIGBUF_PERIOD_MS) {
+			double v;
+
+			snprintf(m, sizeof(m), "rss_above_kib_at_%dms_4096k",
+				 t);
+			v = value("bigbuf", b, m, &f);
+			if (!f)
+				break;
+			fprintf(d, "%d %g\n", t, v / 1024);
+		}
+	}
+	return true;
+}
+
+/* The two bigbuf charts: cycles/s by size (log), RSS after the loop. */
+static void plot_bigbuf(FILE *g, const char *dat, int index,
+			const char *const *names, int nseries)
+{
+	fprintf(g, "unset arrow\nunset logscale\nset autoscale xy\n"
+		   "set xlabel ''\nset style data histograms\n"
+		   "set xtics rotate by -45\nset logscale y\n"
+		   "set title 'bigbuf: alloc + write a byte per page + free, "
+		   "2 workers, 4 live each, a busy thread'\n"
+		   "set ylabel 'cycles per second'\nset key top right\n"
+		   "plot '%s' index %d using 2:xtic(1) title '256 KiB',"
+		   " '' index %d using 3 title '1 MiB',"
+		   " '' index %d using 4 title '4 MiB'\n"
+		   "set style data lines\nset xtics norotate\n"
+		   "set yrange [0.05:*]\n"
+		   "set title 'bigbuf: RSS after the loop (4 MiB buffers), no "
+		   "call after'\n"
+		   "set xlabel 'ms after the loop'\n"
+		   "set ylabel 'MiB above the pre-loop RSS (0.05 = less)'\n"
+		   "set key center right\n"
+		   "set arrow 5 from graph 0, first 1 to graph 1, first 1 "
+		   "nohead dt 2\nplot",
+		dat, index, index, index);
+	for (int i = 0; i < nseries; i++)
+		fprintf(g, "%s '%s' index %d using 1:($2 > 0.05 ? $2 : 0.05) "
+			   "lw 2 title '%s'",
+			i ? "," : "", dat, index + 1 + i, names[i]);
+	fprintf(g, "\n");
+}
+
 /* The plot: a chart per scenario part that ran (gnuplot stops at a chart
  * with no data), two to a row.  Data blocks: 0 headline, 1 churn, then the
- * reclaim scenario's (plot_reclaim_data). */
+ * reclaim scenario's (plot_reclaim_data), then bigbuf's (plot_bigbuf_data). */
 static void plot(const char *path, const uint64_t *busy, int nbusy,
 		 const char *const *churn_cols, int ncols)
 {
 	char dat[] = "/tmp/vmap-bench-XXXXXX";
-	int fd = mkstemp(dat), nseries = 0, charts;
+	int fd = mkstemp(dat), nseries = 0, nbseries = 0, charts;
 	FILE *d = fd >= 0 ? fdopen(fd, "w") : NULL, *g;
-	const char *names[NRPEERS];
-	bool f, headline = false, churn = false, reclaim;
+	const char *names[NRPEERS], *bnames[NBBACK];
+	bool f, headline = false, churn = false, reclaim, bigbuf;
 
 	if (!d)
 		return;
@@ -777,8 +1032,9 @@ static void plot(const char *path, const uint64_t *busy, int nbusy,
 			value("churn", churn_cols[c], "ops_per_s_64p_2t", &f));
 	}
 	reclaim = plot_reclaim_data(d, names, &nseries);
+	bigbuf = plot_bigbuf_data(d, bnames, &nbseries);
 	fclose(d);
-	charts = headline + churn + (reclaim ? 2 : 0);
+	charts = headline + churn + (reclaim ? 2 : 0) + (bigbuf ? 2 : 0);
 	if (!charts) {
 		unlink(dat);
 		return;
@@ -819,6 +1075,10 @@ static void plot(const char *path, const uint64_t *busy, int nbusy,
 			dat);
 	if (reclaim)
 		plot_reclaim(g, dat, names, nseries);
+	/* bigbuf's blocks follow reclaim's 1 + nseries, if it wrote any. */
+	if (bigbuf)
+		plot_bigbuf(g, dat, reclaim ? 3 + nseries : 2, bnames,
+			    nbseries);
 	fprintf(g, "unset multiplot\n");
 	if (pclose(g))
 		fprintf(stderr, "vmap-bench: gnuplot failed\n");
@@ -827,11 +1087,17 @@ static void plot(const char *path, const uint64_t *busy, int nbusy,
 
 /* ---- main ---- */
 
+/* bigbuf's default: about a minute for the scenario on this project's
+ * 2-vCPU machine -- most of it mmap, which faults every page in every
+ * cycle, and the 18 windows of 500 ms; the allocators that keep memory
+ * warm are done in well under a second each. */
+#define BIGBUF_CYCLES 12000
+
 static void usage(void)
 {
 	fprintf(stderr,
 		"usage: vmap-bench [options] [test_vmalloc key=value ...]\n"
-		"  --scenarios LIST  test_vmalloc,headline,churn,reclaim "
+		"  --scenarios LIST  test_vmalloc,headline,churn,reclaim,bigbuf "
 		"(default all)\n"
 		"  --preset NAME     test_vmalloc.sh's performance, stress or "
 		"smoke\n"
@@ -849,25 +1115,31 @@ static void usage(void)
 		"                      faults are slow, hours\n"
 		"  --reclaim-areas N   64 KiB areas in the RSS burst (default "
 		"10000)\n"
+		"  --bigbuf-cycles N   cycles per bigbuf worker with 256 KiB "
+		"buffers (default %d);\n"
+		"                      the larger sizes run as many bytes\n"
 		"  --smoke           every workload and backend, tiny counts\n"
 		"  --no-peers        no malloc peers (for sanitizer builds)\n"
 		"  --json FILE       all results as JSON\n"
-		"  --plot FILE.png   headline, churn and reclaim, with gnuplot\n"
+		"  --plot FILE.png   headline, churn, reclaim and bigbuf, with "
+		"gnuplot\n"
 		"test_vmalloc keys: nr_threads test_loop_count run_test_mask "
 		"sequential_test_order\n  test_repeat_count nr_pages "
-		"(default: test_loop_count=100000, not the module's 1000000)\n");
+		"(default: test_loop_count=100000, not the module's 1000000)\n",
+		BIGBUF_CYCLES);
 	exit(2);
 }
 
 int main(int argc, char **argv)
 {
-	const char *scens = "test_vmalloc,headline,churn,reclaim", *json = NULL,
-		   *png = NULL, *bl = "0,10000,100000,1000000";
+	const char *scens = "test_vmalloc,headline,churn,reclaim,bigbuf",
+		   *json = NULL, *png = NULL, *bl = "0,10000,100000,1000000";
 	char *tvargs[16], secs[32] = "2", nt[8];
 	uint64_t busy[8];
 	/* reclaim: the issue's 200,000 cycles and 5 runs, but each run cut
 	 * at 3 s by default (see --reclaim-full); a 10,000-area burst. */
 	int ntv = 0, nbusy = 0, rcycles = 200000, rrepeats = 5, rareas = 10000;
+	int bcycles = BIGBUF_CYCLES, bwindow = BIGBUF_WINDOW_MS;
 	char rsecs[32] = "3";
 	bool smoke = false, no_peers = false;
 	struct tv_params tp;
@@ -901,6 +1173,8 @@ int main(int argc, char **argv)
 			snprintf(rsecs, sizeof(rsecs), "0");
 		else if (!strcmp(argv[i], "--reclaim-areas") && i + 1 < argc)
 			rareas = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--bigbuf-cycles") && i + 1 < argc)
+			bcycles = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--smoke"))
 			smoke = true;
 		else if (!strcmp(argv[i], "--no-peers"))
@@ -922,8 +1196,13 @@ int main(int argc, char **argv)
 		snprintf(rsecs, sizeof(rsecs), "0.25");
 		/* Past lazy_max_pages on 2 CPUs (16384): a threshold purge. */
 		rareas = 1200;
+		/* Each worker frees and reuses a few of every size; a short
+		 * window, as 18 children would sit out 9 s of full ones. */
+		bcycles = 64;
+		bwindow = 100;
 	}
-	if (rcycles < 1 || rrepeats < 1 || rrepeats > 64 || rareas < 1)
+	if (rcycles < 1 || rrepeats < 1 || rrepeats > 64 || rareas < 1 ||
+	    bcycles < 1)
 		usage();
 	for (char *b = strdup(bl), *t = strtok(b, ","); t && nbusy < 8;
 	     t = strtok(NULL, ","))
@@ -986,6 +1265,8 @@ int main(int argc, char **argv)
 	}
 	if (strstr(scens, "reclaim"))
 		run_reclaim(rcycles, rrepeats, rsecs, rareas, no_peers);
+	if (strstr(scens, "bigbuf"))
+		run_bigbuf(bcycles, bwindow, no_peers);
 
 	/* ---- report ---- */
 	{
@@ -1019,6 +1300,7 @@ int main(int argc, char **argv)
 		churn_table(cm, rss);
 		reclaim_free_table(rcycles, rrepeats, atof(rsecs));
 		reclaim_rss_table(rareas);
+		bigbuf_table(bcycles, bwindow);
 		if (json)
 			write_json(json);
 		if (png)

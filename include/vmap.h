@@ -65,16 +65,18 @@
  *   purge state, flush vector         purge mutex
  *   the purge thread's state          its own mutex (the purger)
  *   warm pool (memory spaces)         the busy shard lock of each area's start
+ *   node pools (flushed free areas)   one mutex per node (one node per CPU)
  *   vmap blocks of one CPU            that CPU's queue mutex (no lock per block)
+ *   the space's record slabs          their own mutex, taken last
  *
  *   retired vmap blocks, for reuse    their own mutex
  *   quarantined ranges                quarantine mutex
  *   the live spaces (for fork)        one process-wide mutex
  *
  *   lock order: (process-wide space list) -> purge mutex -> purger mutex ->
- *               free lock -> busy shard locks (ascending) -> vmap block
- *               queue mutexes (ascending) -> retired-block mutex ->
- *               quarantine mutex.
+ *               free lock -> node mutexes (ascending) -> busy shard locks
+ *               (ascending) -> vmap block queue mutexes (ascending) ->
+ *               retired-block mutex -> quarantine mutex -> record mutex.
  *
  *   - vmap_ram_alloc/vmap_ram_free take the calling CPU's queue mutex (and a
  *     free, one busy shard lock to find the block); CPUs do not contend.
@@ -89,9 +91,11 @@
  *     purge thread (taking its mutex for a moment), and only a free past
  *     twice the threshold purges on the caller's thread.  Either way, do not
  *     call vmap_free holding a lock your flush callback takes.
- *   - vmap_alloc() holds the free lock while it carves, and never during a
- *     flush; it waits for the purge mutex, and may run a purge and its flush
- *     on the caller's thread, only when nothing fits.
+ *   - vmap_alloc() first looks in its CPU's node pool (that node's mutex,
+ *     then one busy shard lock: no free lock); else it holds the free lock
+ *     while it carves, and never during a flush; it waits for the purge
+ *     mutex, and may run a purge and its flush on the caller's thread, only
+ *     when nothing fits.
  *   - A purge holds the purge mutex throughout, calls the flush callback with
  *     no other lock held, and gives ranges back under the free lock in chunks
  *     of at most VMAP_PURGE_CHUNK ranges, so allocators wait at most one chunk.
@@ -301,6 +305,28 @@ typedef void (*vmap_flush_fn)(void *ctx, const struct vmap_range *ranges,
  *   frees purge on their own threads as without a purger, and the next free
  *   tries again.  Without a purger, behaviour is exactly the kernel's: the
  *   free past the threshold purges, on its own thread.
+ *
+ * Node pools (every space, unless VMAP_SPACE_LOWEST_FIT), as Linux 6.9's
+ *   vmap nodes: the space has a node per CPU (vmap_stats' `nodes`), and a
+ *   purge puts each flushed area of up to 256 pages into a pool of its size
+ *   on the node of the CPU that allocated it.  An allocation of that size on
+ *   that CPU takes one back without the free lock, a search or a record
+ *   allocation.  What each mode guarantees:
+ *   - both: every constraint of the request (size, alignment, phase,
+ *     boundary, window) holds; no two busy areas overlap; no range is handed
+ *     out again before the flush that covered its free (pools hold only
+ *     flushed areas); the counters are exact (pooled areas are free_pages,
+ *     and cached_pages of them);
+ *   - VMAP_SPACE_LOWEST_FIT only: each area is at the lowest (with
+ *     VMAP_XALLOC_TOPDOWN, highest) address that fits at the time of the
+ *     call.  With pools an area may come from a pool instead -- a fit, not
+ *     the lowest.  Top-down requests always use the exact search.
+ *   Pools give their areas back to the free tree when unused: each purge
+ *   returns the oldest quarter of every pool, and an allocation that finds
+ *   no room, vmap_purge(VMAP_PURGE_SYNC) and vmap_unmap_aliases return them
+ *   all before they report -- so a nearly full space fails no more
+ *   allocations than with the exact policy, and after a sync purge all free
+ *   space is in the tree.
  */
 #define VMAP_SPACE_MEMORY 0x1u
 #define VMAP_SPACE_STRICT 0x2u
@@ -309,10 +335,11 @@ typedef void (*vmap_flush_fn)(void *ctx, const struct vmap_range *ranges,
 #define VMAP_SPACE_NOPOOL 0x10u
 #define VMAP_SPACE_PURGER 0x20u
 #define VMAP_SPACE_NOPURGER 0x40u
+#define VMAP_SPACE_LOWEST_FIT 0x80u
 #define VMAP_SPACE_FLAGS_KNOWN                                       \
 	(VMAP_SPACE_MEMORY | VMAP_SPACE_STRICT | VMAP_SPACE_GUARD |     \
 	 VMAP_SPACE_RELEASE_MADVISE | VMAP_SPACE_NOPOOL |               \
-	 VMAP_SPACE_PURGER | VMAP_SPACE_NOPURGER)
+	 VMAP_SPACE_PURGER | VMAP_SPACE_NOPURGER | VMAP_SPACE_LOWEST_FIT)
 
 /* The purge thread's stack, on which a range space's flush may run. */
 #define VMAP_PURGER_STACK (256u << 10)
@@ -573,6 +600,20 @@ VMAP_API int vmap_xalloc(vmap_space *space, uint64_t size, uint64_t align,
  */
 VMAP_API int vmap_free(vmap_space *space, uint64_t addr);
 
+/*
+ * vmap_free, told the area's size -- the `size` its allocation asked for (a
+ * vmem_free(addr, size)-style call, for callers that know it anyway).  The
+ * library still validates it: a size that does not round up to the area's
+ * pages (the guard page not counted) is -EINVAL, and nothing changes.  It
+ * buys the caller a check of its own bookkeeping, not speed: the record must
+ * be found from addr either way.
+ * Errors: those of vmap_free, plus -EINVAL for a size that is 0, whose
+ * rounding overflows, or that is not the area's.
+ * Concurrency: as vmap_free.
+ */
+#define VMAP_HAVE_FREE_SIZED 1
+VMAP_API int vmap_free_sized(vmap_space *space, uint64_t addr, uint64_t size);
+
 /* vmap_purge modes: one of TRY or SYNC, optionally or'ed with FORCE_FLUSH. */
 #define VMAP_PURGE_TRY 0x0u	    /* skip if another purge is running */
 #define VMAP_PURGE_SYNC 0x1u	    /* wait for a running purge, then purge */
@@ -663,7 +704,8 @@ struct vmap_stats {
 	uint64_t total_pages;	      /* pages in the space */
 	uint64_t busy_areas;	      /* allocated, not freed */
 	uint64_t busy_pages;
-	uint64_t free_pages;	      /* in the free tree */
+	uint64_t free_pages;	      /* in the free tree and the node pools
+					 (cached_pages of them) */
 	uint64_t free_blocks;	      /* nodes of the free tree */
 	uint64_t largest_free_pages;  /* largest free block */
 	uint64_t lazy_areas;	      /* freed, waiting for or in a purge */
@@ -725,6 +767,15 @@ struct vmap_stats {
 					 bound), ever */
 	uint64_t purger_wakeups;      /* times the purge thread woke */
 	uint64_t purge_delay_ms;      /* the time bound in force; 0: no purger */
+	/* The node pools (see VMAP_SPACE_LOWEST_FIT): */
+	uint64_t cached_areas;	      /* flushed free areas pooled by size */
+	uint64_t cached_pages;	      /* (included in free_pages) */
+	uint64_t cached_hits;	      /* allocations served from a pool, ever */
+	uint64_t cached_decayed;      /* pooled areas sent back to the free
+					 tree unused, ever */
+	uint64_t nodes;		      /* per-CPU nodes */
+	uint64_t record_bytes;	      /* the library's own record memory (its
+					 slabs; 0 in sanitizer builds) */
 };
 
 /* Quarantined areas a purge retries after a purge where a retry failed. */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * alloc.c - the range-space calls: vmap_alloc, vmap_xalloc, vmap_free.
+ * alloc.c - the range-space calls: vmap_alloc, vmap_xalloc, vmap_free,
+ * vmap_free_sized.
  *
  * Each is the mechanism (area.c) and then the policy's word (reclaim.c): a
  * miss asks whether a purge can make room, a free reports what it made lazy.
@@ -46,6 +47,22 @@ int vmap_free(vmap_space *s, uint64_t addr)
 	if (!s)
 		return -EINVAL;
 	err = vm_free(s, addr, 0, 0, &lazy);
+	if (!err)
+		reclaim_freed(s, lazy);
+	return err;
+}
+
+int vmap_free_sized(vmap_space *s, uint64_t addr, uint64_t size)
+{
+	uint64_t lazy, pmask;
+	int err;
+
+	if (!s)
+		return -EINVAL;
+	pmask = s->page_size - 1;
+	if (!size || size > UINT64_MAX - pmask)
+		return -EINVAL;
+	err = vm_free(s, addr, 0, (size + pmask) & ~pmask, &lazy);
 	if (!err)
 		reclaim_freed(s, lazy);
 	return err;

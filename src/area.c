@@ -65,30 +65,34 @@ int vm_make_fit(const vmap_space *s, uint64_t size, uint64_t align,
 static int place(vmap_space *s, const struct fit *f, unsigned kind,
 		 struct vblock *vb, uint64_t *addr)
 {
-	struct va *area = vm_malloc(sizeof(*area));
-	struct va *spare = vm_malloc(sizeof(*spare));
-	struct va *block, *used, **retired;
+	struct va *rec[2], *area, *spare, *block, *used, **retired;
 	struct busy_shard *shard;
 	uint64_t a;
 
-	if (!area || !spare) {
-		free(area);
-		free(spare);
+	/* The common case: a flushed area of this size, from this CPU's
+	 * node -- no free lock, no search, no new record. */
+	if (node_take(s, f, kind, vb, addr))
+		return 0;
+	if (va_get(s, rec, 2)) {
 		vm_count(&s->alloc_failures, 1);
 		return -ENOMEM;
 	}
+	area = rec[0];
+	spare = rec[1];
 	pthread_mutex_lock(&s->free_lock);
 	block = ft_find(&s->free, f, &a);
 	if (!block) {
 		pthread_mutex_unlock(&s->free_lock);
-		free(area);
-		free(spare);
+		area->next = spare;
+		spare->next = NULL;
+		va_put_list(s, area);
 		return -ENOSPC;
 	}
 	used = ft_carve(&s->free, block, a, f->size, &spare);
 	area->start = a;
 	area->end = a + f->size;
-	area->flags = kind;
+	/* Flushed, it goes back to this CPU's node (node.c). */
+	area->flags = kind | (s->pools ? node_here(s) << VA_NODE_SHIFT : 0);
 	area->vb = vb;
 	/* Still under the free lock, so the area is never in neither
 	 * structure when vmap_check looks. */
@@ -98,14 +102,15 @@ static int place(vmap_space *s, const struct fit *f, unsigned kind,
 	pthread_mutex_unlock(&shard->lock);
 	pthread_mutex_unlock(&s->free_lock);
 
-	free(used);
-	free(spare);
+	va_put(s, used);
+	va_put(s, spare);
 	free(retired);
 	*addr = a;
 	return 0;
 }
 
-/* Undo an allocation nobody has seen: straight back to the free tree. */
+/* Undo an allocation nobody has seen: straight back to the node pool it
+ * came from, or the free tree. */
 static void unplace(vmap_space *s, uint64_t addr)
 {
 	struct busy_shard *shard = busy_shard_of(&s->busy, addr);
@@ -115,10 +120,18 @@ static void unplace(vmap_space *s, uint64_t addr)
 	pthread_mutex_lock(&shard->lock);
 	va = __busy_remove(shard, addr, 0, &retired);
 	pthread_mutex_unlock(&shard->lock);
+	if (va->flags & VA_POOLED) {
+		/* Under the free lock still: vmap_check (which takes every
+		 * lock) cannot look between the two structures. */
+		node_untake(s, va);
+		pthread_mutex_unlock(&s->free_lock);
+		free(retired);
+		return;
+	}
 	extra = ft_insert(&s->free, va->start, va->end, &va);
 	pthread_mutex_unlock(&s->free_lock);
-	free(va);
-	free(extra);
+	va_put(s, va);
+	va_put(s, extra);
 	free(retired);
 }
 

@@ -19,9 +19,10 @@
 
 #include "internal.h"
 
-enum state { FREE, BUSY, LAZY, POOL, BLOCK, QUARANTINE, NSTATES };
-static const char *const state_name[] = { "free", "busy",  "lazy",
-					  "pool", "block", "quarantined" };
+enum state { FREE, BUSY, LAZY, POOL, BLOCK, QUARANTINE, CACHED, NSTATES };
+static const char *const state_name[] = { "free",  "busy",	  "lazy",
+					  "pool",  "block", "quarantined",
+					  "cached" };
 
 struct item {
 	uint64_t start, end;
@@ -98,6 +99,9 @@ static int take(vmap_space *s, struct snapshot *sn)
 	sn->adding = QUARANTINE;
 	if (!err)
 		err = __quarantine_walk(s, add, sn);
+	sn->adding = CACHED;
+	if (!err)
+		err = __nodes_walk(s, add, sn);
 	if (!err)
 		qsort(sn->item, sn->n, sizeof(*sn->item), by_start);
 	return err;
@@ -142,17 +146,32 @@ static int check_snapshot(vmap_space *s, const struct snapshot *sn,
 	bytes[BUSY] += bytes[BLOCK];
 	areas[BUSY] += areas[BLOCK];
 	if (bytes[FREE] + bytes[BUSY] + bytes[LAZY] + bytes[POOL] +
-		    bytes[QUARANTINE] !=
+		    bytes[QUARANTINE] + bytes[CACHED] !=
 	    s->end - s->base) {
 		snprintf(msg, len,
 			 "free %#llx + busy %#llx + lazy %#llx + pool %#llx + "
-			 "quarantined %#llx bytes != space %#llx",
+			 "quarantined %#llx + cached %#llx bytes != space "
+			 "%#llx",
 			 (unsigned long long)bytes[FREE],
 			 (unsigned long long)bytes[BUSY],
 			 (unsigned long long)bytes[LAZY],
 			 (unsigned long long)bytes[POOL],
 			 (unsigned long long)bytes[QUARANTINE],
+			 (unsigned long long)bytes[CACHED],
 			 (unsigned long long)(s->end - s->base));
+		return -1;
+	}
+	if (atomic_load(&s->cached_pages) != space_pages(s, bytes[CACHED]) ||
+	    atomic_load(&s->cached_areas) != areas[CACHED] ||
+	    (areas[CACHED] && !s->pools)) {
+		snprintf(msg, len,
+			 "node pool counters say %llu areas/%llu pages, the "
+			 "pools hold %llu/%llu%s",
+			 (unsigned long long)atomic_load(&s->cached_areas),
+			 (unsigned long long)atomic_load(&s->cached_pages),
+			 (unsigned long long)areas[CACHED],
+			 (unsigned long long)space_pages(s, bytes[CACHED]),
+			 s->pools ? "" : " (and the space has no pools)");
 		return -1;
 	}
 	if (atomic_load(&s->pool_pages) != space_pages(s, bytes[POOL]) ||
@@ -240,7 +259,8 @@ static bool ok_in(const struct item *it, const struct os_vma *v,
 		*why = "a file";
 		return false;
 	}
-	if ((it->state == FREE || it->state == POOL) &&
+	if ((it->state == FREE || it->state == POOL ||
+	     it->state == CACHED) &&
 	    (v->file || v->prot != (PROT_READ | PROT_WRITE))) {
 		/* A warm area keeps its guard page. */
 		if (it->state == POOL && (it->flags & VA_GUARD) &&
@@ -391,6 +411,13 @@ static int gather(vmap_space *s, struct snapshot *sn)
 	if (!err)
 		err = __quarantine_walk(s, add, sn);
 	pthread_mutex_unlock(&s->quarantine_lock);
+	/* Pools are short (what a few purges flushed): one hold each. */
+	sn->adding = CACHED;
+	for (unsigned n = 0; n < s->nnodes && !err; n++) {
+		pthread_mutex_lock(&s->nodes[n].lock);
+		err = __node_walk(s, n, add, sn);
+		pthread_mutex_unlock(&s->nodes[n].lock);
+	}
 	return err;
 }
 
@@ -418,7 +445,8 @@ int vmap_dump(vmap_space *s, FILE *f)
 	err = vmap_stats(s, &st);
 	if (!err)
 		err = room(&sn, st.busy_areas + st.free_blocks + st.pool_areas +
-					st.quarantined_areas + DUMP_CHUNK);
+					st.quarantined_areas + st.cached_areas +
+					DUMP_CHUNK);
 	if (!err)
 		err = gather(s, &sn);
 	if (!err)

@@ -30,18 +30,22 @@ static void lock_rest(vmap_space *s)
 {
 	purger_lock(s);
 	pthread_mutex_lock(&s->free_lock);
+	nodes_lock_all(s);
 	busy_lock_all(&s->busy);
 	vblocks_lock_all(s);
 	pthread_mutex_lock(&s->vb_dead_lock);
 	pthread_mutex_lock(&s->quarantine_lock);
+	pthread_mutex_lock(&s->records.lock);
 }
 
 static void unlock_rest(vmap_space *s)
 {
+	pthread_mutex_unlock(&s->records.lock);
 	pthread_mutex_unlock(&s->quarantine_lock);
 	pthread_mutex_unlock(&s->vb_dead_lock);
 	vblocks_unlock_all(s);
 	busy_unlock_all(&s->busy);
+	nodes_unlock_all(s);
 	pthread_mutex_unlock(&s->free_lock);
 	purger_unlock(s);
 }

@@ -51,6 +51,12 @@
 #define VA_HOLE 0x80u /* quarantined: may hold a hole, where something else
 			 may have been mapped since: never MAP_FIXED over */
 #define VA_QUARANTINED 0x100u /* a quarantined area a purge retries */
+#define VA_STUCK 0x200u /* release.c: could not be restored, to quarantine */
+#define VA_POOLED 0x400u /* busy: came from a node pool (node.c) */
+/* Bits 20 and up of flags: the node whose pool the area goes back to once
+ * flushed (node.c) -- the node of the CPU that allocated it. */
+#define VA_NODE_SHIFT 20
+#define VA_KIND_MASK ((1u << VA_NODE_SHIFT) - 1)
 /* What only remapping the whole area undoes: a file, an mprotect guard, a
  * quarantine's unknown state.  (A caller's protection alone is undone with
  * mprotect: no new mapping, which mlockall(MCL_FUTURE) would lock.) */
@@ -338,6 +344,68 @@ struct purger {
 	atomic_uint epoch;
 };
 
+/* ---- record.c: records from slabs ---- */
+
+struct records {
+	pthread_mutex_t lock; /* a leaf: taken under any lock, takes none */
+	struct va *free;      /* records to hand out; lock */
+	struct record_chunk *chunks; /* to free with the space; lock */
+	uint64_t bytes;	      /* in chunks; lock */
+};
+
+void records_init(struct records *r);
+void records_fini(struct records *r);
+/* n records into out[0..n), or -1 (none taken) with no memory. */
+int va_get(vmap_space *s, struct va **out, unsigned n);
+/* Give back a record, or a ->next list of them; NULL is fine. */
+void va_put(vmap_space *s, struct va *va);
+void va_put_list(vmap_space *s, struct va *list);
+/* Does records_fini free every record (slabs), or must each be put? */
+bool records_own_all(void);
+/* Bytes the space holds in record chunks (0 where each is malloc's). */
+uint64_t records_bytes(vmap_space *s);
+
+/* ---- node.c: per-CPU nodes and their pools of flushed areas ---- */
+
+#define NODE_POOL_PAGES 256 /* areas up to this many pages are pooled */
+#define VMAP_NODES_MAX 64 /* CPUs past it share nodes */
+
+struct vnode {
+	pthread_mutex_t lock;
+	/* All protected by lock: */
+	struct va *pool[NODE_POOL_PAGES]; /* flushed free areas by pages - 1,
+					     newest first */
+	uint32_t count[NODE_POOL_PAGES];
+} __attribute__((aligned(64)));
+
+int nodes_init(vmap_space *s, bool pools);
+/* Hand every pooled record to release (space destroy). */
+void nodes_fini(vmap_space *s);
+/* The node of the calling thread's CPU. */
+unsigned node_here(const vmap_space *s);
+/* The pool fast path of an allocation: a flushed area of f's size from this
+ * CPU's node that meets f, into the busy map as kind; false if none. */
+bool node_take(vmap_space *s, const struct fit *f, unsigned kind,
+	       struct vblock *vb, uint64_t *addr);
+/* Undo node_take for an area nobody has seen (taken out of the busy map):
+ * back at the head of its pool, as if never taken. */
+void node_untake(vmap_space *s, struct va *va);
+/* Purge mutex held, the batch flushed: move the areas pools keep from *list
+ * (sorted; the rest stays, in order) into their nodes' pools, retiring
+ * them from the lazy counters; returns how many. */
+uint64_t __nodes_give(vmap_space *s, struct va **list); /* areas pooled */
+/* Purge mutex held: send the oldest quarter of every pool back to the free
+ * tree (decay), or (all) everything; true if anything moved. */
+bool __nodes_decay(vmap_space *s, bool all);
+void nodes_lock_all(vmap_space *s);
+void nodes_unlock_all(vmap_space *s);
+/* With every node locked: visit every pooled area. */
+int __nodes_walk(vmap_space *s, int (*fn)(void *, const struct va *),
+		 void *arg);
+/* With node n locked: the same, for one node (vmap_dump). */
+int __node_walk(vmap_space *s, unsigned n,
+		int (*fn)(void *, const struct va *), void *arg);
+
 /* ---- space.c ---- */
 
 /*
@@ -354,7 +422,8 @@ struct purger {
 	X(pool_hits) X(blocks_created) X(blocks_freed) X(purges_threshold)   \
 	X(purges_miss) X(purges_called) X(purges_timer) X(purges_strict)     \
 	X(purges_aliases) X(backpressure) X(lazy_max_wait_ns)                \
-	X(purger_wakeups)
+	X(purger_wakeups) X(cached_areas) X(cached_pages) X(cached_hits)     \
+	X(cached_decayed)
 
 /*
  * The lock order, outermost first.  A thread holding one of these may take
@@ -364,12 +433,14 @@ struct purger {
  *   3. purger.lock       the purge thread's state (a flush may free, and a
  *                        free may kick the thread)
  *   4. free_lock         the free tree
+ *   4a. node locks       in index order when more than one (check, fork)
  *   5. busy shard locks  in index order when more than one (check, fork)
  *   6. vbq[cpu].lock     in cpu order when more than one; taken before a
  *                        shard lock only by check and dump, with every
  *                        shard lock already held in index order
  *   7. vb_dead_lock      retired vblock structs
  *   8. quarantine_lock
+ *   9. records.lock      a leaf (record.c)
  * Functions named __name need a lock their comment names.
  */
 struct vmap_space {
@@ -383,6 +454,7 @@ struct vmap_space {
 	bool memory; /* VMAP_SPACE_MEMORY */
 	bool strict; /* VMAP_SPACE_STRICT */
 	bool guard;  /* VMAP_SPACE_GUARD */
+	bool pools;  /* node pools: not VMAP_SPACE_LOWEST_FIT */
 	const struct vmap_os *os;  /* memory spaces: the OS seam */
 	enum os_release_path path; /* memory spaces: how purges release */
 
@@ -390,6 +462,10 @@ struct vmap_space {
 	struct freetree free; /* protected by free_lock */
 
 	struct busy_map busy; /* per-shard locks */
+
+	struct records records; /* its own leaf lock */
+	unsigned nnodes;	/* immutable: one node per CPU */
+	struct vnode *nodes;	/* per-node locks */
 
 	struct lazy_list lazy; /* lock-free */
 
@@ -579,6 +655,11 @@ extern void (*vm_test_after_publish)(vmap_space *s);
  * lazy; extra: VA_DIRTY ranges to fold into the flush.  false if there was
  * nothing to do. */
 bool __vm_purge(vmap_space *s, bool force, struct va *extra, uint64_t nextra);
+/* Free lock held: [start, end) into the free tree, offering node as its
+ * record; the records the tree did not keep go onto *spent, to be put after
+ * the lock is dropped. */
+void __tree_give(vmap_space *s, uint64_t start, uint64_t end,
+		 struct va *node, struct va **spent);
 
 /* ---- purger.c: the purge thread (see struct purger) ---- */
 

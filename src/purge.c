@@ -27,6 +27,21 @@
 
 #include "internal.h"
 
+void __tree_give(vmap_space *s, uint64_t start, uint64_t end,
+		 struct va *node, struct va **spent)
+{
+	struct va *extra = ft_insert(&s->free, start, end, &node);
+
+	if (node) {
+		node->next = *spent;
+		*spent = node;
+	}
+	if (extra) {
+		extra->next = *spent;
+		*spent = extra;
+	}
+}
+
 /*
  * Give the sorted list back to the free tree, VMAP_PURGE_CHUNK ranges per
  * hold of the free lock, and free the records no longer needed; returns the
@@ -47,7 +62,7 @@ static uint64_t give_back(vmap_space *s, struct va *v)
 		pthread_mutex_lock(&s->free_lock);
 		t0 = vm_now_ns();
 		for (int k = 0; v && k < VMAP_PURGE_CHUNK; k++) {
-			struct va *node = v, *extra;
+			struct va *node = v;
 			uint64_t start = v->start, end = v->end;
 
 			if (v->flags & VA_DIRTY) {
@@ -67,15 +82,7 @@ static uint64_t give_back(vmap_space *s, struct va *v)
 				spent = v;
 				v = next;
 			}
-			extra = ft_insert(&s->free, start, end, &node);
-			if (node) {
-				node->next = spent;
-				spent = node;
-			}
-			if (extra) {
-				extra->next = spent;
-				spent = extra;
-			}
+			__tree_give(s, start, end, node, &spent);
 			pages += space_pages(s, end - start);
 		}
 		/* Under the free lock, so vmap_check sees pages in exactly
@@ -86,12 +93,7 @@ static uint64_t give_back(vmap_space *s, struct va *v)
 		total += areas;
 
 		vm_stat_max(&s->purge_max_hold_ns, hold);
-		while (spent) {
-			struct va *next = spent->next;
-
-			free(spent);
-			spent = next;
-		}
+		va_put_list(s, spent);
 	}
 	return total;
 }
@@ -132,7 +134,7 @@ static void shrink_buffers(vmap_space *s)
 
 bool __vm_purge(vmap_space *s, bool force, struct va *extra, uint64_t nextra)
 {
-	uint64_t t0 = vm_now_ns(), since, n, nq = 0;
+	uint64_t t0 = vm_now_ns(), since, n, nq = 0, pooled;
 	struct va *list = vm_take(s, &since);
 
 	/* A few quarantined areas ride along. */
@@ -143,7 +145,11 @@ bool __vm_purge(vmap_space *s, bool force, struct va *extra, uint64_t nextra)
 	list = prepend(extra, list);
 	list = batch_sort(s, list, nextra, &n);
 	list = release_batch(s, list, n);
-	vm_count(&s->areas_purged, give_back(s, list));
+	/* Flushed: the pools' oldest go back to the tree, then common sizes
+	 * go to their nodes' pools, and the rest to the tree. */
+	__nodes_decay(s, false);
+	pooled = __nodes_give(s, &list);
+	vm_count(&s->areas_purged, give_back(s, list) + pooled);
 	vm_count(&s->purges, 1);
 	vm_stat_max(&s->purge_max_areas, n - nextra);
 	/* Areas freed during this purge have waited since t0 at most. */

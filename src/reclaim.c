@@ -18,7 +18,8 @@
  *   vmap_unmap_aliases        sync purge with the blocks' dirty ranges, here
  *
  * A sync purge releases everything it can: fragmented vmap blocks and warm
- * areas go to the lazy list first, as the kernel's does.  In a strict space
+ * areas go to the lazy list first, as the kernel's does, and the node pools
+ * go back to the tree after.  In a strict space
  * a purge repeats while anything is lazy: a free made by the flush callback
  * itself could not purge (this purge holds the mutex), and strict promises
  * release at once.
@@ -46,15 +47,19 @@ static void run(vmap_space *s, atomic_uint_fast64_t *cause, bool force,
 		vm_count(cause, 1);
 }
 
-/* Everything that can be released, released, before this returns.  All
- * under the purge mutex: a second sync purge must not find the pool empty
- * and return while the areas this one took from it are not yet released. */
+/* Everything that can be released, released, before this returns, and
+ * every node pool back in the tree (for an allocation that found no room,
+ * the room pools hold; for vmap_purge's caller, a space whose free space is
+ * all in the tree again).  All under the purge mutex: a second sync purge
+ * must not find the pool empty and return while the areas this one took
+ * from it are not yet released. */
 static void purge_all(vmap_space *s, atomic_uint_fast64_t *cause, bool force)
 {
 	pthread_mutex_lock(&s->purge_lock);
 	__purge_fragmented_blocks(s);
 	pool_drain(s);
 	run(s, cause, force, NULL, 0);
+	__nodes_decay(s, true);
 	pthread_mutex_unlock(&s->purge_lock);
 }
 
@@ -119,6 +124,7 @@ void reclaim_freed(vmap_space *s, uint64_t lazy)
 static bool purge_could_help(vmap_space *s)
 {
 	return vm_read(&s->lazy.pages) || vm_read(&s->pool_areas) ||
+	       vm_read(&s->cached_areas) ||
 	       vm_read(&s->blocks_created) != vm_read(&s->blocks_freed);
 }
 
@@ -171,6 +177,7 @@ int vmap_unmap_aliases(vmap_space *s)
 	else
 		dirty = __collect_dirty(s, &n);
 	run(s, &s->purges_aliases, true, dirty, n);
+	__nodes_decay(s, true);
 	pthread_mutex_unlock(&s->purge_lock);
 	return err;
 }

@@ -143,8 +143,6 @@ static bool release_ranges(vmap_space *s, const struct vmap_range *r,
 
 /* ---- around the release: what it cannot do ---- */
 
-#define VA_STUCK 0x80000000u /* could not be restored: to quarantine */
-
 int memory_remap(vmap_space *s, uint64_t addr, uint64_t len)
 {
 	return s->os->map_anon(addr, len);

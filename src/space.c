@@ -121,9 +121,11 @@ static int check_config(struct vmap_config *c)
 	return 0;
 }
 
+/* A record at destroy: slabs go whole with records_fini. */
 static void release(struct va *va)
 {
-	free(va);
+	if (!records_own_all())
+		free(va);
 }
 
 int vmap_space_create(const struct vmap_config *cfg, vmap_space **out)
@@ -142,12 +144,26 @@ int vmap_space_create(const struct vmap_config *cfg, vmap_space **out)
 		return err;
 
 	s = vm_aligned_alloc(64, (sizeof(*s) + 63) & ~(size_t)63);
-	all = vm_malloc(sizeof(*all));
-	if (s)
-		memset(s, 0, sizeof(*s));
-	if (!s || !all || busy_init(&s->busy)) {
+	if (!s)
+		return -ENOMEM;
+	memset(s, 0, sizeof(*s));
+	records_init(&s->records);
+	if (va_get(s, &all, 1)) {
+		records_fini(&s->records);
 		free(s);
-		free(all);
+		return -ENOMEM;
+	}
+	if (busy_init(&s->busy)) {
+		release(all);
+		records_fini(&s->records);
+		free(s);
+		return -ENOMEM;
+	}
+	if (nodes_init(s, !(c.flags & VMAP_SPACE_LOWEST_FIT))) {
+		busy_fini(&s->busy, release);
+		release(all);
+		records_fini(&s->records);
+		free(s);
 		return -ENOMEM;
 	}
 	s->memory = c.flags & VMAP_SPACE_MEMORY;
@@ -188,9 +204,11 @@ int vmap_space_create(const struct vmap_config *cfg, vmap_space **out)
 			  c.purge_delay_ms ? c.purge_delay_ms
 					   : VMAP_PURGE_DELAY_DEFAULT_MS);
 	if (err) {
+		nodes_fini(s);
 		busy_fini(&s->busy, release);
+		release(all);
+		records_fini(&s->records);
 		free(s);
-		free(all);
 		return err;
 	}
 	err = vblocks_init(s, c.block_pages);
@@ -202,12 +220,14 @@ int vmap_space_create(const struct vmap_config *cfg, vmap_space **out)
 		if (s->vbq)
 			vblocks_fini(s);
 		purger_fini(s);
+		nodes_fini(s);
 		busy_fini(&s->busy, release);
 		pthread_mutex_destroy(&s->free_lock);
 		pthread_mutex_destroy(&s->purge_lock);
 		pthread_mutex_destroy(&s->quarantine_lock);
+		release(all);
+		records_fini(&s->records);
 		free(s);
-		free(all);
 		return err;
 	}
 
@@ -228,13 +248,15 @@ void vmap_space_destroy(vmap_space *s)
 	purger_fini(s);
 	for (v = lazy_take_all(&s->lazy, &(uint64_t){ 0 }); v; v = next) {
 		next = v->next;
-		free(v);
+		release(v);
 	}
 	pool_fini(s, release);
 	quarantine_fini(s, release);
+	nodes_fini(s);
 	vblocks_fini(s);
 	busy_fini(&s->busy, release);
 	ft_destroy(&s->free, release);
+	records_fini(&s->records);
 	if (s->memory)
 		memory_fini(s);
 	pthread_mutex_destroy(&s->free_lock);
@@ -270,7 +292,8 @@ int vmap_stats(vmap_space *s, struct vmap_stats *out)
 		pthread_mutex_unlock(&sh->lock);
 	}
 	pthread_mutex_lock(&s->free_lock);
-	st.free_pages = space_pages(s, s->free.bytes);
+	/* Pooled areas are free space too (counted apart as cached_*). */
+	st.free_pages = space_pages(s, s->free.bytes) + get(&s->cached_pages);
 	st.free_blocks = s->free.nodes;
 	st.largest_free_pages = space_pages(s, ft_largest(&s->free));
 	pthread_mutex_unlock(&s->free_lock);
@@ -287,6 +310,8 @@ int vmap_stats(vmap_space *s, struct vmap_stats *out)
 	st.release_path = s->memory ? (uint64_t)(s->path & OS_RELEASE_PATH)
 				    : VMAP_RELEASE_NONE;
 	st.pool_max_pages = s->pool_max_pages;
+	st.record_bytes = records_bytes(s);
+	st.nodes = s->nodes ? s->nnodes : 0;
 	st.block_pages = s->block_pages;
 	st.purge_delay_ms = s->purger.enabled ? s->purger.delay_ns / 1000000u
 					      : 0;

@@ -121,7 +121,7 @@ static void test_config(void)
 	BAD(length, 0, -EINVAL);
 	BAD(length, PG + 1, -EINVAL);
 	BAD(base, UINT64_MAX - 8 * PG + 1, -EINVAL); /* base + length wraps */
-	BAD(flags, 0x80, -EINVAL);
+	BAD(flags, 0x80000000u, -EINVAL);
 #undef BAD
 
 	/* A newer caller's bigger config: fine if the extra bytes are 0. */
@@ -301,6 +301,112 @@ static void test_bad_free(void)
 		CHECK_EQ(small[0].total_pages, 64);
 		CHECK_EQ(small[0].busy_pages, 0x5a5a5a5a5a5a5a5aull);
 	}
+	vmap_space_destroy(s);
+}
+
+/* vmap_free_sized: the size asked for (any that rounds up to the area's
+ * pages) frees; any other, 0, or one whose rounding overflows is -EINVAL
+ * and changes nothing. */
+static void test_free_sized(void)
+{
+	vmap_space *s = space(64, 1000);
+	uint64_t a = alloc(s, 3), b = alloc(s, 1);
+
+	CHECK_EQ(vmap_free_sized(NULL, a, 3 * PG), -EINVAL);
+	CHECK_REJECTED(s, vmap_free_sized(s, a, 0), -EINVAL);
+	CHECK_REJECTED(s, vmap_free_sized(s, a, UINT64_MAX), -EINVAL);
+	CHECK_REJECTED(s, vmap_free_sized(s, a, 2 * PG), -EINVAL);
+	CHECK_REJECTED(s, vmap_free_sized(s, a, 3 * PG + 1), -EINVAL);
+	CHECK_REJECTED(s, vmap_free_sized(s, a + PG, 2 * PG), -ENOENT);
+	CHECK_EQ(vmap_free_sized(s, a, 2 * PG + 1), 0); /* rounds to 3 */
+	CHECK_REJECTED(s, vmap_free_sized(s, a, 3 * PG), -ENOENT);
+	CHECK_EQ(vmap_free_sized(s, b, PG), 0);
+	CHECK_EQ(test_stats(s).lazy_pages, 4);
+	CHECK_EQ(vmap_check(s), 0);
+	vmap_space_destroy(s);
+}
+
+/*
+ * Node pools: a flushed area goes to its size's pool and the next request
+ * of that size takes it back, from the pool (not the lowest fit):
+ *   FFAABB..   free A, B; purge: both pooled, the space's free pages say so;
+ *   FF..BB..   4-page-aligned request: B, not A (the pool's head, whose
+ *              address does not meet it);
+ *   FFAABB..   plain request: A;  then a sync purge sends the pools back.
+ * With VMAP_SPACE_LOWEST_FIT nothing is pooled.
+ */
+static void test_node_pools(void)
+{
+	vmap_space *s = space(64, 1000);
+	uint64_t f = alloc(s, 2), a = alloc(s, 2), b = alloc(s, 2), x, y;
+	struct vmap_stats st;
+	struct vmap_config c;
+
+	REQUIRE(f == BASE && a == BASE + 2 * PG && b == BASE + 4 * PG);
+	CHECK_EQ(vmap_free(s, a), 0);
+	CHECK_EQ(vmap_free(s, b), 0);
+	CHECK_EQ(vmap_purge(s, 0), 0);
+	st = test_stats(s);
+	CHECK_EQ(st.cached_areas, 2);
+	CHECK_EQ(st.cached_pages, 4);
+	CHECK_EQ(st.free_pages, 62);
+	CHECK_EQ(st.free_blocks, 1); /* [6, 64): the pools hold [2, 6) */
+	CHECK_EQ(vmap_check(s), 0);
+	CHECK_EQ(vmap_alloc(s, 2 * PG, 4 * PG, 0, UINT64_MAX, &x), 0);
+	CHECK_EQ(x, b);
+	CHECK_EQ(vmap_alloc(s, 2 * PG, 0, 0, UINT64_MAX, &y), 0);
+	CHECK_EQ(y, a);
+	st = test_stats(s);
+	CHECK_EQ(st.cached_hits, 2);
+	CHECK_EQ(st.cached_areas, 0);
+	CHECK_EQ(vmap_free(s, x), 0);
+	CHECK_EQ(vmap_purge(s, 0), 0);
+	CHECK_EQ(test_stats(s).cached_areas, 1);
+	/* A window that excludes the pooled area: the tree serves it. */
+	CHECK_EQ(vmap_alloc(s, 2 * PG, 0, BASE + 8 * PG, UINT64_MAX, &x), 0);
+	CHECK_EQ(x, BASE + 8 * PG);
+	CHECK_EQ(vmap_free(s, x), 0);
+	CHECK_EQ(vmap_free(s, y), 0);
+	CHECK_EQ(vmap_free(s, f), 0);
+	CHECK_EQ(vmap_purge(s, VMAP_PURGE_SYNC), 0);
+	st = test_stats(s);
+	CHECK_EQ(st.cached_areas, 0);
+	CHECK_EQ(st.free_blocks, 1);
+	CHECK_EQ(st.free_pages, 64);
+	CHECK_EQ(vmap_check(s), 0);
+	vmap_space_destroy(s);
+
+	/* Pools hoard nothing a request needs: a space full of pooled
+	 * 1-page areas still serves a 64-page one (the miss sends them
+	 * back to the tree). */
+	s = space(64, 1000);
+	for (int i = 0; i < 64; i++)
+		alloc(s, 1);
+	for (int i = 0; i < 64; i++)
+		CHECK_EQ(vmap_free(s, BASE + (uint64_t)i * PG), 0);
+	CHECK_EQ(vmap_purge(s, 0), 0);
+	CHECK_EQ(test_stats(s).cached_areas, 64);
+	CHECK_EQ(vmap_alloc(s, 64 * PG, 0, 0, UINT64_MAX, &x), 0);
+	CHECK_EQ(x, BASE);
+	st = test_stats(s);
+	CHECK_EQ(st.cached_areas, 0);
+	CHECK_EQ(st.cached_decayed, 64);
+	CHECK_EQ(vmap_check(s), 0);
+	vmap_space_destroy(s);
+
+	vmap_config_init(&c);
+	c.base = BASE;
+	c.length = 64 * PG;
+	c.flags = VMAP_SPACE_LOWEST_FIT;
+	REQUIRE(vmap_space_create(&c, &s) == 0);
+	REQUIRE(vmap_alloc(s, 2 * PG, 0, 0, UINT64_MAX, &x) == 0);
+	CHECK_EQ(vmap_free(s, x), 0);
+	CHECK_EQ(vmap_purge(s, 0), 0);
+	st = test_stats(s);
+	CHECK_EQ(st.cached_areas, 0);
+	CHECK_EQ(st.free_blocks, 1);
+	CHECK(st.nodes >= 1);
+	CHECK_EQ(vmap_check(s), 0);
 	vmap_space_destroy(s);
 }
 
@@ -544,6 +650,8 @@ int main(void)
 	test_miss_without_purge();
 	test_strict_free_in_flush();
 	test_bad_free();
+	test_free_sized();
+	test_node_pools();
 	test_purge_once_coalesced();
 	test_lazy_threshold();
 	test_purge_retry();

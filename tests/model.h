@@ -69,7 +69,13 @@ int model_checks(void);
 
 typedef unsigned long long ull;
 
-enum { FREE, BUSY, LAZY, BLK };	/* BLK: a live vmap block's page */
+/* BLK: a live vmap block's page; CACHED: free, in a node pool (free to
+ * vmap_stats, not in the free tree). */
+enum { FREE, BUSY, LAZY, BLK, CACHED };
+
+#define POOL_PAGES 256	/* areas up to this many pages are pooled */
+#define POOL_SCAN 4	/* pooled areas a take looks at */
+#define NO_PAGE UINT32_MAX
 
 struct op {
 	int kind, variant;
@@ -114,6 +120,13 @@ struct model {
 	unsigned ngone;
 	size_t nexp;
 	struct vmap_range exp[MAX_PAGES]; /* what the last purge flushed */
+	/* The node pools (all on the one node of the pinned CPU), unless
+	 * the space is VMAP_SPACE_LOWEST_FIT: by pages - 1, lists of first
+	 * pages through pnext, newest first. */
+	bool pools;
+	uint32_t phead[POOL_PAGES], pcount[POOL_PAGES];
+	uint32_t pnext[MAX_PAGES];
+	bool lazy_block[MAX_PAGES];	/* a lazy area is a retired block */
 	struct vmap_stats st;		/* what vmap_stats() must say */
 };
 

@@ -437,6 +437,19 @@ static void step(struct op *o, unsigned p_alloc)
 	case OP_BAD_FREE:
 		o->addr = o->kind == OP_BAD_FREE ? gen_bad_free(o) :
 			  addr_of(m.busy[rnd(m.nbusy)]);
+		if (o->kind == OP_FREE && chance(30)) {
+			/* vmap_free_sized: the size asked for (any that
+			 * rounds up to the area), or, variant 1, a page
+			 * more -- -EINVAL, nothing changed. */
+			uint64_t p = (o->addr - m.base) / m.ps;
+
+			o->variant = chance(20);
+			o->size = (m.len_at[p] + (uint64_t)o->variant) * m.ps -
+				  rnd(m.ps);
+			ret = vmap_free_sized(space, o->addr, o->size);
+			exp = o->variant ? -EINVAL : model_free(o->addr);
+			break;
+		}
 		ret = vmap_free(space, o->addr);
 		exp = model_free(o->addr);
 		EXPECT(o->kind == OP_FREE || exp == -ENOENT,
@@ -517,7 +530,10 @@ static void new_space(void)
 	cfg.page_size = m.ps;
 	cfg.lazy_max_pages = m.lazy_max;
 	cfg.flush = flush_cb;
-	cfg.flags = m.strict ? VMAP_SPACE_STRICT : 0;
+	/* Both placement policies: node pools, or the exact lowest fit. */
+	m.pools = chance(50);
+	cfg.flags = (m.strict ? VMAP_SPACE_STRICT : 0) |
+		    (m.pools ? 0 : VMAP_SPACE_LOWEST_FIT);
 	cfg.block_pages = m.bp;
 	m.bp = m.bp ? m.bp : 1024;	/* the kernel's */
 	m.st.block_pages = m.bp;

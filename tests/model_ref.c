@@ -51,6 +51,8 @@ void model_reset(void)
 {
 	memset(&m, 0, sizeof(m));
 	memset(&flog, 0, sizeof(flog));
+	for (int c = 0; c < POOL_PAGES; c++)
+		m.phead[c] = NO_PAGE;
 }
 
 /* Check what the header promises of every flush as it happens; the exact
@@ -82,6 +84,74 @@ uint64_t addr_of(uint64_t page)
 	return m.base + page * m.ps;
 }
 
+/* ---- the node pools ---- */
+
+/* The oldest quarter of every pool (all of it) goes back to the tree. */
+static void pools_decay(bool all)
+{
+	for (int c = 0; c < POOL_PAGES; c++) {
+		uint32_t cut, keep, *link = &m.phead[c];
+
+		if (!m.pcount[c])
+			continue;
+		cut = all ? m.pcount[c] : (m.pcount[c] + 3) / 4;
+		keep = m.pcount[c] - cut;
+		for (uint32_t i = 0; i < keep; i++)
+			link = &m.pnext[*link];
+		for (uint32_t p = *link; p != NO_PAGE; p = m.pnext[p]) {
+			memset(&m.state[p], FREE, (size_t)c + 1);
+			m.len_at[p] = 0;
+		}
+		*link = NO_PAGE;
+		m.pcount[c] = keep;
+		m.st.cached_areas -= cut;
+		m.st.cached_pages -= (uint64_t)cut * (c + 1);
+		m.st.cached_decayed += cut;
+	}
+}
+
+/* A flushed area into its pool, at the head. */
+static void pool_put(uint64_t p, uint32_t pages)
+{
+	memset(&m.state[p], CACHED, pages);
+	m.pnext[p] = m.phead[pages - 1];
+	m.phead[pages - 1] = (uint32_t)p;
+	m.pcount[pages - 1]++;
+	m.st.cached_areas++;
+	m.st.cached_pages += pages;
+}
+
+/* The first of the pool's first POOL_SCAN areas that meets f, unlinked;
+ * the pool is tried only by a bottom-up request of up to POOL_PAGES pages
+ * that its window can hold. */
+static bool pool_take(const struct fit *f, uint64_t *page)
+{
+	uint64_t pages = f->size / m.ps;
+	uint32_t *link, looked = 0;
+
+	if (!m.pools || f->topdown || pages > POOL_PAGES ||
+	    f->size > f->hi - f->lo)
+		return false;
+	for (link = &m.phead[pages - 1]; *link != NO_PAGE && looked < POOL_SCAN;
+	     link = &m.pnext[*link], looked++) {
+		uint64_t a = addr_of(*link);
+
+		if (a >= f->lo && a <= f->hi - f->size &&
+		    (a - f->phase) % f->align == 0 &&
+		    (!f->nocross ||
+		     a / f->nocross == (a + f->size - 1) / f->nocross)) {
+			*page = *link;
+			*link = m.pnext[*link];
+			m.pcount[pages - 1]--;
+			m.st.cached_areas--;
+			m.st.cached_pages -= pages;
+			m.st.cached_hits++;
+			return true;
+		}
+	}
+	return false;
+}
+
 /*
  * Every lazy page becomes free in one flush, of the maximal runs of lazy
  * pages (touching lazy areas coalesce; lazy and free pages do not):
@@ -94,8 +164,10 @@ uint64_t addr_of(uint64_t page)
 static void model_purge(bool force, bool aliases)
 {
 	static bool flush[MAX_PAGES];
+	static uint32_t lazy[MAX_PAGES];
 	bool in_run = false;
 	uint64_t dirty = 0;
+	size_t nlazy;
 
 	memset(flush, 0, m.npages);
 	for (size_t k = 0; aliases && k < MAX_BLOCKS; k++) {
@@ -111,6 +183,7 @@ static void model_purge(bool force, bool aliases)
 	if (!m.st.lazy_areas && !dirty && !force)
 		return;
 	m.nexp = 0;
+	nlazy = 0;
 	for (uint64_t p = 0; p < m.npages; p++) {
 		bool f = flush[p] || m.state[p] == LAZY;
 
@@ -118,10 +191,27 @@ static void model_purge(bool force, bool aliases)
 			m.exp[m.nexp++].start = addr_of(p);
 		if ((in_run = f))
 			m.exp[m.nexp - 1].end = addr_of(p + 1);
-		if (m.state[p] == LAZY) {
-			m.state[p] = FREE;
+		if (m.state[p] == LAZY && m.len_at[p])
+			lazy[nlazy++] = (uint32_t)p;
+	}
+	/*
+	 * Flushed: with pools, the oldest quarter of each goes back to the
+	 * tree, then each lazy area of up to POOL_PAGES pages (not a retired
+	 * block) goes into its pool -- the batch in address order at the
+	 * head -- and the rest to the tree.
+	 */
+	if (m.pools)
+		pools_decay(false);
+	for (size_t i = nlazy; i-- > 0;) {
+		uint32_t p = lazy[i], pages = m.len_at[p];
+
+		if (m.pools && pages <= POOL_PAGES && !m.lazy_block[p]) {
+			pool_put(p, pages);
+		} else {
+			memset(&m.state[p], FREE, pages);
 			m.len_at[p] = 0;
 		}
+		m.lazy_block[p] = false;
 	}
 	m.st.purges++;
 	m.st.flushes++;
@@ -190,6 +280,7 @@ static void retire(size_t k, bool may_purge)
 	m.nblk--;
 	m.st.blocks_freed++;
 	make_lazy(b->page, m.bp);
+	m.lazy_block[b->page] = true; /* never pooled */
 	if (may_purge)
 		after_lazy_free();
 }
@@ -210,18 +301,24 @@ static void purge_fragmented(void)
 	}
 }
 
-/* vmap_purge: SYNC and FORCE_FLUSH free fragmented blocks first. */
+/* vmap_purge: SYNC and FORCE_FLUSH free fragmented blocks first, and send
+ * every pool back to the tree after. */
 void model_vmap_purge(unsigned how)
 {
-	if (how & (VMAP_PURGE_SYNC | VMAP_PURGE_FORCE_FLUSH))
+	bool sync = how & (VMAP_PURGE_SYNC | VMAP_PURGE_FORCE_FLUSH);
+
+	if (sync)
 		purge_fragmented();
 	model_purge(how & VMAP_PURGE_FORCE_FLUSH, false);
+	if (sync)
+		pools_decay(true);
 }
 
 void model_unmap_aliases(void)
 {
 	purge_fragmented();
 	model_purge(true, true);
+	pools_decay(true);
 }
 
 /* The -EINVAL rules of vmap_xalloc, straight from the header. */
@@ -322,24 +419,28 @@ static bool model_find(const struct fit *f, uint64_t *page)
 }
 
 /*
- * The tree's search, and on a miss, where that can help -- something is
- * lazy or a block is live (it may be fragmented), and the window, were it all
- * free, could hold the area with its alignment, phase and boundary; never
- * with NOPURGE -- a sync purge (fragmented blocks first) and one more search.
+ * A pool's area, else the tree's search, and on a miss, where that can help
+ * -- something is lazy or pooled, or a block is live (it may be
+ * fragmented), and the window, were it all free, could hold the area with
+ * its alignment, phase and boundary; never with NOPURGE -- a sync purge
+ * (fragmented blocks first, every pool back to the tree after) and one more
+ * search.
  */
 static bool model_place(const struct fit *f, uint64_t *p)
 {
 	bool retry;
 
-	if (model_find(f, p))
+	if (pool_take(f, p) || model_find(f, p))
 		return true;
-	retry = !f->nopurge && (m.st.lazy_pages || m.nblk) &&
+	retry = !f->nopurge &&
+		(m.st.lazy_pages || m.nblk || m.st.cached_areas) &&
 		block_fit(f, 0, m.st.total_pages, &(uint64_t){ 0 });
 	if (!retry)
 		return false;
 	m.st.purge_retries++;
 	purge_fragmented();
 	model_purge(false, false);
+	pools_decay(true);
 	return model_find(f, p);
 }
 
@@ -562,7 +663,8 @@ int model_ram_free(uint64_t addr, uint64_t size)
 	X(areas_purged) X(purge_max_areas) X(release_path)                  \
 	X(release_syscalls) X(release_errors) X(block_pages) X(blocks)      \
 	X(block_free_pages) X(block_dirty_pages) X(blocks_created)          \
-	X(blocks_freed)
+	X(blocks_freed) X(cached_areas) X(cached_pages) X(cached_hits)      \
+	X(cached_decayed)
 #define COMPARE(f)                                                          \
 	EXPECT(st.f == m.st.f, "stats." #f " = %llu, model %llu",           \
 	       (ull)st.f, (ull)m.st.f);
@@ -587,11 +689,12 @@ void check_state(uint64_t flushes_before)
 	}
 	err = vmap_check(space);
 	EXPECT(err == 0, "vmap_check() = %d", err);
-	/* Free blocks are the maximal free runs: "..AA...+.." has 3. */
+	/* Free blocks are the maximal free runs: "..AA...+.." has 3;
+	 * pooled pages are free, but not in the tree's blocks. */
 	m.st.free_pages = m.st.free_blocks = m.st.largest_free_pages = 0;
 	for (uint64_t p = 0; p < m.npages; p++) {
 		run = m.state[p] == FREE ? run + 1 : 0;
-		m.st.free_pages += run > 0;
+		m.st.free_pages += run > 0 || m.state[p] == CACHED;
 		m.st.free_blocks += run == 1;
 		if (run > m.st.largest_free_pages)
 			m.st.largest_free_pages = run;

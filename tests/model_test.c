@@ -55,6 +55,7 @@ int main(void)
 	const char *env = getenv("VMAP_MODEL_OPS");
 	uint64_t total = env ? strtoull(env, NULL, 0) : DEFAULT_OPS;
 	uint64_t spaces = 0, allocs = 0, fails = 0, batch = 0, blocks = 0;
+	uint64_t hits = 0, decayed = 0;
 	const struct vmap_stats *st = model_stats();
 	struct timespec t0, t1;
 	pthread_t dog;
@@ -89,16 +90,19 @@ int main(void)
 		allocs += st->allocs;
 		fails += st->alloc_failures;
 		blocks += st->blocks_created;
+		hits += st->cached_hits;
+		decayed += st->cached_decayed;
 		if (st->purge_max_areas > batch)
 			batch = st->purge_max_areas;
 	}
 	model_end_space();
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	printf("model_test: %llu ops on %llu spaces in %.2f s: %llu allocs, "
-	       "%llu failures, largest purge %llu areas, %llu vmap blocks\n",
+	       "%llu failures, largest purge %llu areas, %llu vmap blocks, "
+	       "%llu from node pools, %llu pooled areas decayed\n",
 	       (ull)model_ops(), (ull)spaces, (double)(t1.tv_sec - t0.tv_sec) +
 	       (double)(t1.tv_nsec - t0.tv_nsec) / 1e9, (ull)allocs,
-	       (ull)fails, (ull)batch, (ull)blocks);
+	       (ull)fails, (ull)batch, (ull)blocks, (ull)hits, (ull)decayed);
 	test_checks = model_checks();	/* the checks were the model's */
 	return test_summary("model_test");
 }
