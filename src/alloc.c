@@ -29,7 +29,7 @@ int vmap_xalloc(vmap_space *s, uint64_t size, uint64_t align, uint64_t phase,
 			break;
 	}
 	if (!err)
-		vm_count(&s->allocs, 1);
+		node_count_alloc(s);
 	return err;
 }
 

@@ -240,7 +240,7 @@ int vm_free(vmap_space *s, uint64_t addr, unsigned how, uint64_t bytes,
 		/* Kept warm: nothing to release. */
 		pthread_mutex_unlock(&shard->lock);
 		free(retired);
-		vm_count(&s->frees, 1);
+		node_count_free(s);
 		*lazy = 0;
 		return 0;
 	}
@@ -275,7 +275,7 @@ int vm_free(vmap_space *s, uint64_t addr, unsigned how, uint64_t bytes,
 	free(retired);
 	/* A block's pieces were counted instead. */
 	if (!(how & FREE_BLOCK))
-		vm_count(&s->frees, 1);
+		node_count_free(s);
 	return 0;
 }
 

@@ -113,7 +113,7 @@ static int check_snapshot(vmap_space *s, const struct snapshot *sn,
 {
 	uint64_t bytes[NSTATES] = { 0 }, areas[NSTATES] = { 0 };
 	uint64_t pmask = s->page_size - 1, busy_bytes = 0, busy_areas = 0;
-	uint64_t lazy_pages, lazy_areas;
+	uint64_t lazy_pages, lazy_areas, cached_areas, cached_pages;
 
 	for (size_t i = 0; i < sn->n; i++) {
 		const struct item *it = &sn->item[i];
@@ -161,14 +161,14 @@ static int check_snapshot(vmap_space *s, const struct snapshot *sn,
 			 (unsigned long long)(s->end - s->base));
 		return -1;
 	}
-	if (atomic_load(&s->cached_pages) != space_pages(s, bytes[CACHED]) ||
-	    atomic_load(&s->cached_areas) != areas[CACHED] ||
-	    (areas[CACHED] && !s->pools)) {
+	cached_areas = nodes_cached(s, &cached_pages);
+	if (cached_pages != space_pages(s, bytes[CACHED]) ||
+	    cached_areas != areas[CACHED] || (areas[CACHED] && !s->pools)) {
 		snprintf(msg, len,
 			 "node pool counters say %llu areas/%llu pages, the "
 			 "pools hold %llu/%llu%s",
-			 (unsigned long long)atomic_load(&s->cached_areas),
-			 (unsigned long long)atomic_load(&s->cached_pages),
+			 (unsigned long long)cached_areas,
+			 (unsigned long long)cached_pages,
 			 (unsigned long long)areas[CACHED],
 			 (unsigned long long)space_pages(s, bytes[CACHED]),
 			 s->pools ? "" : " (and the space has no pools)");

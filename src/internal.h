@@ -372,10 +372,18 @@ uint64_t records_bytes(vmap_space *s);
 
 struct vnode {
 	pthread_mutex_t lock;
-	/* All protected by lock: */
+	/* Protected by lock: */
 	struct va *pool[NODE_POOL_PAGES]; /* flushed free areas by pages - 1,
 					     newest first */
 	uint32_t count[NODE_POOL_PAGES];
+	uint64_t used[NODE_POOL_PAGES / 64]; /* bit c: count[c] > 0 */
+	/* What the pools hold: written under lock, read without. */
+	atomic_uint_fast64_t pages, areas;
+	/* Events of the threads on this node's CPU, relaxed, summed by
+	 * vmap_stats: a counter every CPU shared would move between their
+	 * caches on every call (allocs, frees: the space's other paths
+	 * count in the space's own). */
+	atomic_uint_fast64_t allocs, frees, hits;
 } __attribute__((aligned(64)));
 
 int nodes_init(vmap_space *s, bool pools);
@@ -383,6 +391,13 @@ int nodes_init(vmap_space *s, bool pools);
 void nodes_fini(vmap_space *s);
 /* The node of the calling thread's CPU. */
 unsigned node_here(const vmap_space *s);
+/* Count an allocation or a free in the calling CPU's node. */
+void node_count_alloc(vmap_space *s);
+void node_count_free(vmap_space *s);
+/* Pooled areas and pages, summed over the nodes (relaxed). */
+uint64_t nodes_cached(vmap_space *s, uint64_t *pages);
+/* Add the nodes' counters to st (vmap_stats). */
+void nodes_stats(vmap_space *s, struct vmap_stats *st);
 /* The pool fast path of an allocation: a flushed area of f's size from this
  * CPU's node that meets f, into the busy map as kind; false if none. */
 bool node_take(vmap_space *s, const struct fit *f, unsigned kind,
@@ -422,8 +437,7 @@ int __node_walk(vmap_space *s, unsigned n,
 	X(pool_hits) X(blocks_created) X(blocks_freed) X(purges_threshold)   \
 	X(purges_miss) X(purges_called) X(purges_timer) X(purges_strict)     \
 	X(purges_aliases) X(backpressure) X(lazy_max_wait_ns)                \
-	X(purger_wakeups) X(cached_areas) X(cached_pages) X(cached_hits)     \
-	X(cached_decayed)
+	X(purger_wakeups) X(cached_decayed)
 
 /*
  * The lock order, outermost first.  A thread holding one of these may take

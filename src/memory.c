@@ -71,7 +71,7 @@ static void *valloc(vmap_space *s, size_t size, bool zero)
 				memset((void *)(uintptr_t)a, 0,
 				       (pages - s->guard) * ps);
 			vm_count(&s->pool_hits, 1);
-			vm_count(&s->allocs, 1);
+			node_count_alloc(s);
 			return (void *)(uintptr_t)a;
 		}
 	}
@@ -187,7 +187,7 @@ static void *vmap_once(vmap_space *s, int fd, const uint64_t *pgoff,
 		errno = -err;
 		return NULL;
 	}
-	vm_count(&s->allocs, 1);
+	node_count_alloc(s);
 	return (void *)(uintptr_t)a;
 
 invalid:

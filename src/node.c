@@ -53,9 +53,16 @@ int nodes_init(vmap_space *s, bool pools)
 		struct vnode *v = &s->nodes[n];
 
 		pthread_mutex_init(&v->lock, NULL);
+		atomic_init(&v->pages, 0);
+		atomic_init(&v->areas, 0);
+		atomic_init(&v->allocs, 0);
+		atomic_init(&v->frees, 0);
+		atomic_init(&v->hits, 0);
 		for (unsigned c = 0; c < NODE_POOL_PAGES; c++) {
 			v->pool[c] = NULL;
 			v->count[c] = 0;
+		for (unsigned w = 0; w < NODE_POOL_PAGES / 64; w++)
+			v->used[w] = 0;
 		}
 	}
 	return 0;
@@ -80,6 +87,52 @@ unsigned node_here(const vmap_space *s)
 	int cpu = sched_getcpu();
 
 	return cpu < 0 ? 0 : (unsigned)cpu % s->nnodes;
+}
+
+void node_count_alloc(vmap_space *s)
+{
+	vm_count(&s->nodes[node_here(s)].allocs, 1);
+}
+
+void node_count_free(vmap_space *s)
+{
+	vm_count(&s->nodes[node_here(s)].frees, 1);
+}
+
+uint64_t nodes_cached(vmap_space *s, uint64_t *pages)
+{
+	uint64_t areas = 0;
+
+	*pages = 0;
+	for (unsigned n = 0; n < s->nnodes; n++) {
+		areas += vm_read(&s->nodes[n].areas);
+		*pages += vm_read(&s->nodes[n].pages);
+	}
+	return areas;
+}
+
+void nodes_stats(vmap_space *s, struct vmap_stats *st)
+{
+	for (unsigned n = 0; n < s->nnodes; n++) {
+		struct vnode *v = &s->nodes[n];
+
+		st->allocs += vm_read(&v->allocs);
+		st->frees += vm_read(&v->frees);
+		st->cached_hits += vm_read(&v->hits);
+		st->cached_areas += vm_read(&v->areas);
+		st->cached_pages += vm_read(&v->pages);
+	}
+}
+
+/* v locked: class c holds n areas now; keep its bit in step, so that a
+ * decay visits only the sizes a pool holds. */
+static void set_count(struct vnode *v, unsigned c, uint32_t n)
+{
+	v->count[c] = n;
+	if (n)
+		v->used[c / 64] |= 1ull << (c % 64);
+	else
+		v->used[c / 64] &= ~(1ull << (c % 64));
 }
 
 static unsigned node_of(const vmap_space *s, const struct va *va)
@@ -125,9 +178,9 @@ bool node_take(vmap_space *s, const struct fit *f, unsigned kind,
 		return false;
 	}
 	*link = va->next;
-	v->count[c]--;
-	vm_uncount(&s->cached_pages, pages);
-	vm_uncount(&s->cached_areas, 1);
+	set_count(v, c, v->count[c] - 1);
+	vm_uncount(&v->pages, pages);
+	vm_uncount(&v->areas, 1);
 	va->flags = kind | VA_POOLED | here << VA_NODE_SHIFT;
 	va->vb = vb;
 	shard = busy_shard_of(&s->busy, va->start);
@@ -136,7 +189,7 @@ bool node_take(vmap_space *s, const struct fit *f, unsigned kind,
 	pthread_mutex_unlock(&shard->lock);
 	pthread_mutex_unlock(&v->lock);
 	free(retired);
-	vm_count(&s->cached_hits, 1);
+	vm_count(&v->hits, 1);
 	*addr = va->start;
 	return true;
 }
@@ -149,10 +202,10 @@ void node_untake(vmap_space *s, struct va *va)
 	pthread_mutex_lock(&v->lock);
 	va->next = v->pool[pages - 1];
 	v->pool[pages - 1] = va;
-	v->count[pages - 1]++;
-	vm_count(&s->cached_pages, pages);
-	vm_count(&s->cached_areas, 1);
-	vm_uncount(&s->cached_hits, 1);
+	set_count(v, (unsigned)pages - 1, v->count[pages - 1] + 1);
+	vm_count(&v->pages, pages);
+	vm_count(&v->areas, 1);
+	vm_uncount(&v->hits, 1);
 	pthread_mutex_unlock(&v->lock);
 }
 
@@ -191,13 +244,13 @@ uint64_t __nodes_give(vmap_space *s, struct va **list)
 
 			va->next = v->pool[p - 1];
 			v->pool[p - 1] = va;
-			v->count[p - 1]++;
+			set_count(v, (unsigned)p - 1, v->count[p - 1] + 1);
 			pages += p;
 			areas++;
 			va = next;
 		}
-		vm_count(&s->cached_pages, pages);
-		vm_count(&s->cached_areas, areas);
+		vm_count(&v->pages, pages);
+		vm_count(&v->areas, areas);
 		/* Under the node lock: vmap_check sees each area either
 		 * lazy or pooled. */
 		lazy_retire(&s->lazy, pages, areas);
@@ -208,66 +261,78 @@ uint64_t __nodes_give(vmap_space *s, struct va **list)
 }
 
 /* Give a list of areas taken out of their pools back to the free tree,
- * VMAP_PURGE_CHUNK per hold of the free lock.  They stay counted as pooled
- * until the tree has them, so vmap_stats' free pages (tree and pools) never
- * miss them. */
+ * VMAP_PURGE_CHUNK per hold of the free lock.  (In between they are in no
+ * structure, with the purge mutex held: vmap_check cannot look, and
+ * vmap_stats may count them in neither.) */
 static void to_tree(vmap_space *s, struct va *list)
 {
 	while (list) {
 		struct va *spent = NULL;
-		uint64_t t0, pages = 0, areas = 0;
+		uint64_t t0;
 
 		pthread_mutex_lock(&s->free_lock);
 		t0 = vm_now_ns();
 		for (int k = 0; list && k < VMAP_PURGE_CHUNK; k++) {
 			struct va *node = list;
 
-			pages += space_pages(s, node->end - node->start);
-			areas++;
 			list = list->next;
 			__tree_give(s, node->start, node->end, node, &spent);
 		}
-		vm_uncount(&s->cached_pages, pages);
-		vm_uncount(&s->cached_areas, areas);
 		vm_stat_max(&s->purge_max_hold_ns, vm_now_ns() - t0);
 		pthread_mutex_unlock(&s->free_lock);
 		va_put_list(s, spent);
 	}
 }
 
+/* v locked: cut the oldest quarter of class c (all of it) onto *out; how
+ * many.  The oldest are the list's tail: new areas go in at the head, and
+ * takes work from the head too. */
+static uint32_t cut_class(struct vnode *v, unsigned c, bool all,
+			  struct va **out)
+{
+	uint32_t cut = all ? v->count[c] : (v->count[c] + 3) / 4;
+	uint32_t keep = v->count[c] - cut;
+	struct va **link = &v->pool[c], *tail;
+
+	for (uint32_t i = 0; i < keep; i++)
+		link = &(*link)->next;
+	for (tail = *link; tail->next; tail = tail->next)
+		;
+	tail->next = *out;
+	*out = *link;
+	*link = NULL;
+	set_count(v, c, keep);
+	return cut;
+}
+
 bool __nodes_decay(vmap_space *s, bool all)
 {
 	struct va *out = NULL;
-	uint64_t moved = 0;
+	uint64_t moved = 0, pages;
 
-	if (!s->pools || !vm_read(&s->cached_areas))
+	if (!s->pools || !nodes_cached(s, &pages))
 		return false;
 	for (unsigned n = 0; n < s->nnodes; n++) {
 		struct vnode *v = &s->nodes[n];
+		uint64_t cut_pages = 0, cut_areas = 0;
 
 		pthread_mutex_lock(&v->lock);
-		for (unsigned c = 0; c < NODE_POOL_PAGES; c++) {
-			uint32_t keep, cut;
-			struct va **link = &v->pool[c], *tail;
+		for (unsigned w = 0; w < NODE_POOL_PAGES / 64; w++) {
+			/* A copy: cut_class clears the bits it empties. */
+			for (uint64_t bits = v->used[w]; bits;
+			     bits &= bits - 1) {
+				unsigned c = w * 64 +
+					     (unsigned)__builtin_ctzll(bits);
+				uint32_t cut = cut_class(v, c, all, &out);
 
-			if (!v->count[c])
-				continue;
-			/* The oldest quarter (at least one) is the list's
-			 * tail: new areas go in at the head, and so do
-			 * takes. */
-			cut = all ? v->count[c] : (v->count[c] + 3) / 4;
-			keep = v->count[c] - cut;
-			for (uint32_t i = 0; i < keep; i++)
-				link = &(*link)->next;
-			for (tail = *link; tail->next; tail = tail->next)
-				;
-			tail->next = out;
-			out = *link;
-			*link = NULL;
-			v->count[c] = keep;
-			moved += cut;
+				cut_areas += cut;
+				cut_pages += (uint64_t)cut * (c + 1);
+			}
 		}
+		vm_uncount(&v->pages, cut_pages);
+		vm_uncount(&v->areas, cut_areas);
 		pthread_mutex_unlock(&v->lock);
+		moved += cut_areas;
 	}
 	vm_count(&s->cached_decayed, moved);
 	to_tree(s, out);

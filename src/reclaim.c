@@ -124,7 +124,7 @@ void reclaim_freed(vmap_space *s, uint64_t lazy)
 static bool purge_could_help(vmap_space *s)
 {
 	return vm_read(&s->lazy.pages) || vm_read(&s->pool_areas) ||
-	       vm_read(&s->cached_areas) ||
+	       nodes_cached(s, &(uint64_t){ 0 }) ||
 	       vm_read(&s->blocks_created) != vm_read(&s->blocks_freed);
 }
 

@@ -293,7 +293,7 @@ int vmap_stats(vmap_space *s, struct vmap_stats *out)
 	}
 	pthread_mutex_lock(&s->free_lock);
 	/* Pooled areas are free space too (counted apart as cached_*). */
-	st.free_pages = space_pages(s, s->free.bytes) + get(&s->cached_pages);
+	st.free_pages = space_pages(s, s->free.bytes);
 	st.free_blocks = s->free.nodes;
 	st.largest_free_pages = space_pages(s, ft_largest(&s->free));
 	pthread_mutex_unlock(&s->free_lock);
@@ -310,6 +310,8 @@ int vmap_stats(vmap_space *s, struct vmap_stats *out)
 	st.release_path = s->memory ? (uint64_t)(s->path & OS_RELEASE_PATH)
 				    : VMAP_RELEASE_NONE;
 	st.pool_max_pages = s->pool_max_pages;
+	nodes_stats(s, &st);
+	st.free_pages += st.cached_pages;
 	st.record_bytes = records_bytes(s);
 	st.nodes = s->nodes ? s->nnodes : 0;
 	st.block_pages = s->block_pages;
