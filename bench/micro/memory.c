@@ -14,11 +14,12 @@
  *           off, so that every allocation installs its guard.
  *
  * "vmap" is a default memory space: lazy frees, and the warm pool that hands
- * a small freed area back zeroed, without a release or a page fault.
+ * a freed area back as it is, without a release or a page fault.
  * "vmap nopool" is lazy frees alone: every reused page is faulted in anew.
  *
  * Usage: bench-memory [-r repeats] [-s scale]
- * Prints medians of the repeats.  Every allocation is checked to read zero.
+ * Prints medians of the repeats.  Every allocation is checked to read zero
+ * where no owner wrote (a warm area keeps what its last owner wrote).
  */
 #include <pthread.h>
 #include <stdatomic.h>
