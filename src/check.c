@@ -92,8 +92,10 @@ static int take(vmap_space *s, struct snapshot *sn)
 	if (!err)
 		err = __busy_walk(&s->busy, add, sn);
 	sn->adding = LAZY;
-	for (struct va *v = atomic_load(&s->lazy.head); v && !err; v = v->next)
-		err = add(sn, v);
+	for (unsigned n = 0; n < s->nnodes && !err; n++)
+		for (struct va *v = atomic_load(&s->nodes[n].lazy); v && !err;
+		     v = v->next)
+			err = add(sn, v);
 	sn->adding = POOL;
 	__pool_walk(s, add, sn, &err);
 	sn->adding = QUARANTINE;

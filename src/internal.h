@@ -193,10 +193,11 @@ int __busy_validate(struct busy_map *m, char *msg, size_t len);
 void __busy_insert_lazy(struct busy_shard *s, struct va *va);
 struct va *__busy_unlink_lazy(struct busy_shard *s);
 
-/* ---- lazy.c: the lock-free lazy list and its counters ---- */
+/* ---- lazy.c: the lock-free lazy lists and their counters ---- */
 
+/* The lists themselves are per node (struct vnode's `lazy`: a free pushes
+ * onto its CPU's); the counters are the space's. */
 struct lazy_list {
-	_Atomic(struct va *) head; /* CAS push, exchange take-all */
 	atomic_uint_fast64_t pages; /* pages pushed and not yet given back */
 	atomic_uint_fast64_t areas;
 	/* When the oldest area not yet taken by a purge was freed (ns), or 0:
@@ -205,13 +206,13 @@ struct lazy_list {
 };
 
 void lazy_init(struct lazy_list *l);
-/* Count, then publish; returns the lazy page count including va.  va must not
- * be touched by the caller after this returns. */
-uint64_t lazy_push(struct lazy_list *l, struct va *va, uint64_t pages);
-/* The counting half of a push (legacy.c publishes its own way). */
+/* The counting half of a free (before the record is published); returns
+ * the lazy page count including these pages. */
 uint64_t lazy_count(struct lazy_list *l, uint64_t pages);
-/* Take every lazy area; *since gets when the oldest was freed (0: unknown). */
-struct va *lazy_take_all(struct lazy_list *l, uint64_t *since);
+/* Publish va on a list (CAS push).  va must not be touched after. */
+void lazy_push(_Atomic(struct va *) *head, struct va *va);
+/* Take a whole list (exchange). */
+struct va *lazy_take(_Atomic(struct va *) *head);
 /* After a purge that took its list at `taken`: areas freed since then start
  * their wait no later than that. */
 void lazy_rearm(struct lazy_list *l, uint64_t taken);
@@ -220,16 +221,18 @@ void lazy_rearm(struct lazy_list *l, uint64_t taken);
 void lazy_adopt(struct lazy_list *l, uint64_t pages, uint64_t areas);
 /*
  * The lazy-free mechanism, as the rest of the library sees it.  In vmap it is
- * the list above; the legacy build (VMAP_LEGACY, legacy.c) has the pre-2016
- * kernel's instead -- a lazy flag on an area left in the busy map, and a
- * purge that walks every busy area -- so that the benchmark can compare the
- * two with nothing else different.
+ * the lists above, one per node; the legacy build (VMAP_LEGACY, legacy.c) has
+ * the pre-2016 kernel's instead -- a lazy flag on an area left in the busy
+ * map, and a purge that walks every busy area -- so that the benchmark can
+ * compare the two with nothing else different.
  *   vm_publish:   va has left the busy map (sh locked): make it lazy and count
  *                 it; returns the lazy pages.  va is not ours after.
- *   vm_take:      a purge takes every lazy area (purge mutex held).
+ *   vm_take:      a purge takes every lazy area (purge mutex held), as up to
+ *                 VMAP_NODES_MAX lists into lists[]; returns how many; *since
+ *                 gets when the oldest was freed (0: unknown).
  */
 uint64_t vm_publish(vmap_space *s, struct busy_shard *sh, struct va *va);
-struct va *vm_take(vmap_space *s, uint64_t *since);
+unsigned vm_take(vmap_space *s, uint64_t *since, struct va **lists);
 
 /* A purge has given back `pages` pages in `areas` areas. */
 void lazy_retire(struct lazy_list *l, uint64_t pages, uint64_t areas);
@@ -246,10 +249,11 @@ struct sortbuf {
 	size_t cap;
 };
 
-/* Sort the list by start; *count gets its length.  Purge mutex held; extra
- * records beyond the lazy areas are on the list. */
-struct va *batch_sort(vmap_space *s, struct va *list, uint64_t extra,
-		      uint64_t *count);
+/* Sort the records of lists[0..n) into one list by start; *count gets its
+ * length.  Purge mutex held; `extra` records beyond the lazy areas are on
+ * the lists. */
+struct va *batch_sort(vmap_space *s, struct va **lists, unsigned n,
+		      uint64_t extra, uint64_t *count);
 void sortbuf_free(struct sortbuf *b);
 
 /* ---- vblock.c: per-CPU vmap blocks ---- */
@@ -379,6 +383,9 @@ struct vnode {
 	uint64_t used[NODE_POOL_PAGES / 64]; /* bit c: count[c] > 0 */
 	/* What the pools hold: written under lock, read without. */
 	atomic_uint_fast64_t pages, areas;
+	/* The lazy list of the areas freed on this node's CPU (lazy.c):
+	 * lock-free, on a line of its own. */
+	_Atomic(struct va *) lazy __attribute__((aligned(64)));
 	/* Events of the threads on this node's CPU, relaxed, summed by
 	 * vmap_stats: a counter every CPU shared would move between their
 	 * caches on every call (allocs, frees: the space's other paths

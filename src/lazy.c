@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * lazy.c - the lazy-free list: freed areas waiting for a purge.
+ * lazy.c - the lazy-free lists: freed areas waiting for a purge.
  *
- * A lock-free LIFO in the manner of the kernel's llist.  Any number of
- * threads push (a compare-and-swap on the head); a purge takes the whole list
- * with one atomic exchange, after which it alone owns those records.  Nothing
- * is ever removed one at a time, so there is no ABA problem: a record that
- * left the list can only return to it through a new push.
+ * Lock-free LIFOs in the manner of the kernel's llist, one per node (as Linux
+ * 6.9's vmap nodes): a free pushes onto its CPU's (a compare-and-swap on a
+ * head no other CPU writes, mostly), and a purge takes every node's list
+ * with one atomic exchange each, after which it alone owns those records,
+ * and releases them all with one flush.  Nothing is ever removed one at a
+ * time, so there is no ABA problem: a record that left a list can only
+ * return to one through a new push.
  *
  * The counters say how much is lazy: pages and areas pushed and not yet given
  * back to the free space by a purge.  They are raised *before* the push (the
@@ -26,20 +28,19 @@
 
 void lazy_init(struct lazy_list *l)
 {
-	atomic_init(&l->head, NULL);
 	atomic_init(&l->pages, 0);
 	atomic_init(&l->areas, 0);
 	atomic_init(&l->since, 0);
 }
 
-static void lazy_repush(struct lazy_list *l, struct va *va)
+void lazy_push(_Atomic(struct va *) *head, struct va *va)
 {
-	struct va *old = atomic_load_explicit(&l->head, memory_order_relaxed);
+	struct va *old = atomic_load_explicit(head, memory_order_relaxed);
 
 	/* Release: the purge that takes va must see its start and end. */
 	do
 		va->next = old;
-	while (!atomic_compare_exchange_weak_explicit(&l->head, &old, va,
+	while (!atomic_compare_exchange_weak_explicit(head, &old, va,
 						      memory_order_release,
 						      memory_order_relaxed));
 }
@@ -57,20 +58,11 @@ uint64_t lazy_count(struct lazy_list *l, uint64_t pages)
 	return nr;
 }
 
-uint64_t lazy_push(struct lazy_list *l, struct va *va, uint64_t pages)
+struct va *lazy_take(_Atomic(struct va *) *head)
 {
-	uint64_t nr = lazy_count(l, pages);
-
-	lazy_repush(l, va);
-	return nr;
-}
-
-struct va *lazy_take_all(struct lazy_list *l, uint64_t *since)
-{
-	*since = atomic_exchange(&l->since, 0);
-	if (!atomic_load_explicit(&l->head, memory_order_relaxed))
+	if (!atomic_load_explicit(head, memory_order_relaxed))
 		return NULL;
-	return atomic_exchange_explicit(&l->head, NULL, memory_order_acquire);
+	return atomic_exchange_explicit(head, NULL, memory_order_acquire);
 }
 
 void lazy_rearm(struct lazy_list *l, uint64_t taken)
@@ -98,12 +90,23 @@ void lazy_retire(struct lazy_list *l, uint64_t pages, uint64_t areas)
 
 uint64_t vm_publish(vmap_space *s, struct busy_shard *sh, struct va *va)
 {
+	/* Count first: after the push, a purge may free va at any time. */
+	uint64_t nr = lazy_count(&s->lazy,
+				 space_pages(s, va->end - va->start));
+
 	(void)sh;
-	return lazy_push(&s->lazy, va, space_pages(s, va->end - va->start));
+	lazy_push(&s->nodes[node_here(s)].lazy, va);
+	return nr;
 }
 
-struct va *vm_take(vmap_space *s, uint64_t *since)
+unsigned vm_take(vmap_space *s, uint64_t *since, struct va **lists)
 {
-	return lazy_take_all(&s->lazy, since);
+	unsigned k = 0;
+
+	*since = atomic_exchange(&s->lazy.since, 0);
+	for (unsigned n = 0; n < s->nnodes; n++)
+		if ((lists[k] = lazy_take(&s->nodes[n].lazy)))
+			k++;
+	return k;
 }
 #endif

@@ -25,7 +25,7 @@ uint64_t vm_publish(vmap_space *s, struct busy_shard *sh, struct va *va)
 	return nr;
 }
 
-struct va *vm_take(vmap_space *s, uint64_t *since)
+unsigned vm_take(vmap_space *s, uint64_t *since, struct va **lists)
 {
 	struct va *list = NULL;
 
@@ -44,7 +44,8 @@ struct va *vm_take(vmap_space *s, uint64_t *since)
 			list = part;
 		}
 	}
-	return list;
+	lists[0] = list;
+	return list != NULL;
 }
 
 #endif

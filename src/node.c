@@ -53,6 +53,7 @@ int nodes_init(vmap_space *s, bool pools)
 		struct vnode *v = &s->nodes[n];
 
 		pthread_mutex_init(&v->lock, NULL);
+		atomic_init(&v->lazy, NULL);
 		atomic_init(&v->pages, 0);
 		atomic_init(&v->areas, 0);
 		atomic_init(&v->allocs, 0);

@@ -104,19 +104,6 @@ static uint64_t give_back(vmap_space *s, struct va *v)
  * vmap blocks, from vmap_unmap_aliases: they join the one flush, then their
  * records (the blocks' own) leave the list; their space stays in the blocks.
  */
-/* Put the list `more` in front of `list`. */
-static struct va *prepend(struct va *more, struct va *list)
-{
-	struct va *tail = more;
-
-	if (!more)
-		return list;
-	while (tail->next)
-		tail = tail->next;
-	tail->next = list;
-	return more;
-}
-
 /* Past this many records, a purge's vector and sort buffers go back to the
  * heap when it ends: a purge of 20 M areas would otherwise keep ~1 GB. */
 #define PURGE_KEEP 65536
@@ -135,15 +122,18 @@ static void shrink_buffers(vmap_space *s)
 bool __vm_purge(vmap_space *s, bool force, struct va *extra, uint64_t nextra)
 {
 	uint64_t t0 = vm_now_ns(), since, n, nq = 0, pooled;
-	struct va *list = vm_take(s, &since);
+	struct va *lists[VMAP_NODES_MAX + 2], *list;
+	/* Every node's lazy list: one batch, one flush. */
+	unsigned k = vm_take(s, &since, lists);
 
 	/* A few quarantined areas ride along. */
-	if (s->memory)
-		list = prepend(quarantine_retry(s, &nq), list);
-	if (!list && !extra && !force)
+	if (s->memory && (lists[k] = quarantine_retry(s, &nq)))
+		k++;
+	if (extra)
+		lists[k++] = extra;
+	if (!k && !force)
 		return false;
-	list = prepend(extra, list);
-	list = batch_sort(s, list, nextra, &n);
+	list = batch_sort(s, lists, k, nextra, &n);
 	list = release_batch(s, list, n);
 	/* Flushed: the pools' oldest go back to the tree, then common sizes
 	 * go to their nodes' pools, and the rest to the tree. */

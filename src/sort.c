@@ -2,8 +2,8 @@
 /*
  * sort.c - sorting a purge's batch of lazy areas by address.
  *
- * The batch arrives as the lazy list: newest first, in no address order, its
- * records scattered over the heap.  A merge sort of the list needs no memory,
+ * The batch arrives as lists (every node's lazy list, and what a purge adds):
+ * newest first, in no address order, its records scattered over the heap.  A merge sort of the list needs no memory,
  * but makes log2(n) passes over scattered records: for 100,000 areas it cost
  * 20 ms here, most of a purge.  So a batch of any size is copied once into an
  * array of (page index, record) pairs, sorted there by an LSD radix sort in
@@ -80,19 +80,22 @@ static bool reserve(struct sortbuf *b, size_t n)
 	return true;
 }
 
-static struct va *radix_sort(struct sortbuf *buf, struct va *list,
-			     const vmap_space *s, uint64_t *count)
+static struct va *radix_sort(struct sortbuf *buf, struct va **lists,
+			     unsigned nl, const vmap_space *s, uint64_t *count)
 {
 	struct sort_item *src = buf->a, *dst = buf->b, *t;
 	uint64_t top = (s->end - 1 - s->base) >> s->page_shift;
 	size_t i, n = 0;
 
-	for (struct va *v = list; v; v = v->next, n++) {
-		if (n == buf->cap) /* cannot happen; see batch_sort */
-			return NULL;
-		src[n].key = (v->start - s->base) >> s->page_shift;
-		src[n].va = v;
-	}
+	for (unsigned l = 0; l < nl; l++)
+		for (struct va *v = lists[l]; v; v = v->next, n++) {
+			if (n == buf->cap) /* cannot happen; see batch_sort */
+				return NULL;
+			src[n].key = (v->start - s->base) >> s->page_shift;
+			src[n].va = v;
+		}
+	if (!n)
+		return NULL;
 	for (unsigned shift = 0; shift < 64 && (top >> shift); shift += DIGIT) {
 		size_t count[RADIX] = { 0 }, sum = 0;
 
@@ -118,24 +121,30 @@ static struct va *radix_sort(struct sortbuf *buf, struct va *list,
 	return src[0].va;
 }
 
-struct va *batch_sort(vmap_space *s, struct va *list, uint64_t extra,
-		      uint64_t *count)
+struct va *batch_sort(vmap_space *s, struct va **lists, unsigned nl,
+		      uint64_t extra, uint64_t *count)
 {
 	/* The lazy area counter (plus the `extra` records a purge added)
-	 * bounds the list's length without a walk: it counts every area
-	 * pushed and not yet given back, this list's included (lazy_push counts before it publishes, and only purges,
-	 * which hold the purge mutex as we do, uncount).  radix_sort checks
-	 * the bound anyway and declines if it were ever wrong. */
+	 * bounds the lists' length without a walk: it counts every area
+	 * pushed and not yet given back, these lists' included (a free
+	 * counts before it publishes, and only purges, which hold the purge
+	 * mutex as we do, uncount).  radix_sort checks the bound anyway and
+	 * declines if it were ever wrong. */
 	uint64_t most = atomic_load_explicit(&s->lazy.areas,
 					     memory_order_relaxed) + extra;
-	struct va *sorted;
+	struct va *sorted, *list = NULL, **tail = &list;
 
-	if (list && most >= SMALL && reserve(&s->sortbuf, most) &&
-	    (sorted = radix_sort(&s->sortbuf, list, s, count)))
+	if (most >= SMALL && reserve(&s->sortbuf, most) &&
+	    (sorted = radix_sort(&s->sortbuf, lists, nl, s, count)))
 		return sorted;
+	/* Few records (or no memory for the arrays): one list, counted as
+	 * it is linked, and merge-sorted. */
 	*count = 0;
-	for (struct va *v = list; v; v = v->next)
-		++*count;
+	for (unsigned l = 0; l < nl; l++) {
+		*tail = lists[l];
+		for (; *tail; tail = &(*tail)->next)
+			++*count;
+	}
 	return merge_sort(list);
 }
 

@@ -246,10 +246,11 @@ void vmap_space_destroy(vmap_space *s)
 	 * thread, which may be in a purge. */
 	fork_unregister(s);
 	purger_fini(s);
-	for (v = lazy_take_all(&s->lazy, &(uint64_t){ 0 }); v; v = next) {
-		next = v->next;
-		release(v);
-	}
+	for (unsigned n = 0; n < s->nnodes; n++)
+		for (v = lazy_take(&s->nodes[n].lazy); v; v = next) {
+			next = v->next;
+			release(v);
+		}
 	pool_fini(s, release);
 	quarantine_fini(s, release);
 	nodes_fini(s);
