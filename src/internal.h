@@ -376,11 +376,12 @@ uint64_t records_bytes(vmap_space *s);
 
 struct vnode {
 	pthread_mutex_t lock;
-	/* Protected by lock: */
-	struct va *pool[NODE_POOL_PAGES]; /* flushed free areas by pages - 1,
-					     newest first */
-	uint32_t count[NODE_POOL_PAGES];
-	uint64_t used[NODE_POOL_PAGES / 64]; /* bit c: count[c] > 0 */
+	/* Protected by lock: flushed free areas by pages - 1, newest first,
+	 * in two generations -- given by the last purge (YOUNG) and by the
+	 * one before (OLD); a purge sends OLD back to the tree. */
+	struct va *pool[2][NODE_POOL_PAGES];
+	uint32_t count[2][NODE_POOL_PAGES];
+	uint64_t used[NODE_POOL_PAGES / 64]; /* bit c: either list of c */
 	/* What the pools hold: written under lock, read without. */
 	atomic_uint_fast64_t pages, areas;
 	/* The lazy list of the areas freed on this node's CPU (lazy.c):
@@ -416,8 +417,9 @@ void node_untake(vmap_space *s, struct va *va);
  * (sorted; the rest stays, in order) into their nodes' pools, retiring
  * them from the lazy counters; returns how many. */
 uint64_t __nodes_give(vmap_space *s, struct va **list); /* areas pooled */
-/* Purge mutex held: send the oldest quarter of every pool back to the free
- * tree (decay), or (all) everything; true if anything moved. */
+/* Purge mutex held: send every pool's old generation back to the free tree
+ * and make the young one old (decay), or (all) send everything; true if
+ * anything moved. */
 bool __nodes_decay(vmap_space *s, bool all);
 void nodes_lock_all(vmap_space *s);
 void nodes_unlock_all(vmap_space *s);

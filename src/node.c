@@ -20,11 +20,15 @@
  * after the flush that covered it, so nothing is reused before its flush,
  * whichever node it lands on.
  *
- * Pools must not hoard the space.  Each purge sends the oldest quarter of
- * every pool back to the tree (decay: a size no longer used drains away in a
- * few purges); an allocation that finds no room, a sync purge and
- * vmap_unmap_aliases send everything back first; so a near-full space fails
- * no more allocations than the exact policy does.
+ * Pools must not hoard the space.  Each pool has two generations: what the
+ * last purge gave (young) and what the purge before gave (old), and a take
+ * looks at the young first.  Each purge sends the old generation back to the
+ * tree and makes the young one old (decay: an area unused for two purges
+ * goes back), moving only list heads under the node's lock; an allocation
+ * that finds no room, a sync purge and vmap_unmap_aliases send everything
+ * back first; so a near-full space fails no more allocations than the exact
+ * policy does.  Every hold of a node's lock is bounded: a purge fills pools
+ * VMAP_PURGE_CHUNK areas per hold, as it fills the tree.
  *
  * An area moves between a pool and the busy map under its node's lock and
  * then its shard's, and from a purge's list into a pool under the node's
@@ -33,11 +37,14 @@
  */
 #include <sched.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "internal.h"
 
-#define NODE_SCAN 4 /* pooled areas a take looks at for one that fits */
+#define NODE_SCAN 4 /* pooled areas a take looks at, per generation */
+
+enum { YOUNG, OLD }; /* a pool's generations (struct vnode) */
 
 int nodes_init(vmap_space *s, bool pools)
 {
@@ -59,12 +66,9 @@ int nodes_init(vmap_space *s, bool pools)
 		atomic_init(&v->allocs, 0);
 		atomic_init(&v->frees, 0);
 		atomic_init(&v->hits, 0);
-		for (unsigned c = 0; c < NODE_POOL_PAGES; c++) {
-			v->pool[c] = NULL;
-			v->count[c] = 0;
-		for (unsigned w = 0; w < NODE_POOL_PAGES / 64; w++)
-			v->used[w] = 0;
-		}
+		memset(v->pool, 0, sizeof(v->pool));
+		memset(v->count, 0, sizeof(v->count));
+		memset(v->used, 0, sizeof(v->used));
 	}
 	return 0;
 }
@@ -75,8 +79,9 @@ void nodes_fini(vmap_space *s)
 		struct vnode *v = &s->nodes[n];
 
 		for (unsigned c = 0; c < NODE_POOL_PAGES; c++)
-			if (!records_own_all())
-				va_put_list(s, v->pool[c]);
+			for (unsigned g = YOUNG; g <= OLD; g++)
+				if (!records_own_all())
+					va_put_list(s, v->pool[g][c]);
 		pthread_mutex_destroy(&v->lock);
 	}
 	free(s->nodes);
@@ -125,12 +130,12 @@ void nodes_stats(vmap_space *s, struct vmap_stats *st)
 	}
 }
 
-/* v locked: class c holds n areas now; keep its bit in step, so that a
- * decay visits only the sizes a pool holds. */
-static void set_count(struct vnode *v, unsigned c, uint32_t n)
+/* v locked: class c of generation g holds n areas now; keep the class's
+ * bit in step, so that a decay visits only the sizes a pool holds. */
+static void set_count(struct vnode *v, unsigned g, unsigned c, uint32_t n)
 {
-	v->count[c] = n;
-	if (n)
+	v->count[g][c] = n;
+	if (v->count[YOUNG][c] || v->count[OLD][c])
 		v->used[c / 64] |= 1ull << (c % 64);
 	else
 		v->used[c / 64] &= ~(1ull << (c % 64));
@@ -152,34 +157,45 @@ static bool meets(const struct fit *f, uint64_t a)
 		!((a ^ (a + f->size - 1)) & ~(f->nocross - 1)));
 }
 
+/* v locked: unlink the first of the first NODE_SCAN areas of class c,
+ * young generation first, that meets f; NULL if none does. */
+static struct va *pick(struct vnode *v, unsigned c, const struct fit *f)
+{
+	for (unsigned g = YOUNG; g <= OLD; g++) {
+		struct va **link = &v->pool[g][c], *va;
+
+		for (unsigned looked = 0; (va = *link) && looked < NODE_SCAN;
+		     looked++, link = &va->next) {
+			if (meets(f, va->start)) {
+				*link = va->next;
+				set_count(v, g, c, v->count[g][c] - 1);
+				return va;
+			}
+		}
+	}
+	return NULL;
+}
+
 bool node_take(vmap_space *s, const struct fit *f, unsigned kind,
 	       struct vblock *vb, uint64_t *addr)
 {
 	uint64_t pages = space_pages(s, f->size);
-	unsigned here, c, looked = 0;
-	struct vnode *v;
-	struct va **link, *va, **retired;
+	struct va *va, **retired;
 	struct busy_shard *shard;
+	struct vnode *v;
+	unsigned here;
 
 	if (!s->pools || f->topdown || pages > NODE_POOL_PAGES ||
 	    f->size > f->hi - f->lo)
 		return false;
 	here = node_here(s);
 	v = &s->nodes[here];
-	c = (unsigned)pages - 1;
 	pthread_mutex_lock(&v->lock);
-	for (link = &v->pool[c]; (va = *link) && !meets(f, va->start);
-	     link = &va->next)
-		if (++looked == NODE_SCAN) {
-			va = NULL;
-			break;
-		}
+	va = pick(v, (unsigned)pages - 1, f);
 	if (!va) {
 		pthread_mutex_unlock(&v->lock);
 		return false;
 	}
-	*link = va->next;
-	set_count(v, c, v->count[c] - 1);
 	vm_uncount(&v->pages, pages);
 	vm_uncount(&v->areas, 1);
 	va->flags = kind | VA_POOLED | here << VA_NODE_SHIFT;
@@ -195,15 +211,23 @@ bool node_take(vmap_space *s, const struct fit *f, unsigned kind,
 	return true;
 }
 
+/* v locked: va into its class's young list, at the head. */
+static void put(vmap_space *s, struct vnode *v, struct va *va)
+{
+	unsigned c = (unsigned)space_pages(s, va->end - va->start) - 1;
+
+	va->next = v->pool[YOUNG][c];
+	v->pool[YOUNG][c] = va;
+	set_count(v, YOUNG, c, v->count[YOUNG][c] + 1);
+}
+
 void node_untake(vmap_space *s, struct va *va)
 {
 	uint64_t pages = space_pages(s, va->end - va->start);
 	struct vnode *v = &s->nodes[node_of(s, va)];
 
 	pthread_mutex_lock(&v->lock);
-	va->next = v->pool[pages - 1];
-	v->pool[pages - 1] = va;
-	set_count(v, (unsigned)pages - 1, v->count[pages - 1] + 1);
+	put(s, v, va);
 	vm_count(&v->pages, pages);
 	vm_count(&v->areas, 1);
 	vm_uncount(&v->hits, 1);
@@ -232,31 +256,30 @@ uint64_t __nodes_give(vmap_space *s, struct va **list)
 		va->next = to[n];
 		to[n] = va;
 	}
+	/* VMAP_PURGE_CHUNK areas per hold of a node's lock, as the tree's
+	 * chunks: an allocation on that CPU waits for one chunk at most,
+	 * however big the batch.  The lazy counters drop under the same
+	 * lock, so vmap_check sees each area either lazy or pooled. */
 	for (unsigned n = 0; n < s->nnodes; n++) {
 		struct vnode *v = &s->nodes[n];
-		uint64_t pages = 0, areas = 0;
 
-		if (!to[n])
-			continue;
-		pthread_mutex_lock(&v->lock);
 		for (va = to[n]; va;) {
-			struct va *next = va->next;
-			uint64_t p = space_pages(s, va->end - va->start);
+			uint64_t pages = 0, areas = 0;
 
-			va->next = v->pool[p - 1];
-			v->pool[p - 1] = va;
-			set_count(v, (unsigned)p - 1, v->count[p - 1] + 1);
-			pages += p;
-			areas++;
-			va = next;
+			pthread_mutex_lock(&v->lock);
+			for (; va && areas < VMAP_PURGE_CHUNK; areas++) {
+				struct va *next = va->next;
+
+				pages += space_pages(s, va->end - va->start);
+				put(s, v, va);
+				va = next;
+			}
+			vm_count(&v->pages, pages);
+			vm_count(&v->areas, areas);
+			lazy_retire(&s->lazy, pages, areas);
+			pthread_mutex_unlock(&v->lock);
+			total += areas;
 		}
-		vm_count(&v->pages, pages);
-		vm_count(&v->areas, areas);
-		/* Under the node lock: vmap_check sees each area either
-		 * lazy or pooled. */
-		lazy_retire(&s->lazy, pages, areas);
-		pthread_mutex_unlock(&v->lock);
-		total += areas;
 	}
 	return total;
 }
@@ -285,58 +308,58 @@ static void to_tree(vmap_space *s, struct va *list)
 	}
 }
 
-/* v locked: cut the oldest quarter of class c (all of it) onto *out; how
- * many.  The oldest are the list's tail: new areas go in at the head, and
- * takes work from the head too. */
-static uint32_t cut_class(struct vnode *v, unsigned c, bool all,
-			  struct va **out)
+/*
+ * One node: under its lock, only list heads move -- the old generation
+ * (every generation, with all) of each size out into lists[], the young one
+ * into its place -- so the hold is O(sizes pooled), whatever the pools
+ * hold; the areas go to the tree after, in chunks.  Returns how many.
+ */
+static uint64_t decay_node(vmap_space *s, struct vnode *v, bool all)
 {
-	uint32_t cut = all ? v->count[c] : (v->count[c] + 3) / 4;
-	uint32_t keep = v->count[c] - cut;
-	struct va **link = &v->pool[c], *tail;
+	struct va *lists[2 * NODE_POOL_PAGES];
+	uint64_t pages = 0, areas = 0;
+	unsigned k = 0;
 
-	for (uint32_t i = 0; i < keep; i++)
-		link = &(*link)->next;
-	for (tail = *link; tail->next; tail = tail->next)
-		;
-	tail->next = *out;
-	*out = *link;
-	*link = NULL;
-	set_count(v, c, keep);
-	return cut;
+	pthread_mutex_lock(&v->lock);
+	for (unsigned w = 0; w < NODE_POOL_PAGES / 64; w++) {
+		/* A copy: set_count clears the bits of emptied sizes. */
+		for (uint64_t bits = v->used[w]; bits; bits &= bits - 1) {
+			unsigned c = w * 64 + (unsigned)__builtin_ctzll(bits);
+
+			for (unsigned g = all ? YOUNG : OLD; g <= OLD; g++) {
+				if (!v->pool[g][c])
+					continue;
+				lists[k++] = v->pool[g][c];
+				areas += v->count[g][c];
+				pages += (uint64_t)v->count[g][c] * (c + 1);
+				v->pool[g][c] = NULL;
+				set_count(v, g, c, 0);
+			}
+			if (!all) {
+				v->pool[OLD][c] = v->pool[YOUNG][c];
+				v->pool[YOUNG][c] = NULL;
+				set_count(v, OLD, c, v->count[YOUNG][c]);
+				set_count(v, YOUNG, c, 0);
+			}
+		}
+	}
+	vm_uncount(&v->pages, pages);
+	vm_uncount(&v->areas, areas);
+	pthread_mutex_unlock(&v->lock);
+	for (unsigned i = 0; i < k; i++)
+		to_tree(s, lists[i]);
+	return areas;
 }
 
 bool __nodes_decay(vmap_space *s, bool all)
 {
-	struct va *out = NULL;
 	uint64_t moved = 0, pages;
 
 	if (!s->pools || !nodes_cached(s, &pages))
 		return false;
-	for (unsigned n = 0; n < s->nnodes; n++) {
-		struct vnode *v = &s->nodes[n];
-		uint64_t cut_pages = 0, cut_areas = 0;
-
-		pthread_mutex_lock(&v->lock);
-		for (unsigned w = 0; w < NODE_POOL_PAGES / 64; w++) {
-			/* A copy: cut_class clears the bits it empties. */
-			for (uint64_t bits = v->used[w]; bits;
-			     bits &= bits - 1) {
-				unsigned c = w * 64 +
-					     (unsigned)__builtin_ctzll(bits);
-				uint32_t cut = cut_class(v, c, all, &out);
-
-				cut_areas += cut;
-				cut_pages += (uint64_t)cut * (c + 1);
-			}
-		}
-		vm_uncount(&v->pages, cut_pages);
-		vm_uncount(&v->areas, cut_areas);
-		pthread_mutex_unlock(&v->lock);
-		moved += cut_areas;
-	}
+	for (unsigned n = 0; n < s->nnodes; n++)
+		moved += decay_node(s, &s->nodes[n], all);
 	vm_count(&s->cached_decayed, moved);
-	to_tree(s, out);
 	return moved != 0;
 }
 
@@ -358,9 +381,10 @@ int __node_walk(vmap_space *s, unsigned n,
 	int err = 0;
 
 	for (unsigned c = 0; c < NODE_POOL_PAGES && !err; c++)
-		for (struct va *va = s->nodes[n].pool[c]; va && !err;
-		     va = va->next)
-			err = fn(arg, va);
+		for (unsigned g = YOUNG; g <= OLD; g++)
+			for (struct va *va = s->nodes[n].pool[g][c];
+			     va && !err; va = va->next)
+				err = fn(arg, va);
 	return err;
 }
 

@@ -121,10 +121,11 @@ struct model {
 	size_t nexp;
 	struct vmap_range exp[MAX_PAGES]; /* what the last purge flushed */
 	/* The node pools (all on the one node of the pinned CPU), unless
-	 * the space is VMAP_SPACE_LOWEST_FIT: by pages - 1, lists of first
-	 * pages through pnext, newest first. */
+	 * the space is VMAP_SPACE_LOWEST_FIT: by generation (0 young, 1
+	 * old) and pages - 1, lists of first pages through pnext, newest
+	 * first. */
 	bool pools;
-	uint32_t phead[POOL_PAGES], pcount[POOL_PAGES];
+	uint32_t phead[2][POOL_PAGES], pcount[2][POOL_PAGES];
 	uint32_t pnext[MAX_PAGES];
 	bool lazy_block[MAX_PAGES];	/* a lazy area is a retired block */
 	struct vmap_stats st;		/* what vmap_stats() must say */

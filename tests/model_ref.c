@@ -52,7 +52,7 @@ void model_reset(void)
 	memset(&m, 0, sizeof(m));
 	memset(&flog, 0, sizeof(flog));
 	for (int c = 0; c < POOL_PAGES; c++)
-		m.phead[c] = NO_PAGE;
+		m.phead[0][c] = m.phead[1][c] = NO_PAGE;
 }
 
 /* Check what the header promises of every flush as it happens; the exact
@@ -86,63 +86,73 @@ uint64_t addr_of(uint64_t page)
 
 /* ---- the node pools ---- */
 
-/* The oldest quarter of every pool (all of it) goes back to the tree. */
+/* A pool list's areas back to the tree. */
+static void pool_free_list(int g, int c)
+{
+	for (uint32_t p = m.phead[g][c]; p != NO_PAGE; p = m.pnext[p]) {
+		memset(&m.state[p], FREE, (size_t)c + 1);
+		m.len_at[p] = 0;
+	}
+	m.st.cached_areas -= m.pcount[g][c];
+	m.st.cached_pages -= (uint64_t)m.pcount[g][c] * (c + 1);
+	m.st.cached_decayed += m.pcount[g][c];
+	m.phead[g][c] = NO_PAGE;
+	m.pcount[g][c] = 0;
+}
+
+/* Decay: every old generation goes back to the tree, the young ones grow
+ * old; with all, both go back. */
 static void pools_decay(bool all)
 {
 	for (int c = 0; c < POOL_PAGES; c++) {
-		uint32_t cut, keep, *link = &m.phead[c];
-
-		if (!m.pcount[c])
+		pool_free_list(1, c);
+		if (all) {
+			pool_free_list(0, c);
 			continue;
-		cut = all ? m.pcount[c] : (m.pcount[c] + 3) / 4;
-		keep = m.pcount[c] - cut;
-		for (uint32_t i = 0; i < keep; i++)
-			link = &m.pnext[*link];
-		for (uint32_t p = *link; p != NO_PAGE; p = m.pnext[p]) {
-			memset(&m.state[p], FREE, (size_t)c + 1);
-			m.len_at[p] = 0;
 		}
-		*link = NO_PAGE;
-		m.pcount[c] = keep;
-		m.st.cached_areas -= cut;
-		m.st.cached_pages -= (uint64_t)cut * (c + 1);
-		m.st.cached_decayed += cut;
+		m.phead[1][c] = m.phead[0][c];
+		m.pcount[1][c] = m.pcount[0][c];
+		m.phead[0][c] = NO_PAGE;
+		m.pcount[0][c] = 0;
 	}
 }
 
-/* A flushed area into its pool, at the head. */
+/* A flushed area into its pool's young generation, at the head. */
 static void pool_put(uint64_t p, uint32_t pages)
 {
 	memset(&m.state[p], CACHED, pages);
-	m.pnext[p] = m.phead[pages - 1];
-	m.phead[pages - 1] = (uint32_t)p;
-	m.pcount[pages - 1]++;
+	m.pnext[p] = m.phead[0][pages - 1];
+	m.phead[0][pages - 1] = (uint32_t)p;
+	m.pcount[0][pages - 1]++;
 	m.st.cached_areas++;
 	m.st.cached_pages += pages;
 }
 
-/* The first of the pool's first POOL_SCAN areas that meets f, unlinked;
- * the pool is tried only by a bottom-up request of up to POOL_PAGES pages
- * that its window can hold. */
+/* The first of the first POOL_SCAN areas of the young generation, then of
+ * the old, that meets f, unlinked; the pool is tried only by a bottom-up
+ * request of up to POOL_PAGES pages that its window can hold. */
 static bool pool_take(const struct fit *f, uint64_t *page)
 {
 	uint64_t pages = f->size / m.ps;
-	uint32_t *link, looked = 0;
 
 	if (!m.pools || f->topdown || pages > POOL_PAGES ||
 	    f->size > f->hi - f->lo)
 		return false;
-	for (link = &m.phead[pages - 1]; *link != NO_PAGE && looked < POOL_SCAN;
-	     link = &m.pnext[*link], looked++) {
-		uint64_t a = addr_of(*link);
+	for (int g = 0; g < 2; g++) {
+		uint32_t *link = &m.phead[g][pages - 1], looked = 0;
 
-		if (a >= f->lo && a <= f->hi - f->size &&
-		    (a - f->phase) % f->align == 0 &&
-		    (!f->nocross ||
-		     a / f->nocross == (a + f->size - 1) / f->nocross)) {
+		for (; *link != NO_PAGE && looked < POOL_SCAN;
+		     link = &m.pnext[*link], looked++) {
+			uint64_t a = addr_of(*link);
+
+			if (a < f->lo || a > f->hi - f->size ||
+			    (a - f->phase) % f->align ||
+			    (f->nocross && a / f->nocross !=
+					       (a + f->size - 1) / f->nocross))
+				continue;
 			*page = *link;
 			*link = m.pnext[*link];
-			m.pcount[pages - 1]--;
+			m.pcount[g][pages - 1]--;
 			m.st.cached_areas--;
 			m.st.cached_pages -= pages;
 			m.st.cached_hits++;
