@@ -321,12 +321,14 @@ typedef void (*vmap_flush_fn)(void *ctx, const struct vmap_range *ranges,
  *     VMAP_XALLOC_TOPDOWN, highest) address that fits at the time of the
  *     call.  With pools an area may come from a pool instead -- a fit, not
  *     the lowest.  Top-down requests always use the exact search.
- *   Pools give their areas back to the free tree when unused: each purge
- *   returns the oldest quarter of every pool, and an allocation that finds
- *   no room, vmap_purge(VMAP_PURGE_SYNC) and vmap_unmap_aliases return them
- *   all before they report -- so a nearly full space fails no more
- *   allocations than with the exact policy, and after a sync purge all free
- *   space is in the tree.
+ *   Pools give their areas back to the free tree when unused: an area no
+ *   allocation took during two purges goes back at the next, and an
+ *   allocation that finds no room, vmap_purge(VMAP_PURGE_SYNC) and
+ *   vmap_unmap_aliases return them all before they report -- so a nearly
+ *   full space fails no more allocations than with the exact policy, and
+ *   after a sync purge all free space is in the tree.  Pools are per CPU: a
+ *   thread that moves to another CPU finds that CPU's pool, and what it
+ *   left behind goes back to the tree in two purges.
  */
 #define VMAP_SPACE_MEMORY 0x1u
 #define VMAP_SPACE_STRICT 0x2u
