@@ -363,16 +363,22 @@ static inline uint64_t sat_add(uint64_t a, uint64_t b)
  *      the first candidate is a hit, so the search is O(log n) again;
  *   3. if no block is that long, the exact search without a budget (the
  *      space is then nearly full, of small blocks).
+ * A request that takes any fit (f->any_fit: a space with node pools) and
+ * can miss (an alignment above a page, or a boundary) starts at step 2:
+ * with thousands of misaligned free blocks, step 1 is most of its time.
  */
 struct va *ft_find(const struct freetree *t, const struct fit *f,
 		   uint64_t *addr)
 {
 	struct search q = { f, f->size, FT_MISSES, 0 };
-	struct va *n;
+	struct va *n = NULL;
 
 	if (f->hi - f->lo < f->size)
 		return NULL;
-	n = search(t, &q);
+	if (f->any_fit)
+		q.budget = -1;
+	else
+		n = search(t, &q);
 	if (!n && q.budget < 0) {
 		q.min = sat_add(sat_add(sat_add(f->size, f->align), f->align),
 				f->nocross);

@@ -97,6 +97,8 @@ struct fit {
 	uint64_t lo, hi; /* the area must lie in [lo, hi) */
 	bool topdown;
 	bool nopurge; /* fail rather than purge when nothing fits */
+	bool any_fit; /* a fit will do, not the lowest: skip the exact search
+			 where it can miss (ft_find) */
 };
 
 void ft_init(struct freetree *t);

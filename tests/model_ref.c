@@ -35,6 +35,7 @@
 struct fit {
 	uint64_t size, align, phase, nocross, lo, hi;
 	bool topdown, nopurge;
+	bool any_fit;	/* pools: an aligned request skips the exact search */
 };
 
 struct model m;
@@ -358,6 +359,7 @@ static int model_args(const struct op *o, struct fit *f)
 	f->nocross = o->nocross;
 	f->topdown = o->flags & VMAP_XALLOC_TOPDOWN;
 	f->nopurge = o->flags & VMAP_XALLOC_NOPURGE;
+	f->any_fit = m.pools && (f->align > m.ps || f->nocross);
 	return 0;
 }
 
@@ -388,7 +390,8 @@ static bool block_fit(const struct fit *f, uint64_t s, uint64_t e,
  * Placement as the header has it: the lowest (highest) fit, unless the
  * search, going through the free blocks in address order (reversed), meets
  * more than FT_MISSES blocks at least as long as the area, in the window,
- * that cannot hold it.  Then the lowest (highest) block of at least size +
+ * that cannot hold it -- or, in a space with pools, the request can miss
+ * (aligned above a page, or a boundary).  Then the lowest (highest) block of at least size +
  * 2 * align + nocross that holds it, and failing that, the lowest fit again.
  * Lazy pages are not free: in "AA++..B" 3 pages fit only after a purge.
  */
@@ -404,6 +407,10 @@ static bool model_find(const struct fit *f, uint64_t *page)
 		if (m.state[p] == FREE)
 			be[nb - 1] = (uint32_t)p + 1;
 	}
+	/* With pools, a request that can miss takes any fit: no exact
+	 * search, straight to the long blocks. */
+	if (f->any_fit)
+		misses = FT_MISSES + 1;
 	for (k = 0; k < nb && misses <= FT_MISSES; k++) {
 		j = f->topdown ? nb - 1 - k : k;
 		if (be[j] - bs[j] < pages || be[j] <= lo || bs[j] >= hi)
