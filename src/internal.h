@@ -676,10 +676,15 @@ extern void (*vm_test_after_publish)(vmap_space *s);
 
 /* With the purge mutex held: take every lazy area (and, in memory spaces, a
  * few quarantined ones), release the batch through release_batch and give
- * the ranges back to the free tree.  force: call the flush even with nothing
- * lazy; extra: VA_DIRTY ranges to fold into the flush.  false if there was
- * nothing to do. */
-bool __vm_purge(vmap_space *s, bool force, struct va *extra, uint64_t nextra);
+ * the ranges back: common sizes to the node pools, the rest to the free
+ * tree.  how: PURGE_FORCE calls the flush even with nothing lazy;
+ * PURGE_TREE gives everything to the tree (a purge whose caller empties the
+ * pools next: no pool round trip).  extra: VA_DIRTY ranges to fold into the
+ * flush.  false if there was nothing to do. */
+#define PURGE_FORCE 0x1u
+#define PURGE_TREE 0x2u
+bool __vm_purge(vmap_space *s, unsigned how, struct va *extra,
+		uint64_t nextra);
 /* Free lock held: [start, end) into the free tree, offering node as its
  * record; the records the tree did not keep go onto *spent, to be put after
  * the lock is dropped. */

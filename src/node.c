@@ -284,8 +284,13 @@ uint64_t __nodes_give(vmap_space *s, struct va **list)
 	return total;
 }
 
+/* Areas per hold of the free lock when a pool goes back to the tree: a
+ * quarter of a purge's chunk, as these inserts land anywhere in the tree
+ * (a purge's are sorted, and touching ones go in as one range). */
+#define TREE_CHUNK (VMAP_PURGE_CHUNK / 4)
+
 /* Give a list of areas taken out of their pools back to the free tree,
- * VMAP_PURGE_CHUNK per hold of the free lock.  (In between they are in no
+ * TREE_CHUNK per hold of the free lock.  (In between they are in no
  * structure, with the purge mutex held: vmap_check cannot look, and
  * vmap_stats may count them in neither.) */
 static void to_tree(vmap_space *s, struct va *list)
@@ -296,7 +301,7 @@ static void to_tree(vmap_space *s, struct va *list)
 
 		pthread_mutex_lock(&s->free_lock);
 		t0 = vm_now_ns();
-		for (int k = 0; list && k < VMAP_PURGE_CHUNK; k++) {
+		for (int k = 0; list && k < TREE_CHUNK; k++) {
 			struct va *node = list;
 
 			list = list->next;

@@ -119,7 +119,8 @@ static void shrink_buffers(vmap_space *s)
 		sortbuf_free(&s->sortbuf);
 }
 
-bool __vm_purge(vmap_space *s, bool force, struct va *extra, uint64_t nextra)
+bool __vm_purge(vmap_space *s, unsigned how, struct va *extra,
+		uint64_t nextra)
 {
 	uint64_t t0 = vm_now_ns(), since, n, nq = 0, pooled;
 	struct va *lists[VMAP_NODES_MAX + 2], *list;
@@ -131,14 +132,17 @@ bool __vm_purge(vmap_space *s, bool force, struct va *extra, uint64_t nextra)
 		k++;
 	if (extra)
 		lists[k++] = extra;
-	if (!k && !force)
+	if (!k && !(how & PURGE_FORCE))
 		return false;
 	list = batch_sort(s, lists, k, nextra, &n);
 	list = release_batch(s, list, n);
-	/* Flushed: the pools' oldest go back to the tree, then common sizes
-	 * go to their nodes' pools, and the rest to the tree. */
-	__nodes_decay(s, false);
-	pooled = __nodes_give(s, &list);
+	/* Flushed: the pools' old generation goes back to the tree, then
+	 * common sizes go to their nodes' pools, and the rest to the tree. */
+	pooled = 0;
+	if (!(how & PURGE_TREE)) {
+		__nodes_decay(s, false);
+		pooled = __nodes_give(s, &list);
+	}
 	vm_count(&s->areas_purged, give_back(s, list) + pooled);
 	vm_count(&s->purges, 1);
 	vm_stat_max(&s->purge_max_areas, n - nextra);

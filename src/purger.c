@@ -88,7 +88,7 @@ static void background(vmap_space *s, bool urgent, uint64_t now)
 		if (p->next_trim <= now)
 			p->next_trim = now + p->delay_ns / 2;
 	}
-	did = __vm_purge(s, false, NULL, 0);
+	did = __vm_purge(s, 0, NULL, 0);
 	pthread_mutex_unlock(&s->purge_lock);
 	if (did)
 		vm_count(urgent ? &s->purges_threshold : &s->purges_timer, 1);

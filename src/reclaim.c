@@ -36,13 +36,13 @@
 
 /* Purge mutex held: one purge, repeated in a strict space while anything is
  * lazy; counted in `cause` (a purges_* counter) if it did anything. */
-static void run(vmap_space *s, atomic_uint_fast64_t *cause, bool force,
+static void run(vmap_space *s, atomic_uint_fast64_t *cause, unsigned how,
 		struct va *extra, uint64_t nextra)
 {
-	bool did = __vm_purge(s, force, extra, nextra);
+	bool did = __vm_purge(s, how, extra, nextra);
 
 	while (s->strict && vm_read(&s->lazy.areas))
-		did |= __vm_purge(s, false, NULL, 0);
+		did |= __vm_purge(s, how & PURGE_TREE, NULL, 0);
 	if (did)
 		vm_count(cause, 1);
 }
@@ -58,7 +58,7 @@ static void purge_all(vmap_space *s, atomic_uint_fast64_t *cause, bool force)
 	pthread_mutex_lock(&s->purge_lock);
 	__purge_fragmented_blocks(s);
 	pool_drain(s);
-	run(s, cause, force, NULL, 0);
+	run(s, cause, PURGE_TREE | (force ? PURGE_FORCE : 0), NULL, 0);
 	__nodes_decay(s, true);
 	pthread_mutex_unlock(&s->purge_lock);
 }
@@ -70,7 +70,7 @@ static bool purge_lazy(vmap_space *s, atomic_uint_fast64_t *cause, bool wait)
 		pthread_mutex_lock(&s->purge_lock);
 	else if (pthread_mutex_trylock(&s->purge_lock))
 		return false;
-	run(s, cause, false, NULL, 0);
+	run(s, cause, 0, NULL, 0);
 	pthread_mutex_unlock(&s->purge_lock);
 	return true;
 }
@@ -176,7 +176,7 @@ int vmap_unmap_aliases(vmap_space *s)
 		err = __remap_freed_pieces(s);
 	else
 		dirty = __collect_dirty(s, &n);
-	run(s, &s->purges_aliases, true, dirty, n);
+	run(s, &s->purges_aliases, PURGE_FORCE | PURGE_TREE, dirty, n);
 	__nodes_decay(s, true);
 	pthread_mutex_unlock(&s->purge_lock);
 	return err;

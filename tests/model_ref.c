@@ -172,7 +172,7 @@ static bool pool_take(const struct fit *f, uint64_t *page)
  * it stays in its block, and is no lazy area:
  *   ++[ppddpdp___][dd_______]  ->  flush [0,8) [12,14)
  */
-static void model_purge(bool force, bool aliases)
+static void model_purge(bool force, bool aliases, bool pool)
 {
 	static bool flush[MAX_PAGES];
 	static uint32_t lazy[MAX_PAGES];
@@ -206,17 +206,18 @@ static void model_purge(bool force, bool aliases)
 			lazy[nlazy++] = (uint32_t)p;
 	}
 	/*
-	 * Flushed: with pools, the oldest quarter of each goes back to the
-	 * tree, then each lazy area of up to POOL_PAGES pages (not a retired
-	 * block) goes into its pool -- the batch in address order at the
-	 * head -- and the rest to the tree.
+	 * Flushed: with pools (unless the caller empties them next), the old
+	 * generation goes back to the tree, then each lazy area of up to
+	 * POOL_PAGES pages (not a retired block) goes into its pool -- the
+	 * batch in address order at the head -- and the rest to the tree.
 	 */
-	if (m.pools)
+	pool = pool && m.pools;
+	if (pool)
 		pools_decay(false);
 	for (size_t i = nlazy; i-- > 0;) {
 		uint32_t p = lazy[i], pages = m.len_at[p];
 
-		if (m.pools && pages <= POOL_PAGES && !m.lazy_block[p]) {
+		if (pool && pages <= POOL_PAGES && !m.lazy_block[p]) {
 			pool_put(p, pages);
 		} else {
 			memset(&m.state[p], FREE, pages);
@@ -249,7 +250,7 @@ static void make_lazy(uint64_t p, uint64_t pages)
 static void after_lazy_free(void)
 {
 	if (m.strict || m.st.lazy_pages > m.lazy_max)
-		model_purge(false, false);
+		model_purge(false, false, true);
 }
 
 /* ---- vmap blocks ---- */
@@ -320,7 +321,7 @@ void model_vmap_purge(unsigned how)
 
 	if (sync)
 		purge_fragmented();
-	model_purge(how & VMAP_PURGE_FORCE_FLUSH, false);
+	model_purge(how & VMAP_PURGE_FORCE_FLUSH, false, !sync);
 	if (sync)
 		pools_decay(true);
 }
@@ -328,7 +329,7 @@ void model_vmap_purge(unsigned how)
 void model_unmap_aliases(void)
 {
 	purge_fragmented();
-	model_purge(true, true);
+	model_purge(true, true, false);
 	pools_decay(true);
 }
 
@@ -456,7 +457,7 @@ static bool model_place(const struct fit *f, uint64_t *p)
 		return false;
 	m.st.purge_retries++;
 	purge_fragmented();
-	model_purge(false, false);
+	model_purge(false, false, false);
 	pools_decay(true);
 	return model_find(f, p);
 }
