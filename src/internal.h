@@ -205,7 +205,9 @@ struct lazy_list {
 	/* When the oldest area not yet taken by a purge was freed (ns), or 0:
 	 * set by the push that finds nothing lazy, taken by the purge. */
 	atomic_uint_fast64_t since;
-};
+} __attribute__((aligned(64))); /* a line of its own: every free writes it,
+				   and fields every call reads (nodes) must
+				   not move with it */
 
 void lazy_init(struct lazy_list *l);
 /* The counting half of a free (before the record is published); returns
