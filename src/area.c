@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * area.c - an area's way through the space: placed (out of the free tree,
- * into the busy map), freed (out of the busy map, onto the lazy list or into
- * the pool), or undone.  Mechanism only: when nothing fits, or when a free
- * makes much lazy, the callers ask the policy (reclaim.c) what to do.
+ * area.c - an area's way through the space: placed (out of a node pool or
+ * the free tree, into the busy map), freed (out of the busy map, onto a lazy
+ * list or into the warm pool), or undone.  Mechanism only: when nothing
+ * fits, or when a free makes much lazy, the callers ask the policy
+ * (reclaim.c) what to do.
  *
- * Allocation: check the request, allocate the records it may need (before
- * any lock, so running out of memory never happens with the free lock held),
- * then under the free lock find the lowest fit, carve it out of its free
+ * Allocation: check the request; try this CPU's node pool (node.c); else
+ * get the records it may need (before any lock, so running out of memory
+ * never happens with the free lock held), then under the free lock find a
+ * fit (the lowest, unless the space takes any), carve it out of its free
  * block, and enter the area in the busy map.
  *
  * Free: take the area out of the busy map and push it onto the lazy list; see

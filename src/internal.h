@@ -25,19 +25,21 @@
 
 /*
  * One range of the space: a busy area (a vmap block is one too), a warm
- * area, a lazy area, a quarantined area, a free block, or a purge's record of
- * a block's dirty range.  A record is in exactly one of those roles at a
- * time, so the links share storage:
+ * area, a lazy area, a pooled (cached) area, a quarantined area, a free
+ * block, or a purge's record of a block's dirty range.  A record is in
+ * exactly one of those roles at a time, so the links share storage:
  *   busy: in one busy-map chain   (protected by that shard's lock)
  *   warm: on a pool list          (protected by the same shard's lock)
- *   lazy: on the lazy list        (immutable once pushed; owned by the purge
+ *   lazy: on a node's lazy list   (immutable once pushed; owned by the purge
  *                                  that takes it) -- or, in the legacy
  *                                  build, in the busy map flagged VA_LAZY
+ *   cached: on a node pool's list (protected by that node's lock)
  *   quarantined: on the quarantine list (protected by the quarantine lock)
  *   free: a node of the free tree (protected by the free lock)
  *   dirty: on one purge's list    (owned by the purge mutex; embedded
  *                                  in its vmap block, never freed alone)
- * Records live in the library's own heap, never next to the caller's data.
+ * Records live in the library's own heap (record.c's slabs), never next to
+ * the caller's data.
  */
 #define VA_FILE 0x1u  /* memory space: pages of a file are mapped here */
 #define VA_GUARD 0x2u /* memory space: the last page is a guard page */

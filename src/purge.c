@@ -3,16 +3,17 @@
  * purge.c - turning the lazy list into one flush and free space again.
  *
  * A purge, under the purge mutex:
- *   1. takes the whole lazy list with one exchange (frees go on pushing onto
- *      a fresh list meanwhile);
+ *   1. takes every node's lazy list with one exchange each (frees go on
+ *      pushing onto fresh lists meanwhile);
  *   2. sorts it by address (sort.c) and coalesces touching areas into
  *      ranges;
  *   3. releases them (release.c: the flush callback once, or the memory
  *      space's batched release), holding no other lock: allocation and
  *      freeing go on meanwhile, and cannot be handed these ranges, which are
  *      in no structure but this purge's list;
- *   4. gives the ranges back to the free tree in chunks of VMAP_PURGE_CHUNK,
- *      taking the free lock once per chunk.
+ *   4. gives the areas of common sizes to their nodes' pools (node.c), and
+ *      the rest back to the free tree in chunks of VMAP_PURGE_CHUNK, taking
+ *      the free lock once per chunk.
  *
  * Step 4 is where the kernel's llist purge hurt: it gave a whole batch back
  * under one spinlock hold, and a batch of a few hundred thousand areas held it
