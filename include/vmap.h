@@ -315,12 +315,18 @@ typedef void (*vmap_flush_fn)(void *ctx, const struct vmap_range *ranges,
  *   - both: every constraint of the request (size, alignment, phase,
  *     boundary, window) holds; no two busy areas overlap; no range is handed
  *     out again before the flush that covered its free (pools hold only
- *     flushed areas); the counters are exact (pooled areas are free_pages,
- *     and cached_pages of them);
+ *     flushed areas); the counters are exact whenever no other call runs
+ *     (pooled areas are free_pages, and cached_pages of them);
  *   - VMAP_SPACE_LOWEST_FIT only: each area is at the lowest (with
  *     VMAP_XALLOC_TOPDOWN, highest) address that fits at the time of the
- *     call.  With pools an area may come from a pool instead -- a fit, not
- *     the lowest.  Top-down requests always use the exact search.
+ *     call.  With pools a bottom-up area may come from a pool instead, and
+ *     a bottom-up request with an alignment above a page or a boundary
+ *     takes the first fit of the tree's long blocks (the kernel's search):
+ *     a fit, not the lowest.  Top-down requests never use the pools and
+ *     always get the highest fit.
+ *   A VMAP_XALLOC_NOPURGE request that finds no room still gets the pools'
+ *   areas (they are flushed already): they go back to the tree, no purge
+ *   and no flush, and it tries once more.
  *   Pools give their areas back to the free tree when unused: an area no
  *   allocation took during two purges goes back at the next, and an
  *   allocation that finds no room, vmap_purge(VMAP_PURGE_SYNC) and
@@ -571,9 +577,11 @@ VMAP_API int vmap_memfd_create(const char *name, uint64_t pages, int *fd);
  *            (a DMA segment boundary, say).  size must not exceed it.
  *   flags    VMAP_XALLOC_TOPDOWN: place at the highest fitting address, as
  *            IOVA allocators do.  VMAP_XALLOC_NOPURGE: when nothing fits,
- *            fail with -ENOSPC at once instead of purging: for a first try
- *            in a preferred window (a 32-bit IOVA range, say) before a wider
- *            one, so a miss costs no flush.
+ *            fail with -ENOSPC instead of purging (after sending the node
+ *            pools' flushed areas back to the tree, which flushes nothing;
+ *            skipped if a purge is running): for a first try in a preferred
+ *            window (a 32-bit IOVA range, say) before a wider one, so a miss
+ *            costs no flush.
  * Errors: those of vmap_alloc, plus -EINVAL for a bad phase, a nocross that is
  * not a power of two or is smaller than the page size or than size, or an
  * unknown flag.

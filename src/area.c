@@ -51,7 +51,9 @@ int vm_make_fit(const vmap_space *s, uint64_t size, uint64_t align,
 	f->nocross = nocross;
 	f->topdown = flags & VMAP_XALLOC_TOPDOWN;
 	f->nopurge = flags & VMAP_XALLOC_NOPURGE;
-	f->any_fit = s->pools && (f->align > s->page_size || f->nocross);
+	/* Top-down always searches exactly (the header's promise). */
+	f->any_fit = s->pools && !f->topdown &&
+		     (f->align > s->page_size || f->nocross);
 
 	/* Clip [vstart, vend) to the space and to whole pages. */
 	f->lo = vstart > s->base ? vstart : s->base;

@@ -12,7 +12,8 @@
  *   a free, anything lazy     -                           the purger's timer
  *   a free, strict space      purge here, at once         (strict has none)
  *   no room for an area       sync purge here, retry once -- if anything that
- *                             a purge frees could make room for it
+ *                             a purge frees could make room for it (NOPURGE:
+ *                             the node pools back to the tree, no purge)
  *   a mapping refused         sync purge here, retry once
  *   vmap_purge                as asked, here
  *   vmap_unmap_aliases        sync purge with the blocks' dirty ranges, here
@@ -128,15 +129,35 @@ static bool purge_could_help(vmap_space *s)
 	       vm_read(&s->blocks_created) != vm_read(&s->blocks_freed);
 }
 
+/* Send every node pool back to the tree, with no purge and no flush --
+ * unless a purge is running (its flush is not ours to wait for); true if
+ * anything moved. */
+static bool drain_pools(vmap_space *s)
+{
+	bool moved;
+
+	if (!nodes_cached(s, &(uint64_t){ 0 }) ||
+	    pthread_mutex_trylock(&s->purge_lock))
+		return false;
+	moved = __nodes_decay(s, true);
+	pthread_mutex_unlock(&s->purge_lock);
+	return moved;
+}
+
 bool reclaim_miss(vmap_space *s, const struct fit *f, unsigned tries)
 {
 	/* The lazy counter includes areas a running purge is flushing: they
 	 * are free space a moment from now, and the sync purge waits for
-	 * them.  A window that could never hold the area is not helped. */
-	if (tries || f->nopurge || !ft_could_fit(f) || !purge_could_help(s)) {
+	 * them.  A window that could never hold the area is not helped.  A
+	 * request that may not purge still gets the pools' flushed areas,
+	 * which cost no flush. */
+	if (tries || !ft_could_fit(f) ||
+	    (f->nopurge ? !drain_pools(s) : !purge_could_help(s))) {
 		vm_count(&s->alloc_failures, 1);
 		return false;
 	}
+	if (f->nopurge)
+		return true;
 	vm_count(&s->purge_retries, 1);
 	purge_all(s, &s->purges_miss, false);
 	return true;

@@ -22,6 +22,12 @@
 
 #include "internal.h"
 
+/* gcc says __SANITIZE_ADDRESS__; clang (scripts/fuzz) __has_feature. */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RECORD_HEAP 1
+#endif
+#endif
 #if defined(__SANITIZE_ADDRESS__) || defined(VMAP_FAULT)
 #define RECORD_HEAP 1
 #endif
@@ -31,7 +37,7 @@
 /* A chunk's header; its records follow. */
 struct record_chunk {
 	struct record_chunk *next;
-	uint64_t pad; /* records stay 16-byte aligned */
+	uint64_t pad; /* the first record 16-byte aligned, as malloc's were */
 };
 
 void records_init(struct records *r)

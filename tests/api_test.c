@@ -404,6 +404,34 @@ static void test_node_pools(void)
 	CHECK_EQ(vmap_check(s), 0);
 	vmap_space_destroy(s);
 
+	/* The same with VMAP_XALLOC_NOPURGE (a first try that must cost no
+	 * flush): the pools' areas are flushed already, so they go back to
+	 * the tree and the request fits -- and no flush runs.  (It failed
+	 * with -ENOSPC when found in review.) */
+	s = space(64, 1000);
+	for (int i = 0; i < 64; i++)
+		alloc(s, 1);
+	for (int i = 0; i < 64; i++)
+		CHECK_EQ(vmap_free(s, BASE + (uint64_t)i * PG), 0);
+	CHECK_EQ(vmap_purge(s, 0), 0);
+	rec_reset();
+	CHECK_EQ(vmap_xalloc(s, 2 * PG, 0, 0, 0, 0, UINT64_MAX,
+			     VMAP_XALLOC_NOPURGE, &x), 0);
+	CHECK_EQ(x, BASE);
+	CHECK_EQ(rec.calls, 0);
+	CHECK_EQ(test_stats(s).cached_decayed, 64);
+	CHECK_EQ(vmap_check(s), 0);
+	/* Top-down, aligned: the highest fit, pools or not (found in
+	 * review: the any-fit search took the long block below):
+	 *   XX..........BB......   -> the 4 aligned pages at 60, not 52. */
+	CHECK_EQ(vmap_alloc(s, 2 * PG, 0, BASE + 56 * PG, UINT64_MAX, &y), 0);
+	CHECK_EQ(y, BASE + 56 * PG);
+	CHECK_EQ(vmap_xalloc(s, 4 * PG, 4 * PG, 0, 0, 0, UINT64_MAX,
+			     VMAP_XALLOC_TOPDOWN, &y), 0);
+	CHECK_EQ(y, BASE + 60 * PG);
+	CHECK_EQ(vmap_check(s), 0);
+	vmap_space_destroy(s);
+
 	vmap_config_init(&c);
 	c.base = BASE;
 	c.length = 64 * PG;

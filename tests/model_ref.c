@@ -360,7 +360,7 @@ static int model_args(const struct op *o, struct fit *f)
 	f->nocross = o->nocross;
 	f->topdown = o->flags & VMAP_XALLOC_TOPDOWN;
 	f->nopurge = o->flags & VMAP_XALLOC_NOPURGE;
-	f->any_fit = m.pools && (f->align > m.ps || f->nocross);
+	f->any_fit = m.pools && !f->topdown && (f->align > m.ps || f->nocross);
 	return 0;
 }
 
@@ -391,8 +391,8 @@ static bool block_fit(const struct fit *f, uint64_t s, uint64_t e,
  * Placement as the header has it: the lowest (highest) fit, unless the
  * search, going through the free blocks in address order (reversed), meets
  * more than FT_MISSES blocks at least as long as the area, in the window,
- * that cannot hold it -- or, in a space with pools, the request can miss
- * (aligned above a page, or a boundary).  Then the lowest (highest) block of at least size +
+ * that cannot hold it -- or, in a space with pools, a bottom-up request can
+ * miss (aligned above a page, or a boundary).  Then the lowest (highest) block of at least size +
  * 2 * align + nocross that holds it, and failing that, the lowest fit again.
  * Lazy pages are not free: in "AA++..B" 3 pages fit only after a purge.
  */
@@ -450,6 +450,15 @@ static bool model_place(const struct fit *f, uint64_t *p)
 
 	if (pool_take(f, p) || model_find(f, p))
 		return true;
+	/* NOPURGE: no purge, but the pools' flushed areas back to the tree
+	 * (no flush), and one more search. */
+	if (f->nopurge) {
+		if (!m.st.cached_areas ||
+		    !block_fit(f, 0, m.st.total_pages, &(uint64_t){ 0 }))
+			return false;
+		pools_decay(true);
+		return model_find(f, p);
+	}
 	retry = !f->nopurge &&
 		(m.st.lazy_pages || m.nblk || m.st.cached_areas) &&
 		block_fit(f, 0, m.st.total_pages, &(uint64_t){ 0 });
