@@ -88,13 +88,27 @@ static uint64_t restores(const struct vmap_stats *st)
  * is the caller's: this runs after nearly every step.
  */
 #define CHECK_SPACE(s) check_space((s), __LINE__)
+static uint64_t stats_sum(const struct vmap_stats *st)
+{
+	return st->busy_pages + st->lazy_pages + st->free_pages +
+	       st->pool_pages + quarantined(st);
+}
+
 static void check_space(vmap_space *s, int line)
 {
 	struct vmap_stats st = test_stats(s);
 	int err = vmap_check(s);
-	uint64_t sum = st.busy_pages + st.lazy_pages + st.free_pages +
-		       st.pool_pages + quarantined(&st);
+	uint64_t sum = stats_sum(&st);
 
+	/* vmap_stats is exact only when no other call runs, and a purge
+	 * thread may be moving areas (lazy to pool or tree) meanwhile: look
+	 * again a few times before calling a difference wrong.  vmap_check,
+	 * which holds every lock, is the exact oracle. */
+	for (int i = 0; i < 100 && sum != st.total_pages; i++) {
+		nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+		st = test_stats(s);
+		sum = stats_sum(&st);
+	}
 	test_checks += 2;
 	if (err) {
 		test_failures++;
