@@ -327,6 +327,20 @@ static void test_free_sized(void)
 	vmap_space_destroy(s);
 }
 
+/* A 64-page space whose every page is a flushed 1-page area in a pool. */
+static vmap_space *full_of_pooled(void)
+{
+	vmap_space *s = space(64, 1000);
+
+	for (int i = 0; i < 64; i++)
+		alloc(s, 1);
+	for (int i = 0; i < 64; i++)
+		CHECK_EQ(vmap_free(s, BASE + (uint64_t)i * PG), 0);
+	CHECK_EQ(vmap_purge(s, 0), 0);
+	CHECK_EQ(test_stats(s).cached_areas, 64);
+	return s;
+}
+
 /*
  * Node pools: a flushed area goes to its size's pool and the next request
  * of that size takes it back, from the pool (not the lowest fit):
@@ -389,13 +403,7 @@ static void test_node_pools(void)
 	/* Pools hoard nothing a request needs: a space full of pooled
 	 * 1-page areas still serves a 64-page one (the miss sends them
 	 * back to the tree). */
-	s = space(64, 1000);
-	for (int i = 0; i < 64; i++)
-		alloc(s, 1);
-	for (int i = 0; i < 64; i++)
-		CHECK_EQ(vmap_free(s, BASE + (uint64_t)i * PG), 0);
-	CHECK_EQ(vmap_purge(s, 0), 0);
-	CHECK_EQ(test_stats(s).cached_areas, 64);
+	s = full_of_pooled();
 	CHECK_EQ(vmap_alloc(s, 64 * PG, 0, 0, UINT64_MAX, &x), 0);
 	CHECK_EQ(x, BASE);
 	st = test_stats(s);
@@ -408,12 +416,7 @@ static void test_node_pools(void)
 	 * flush): the pools' areas are flushed already, so they go back to
 	 * the tree and the request fits -- and no flush runs.  (It failed
 	 * with -ENOSPC when found in review.) */
-	s = space(64, 1000);
-	for (int i = 0; i < 64; i++)
-		alloc(s, 1);
-	for (int i = 0; i < 64; i++)
-		CHECK_EQ(vmap_free(s, BASE + (uint64_t)i * PG), 0);
-	CHECK_EQ(vmap_purge(s, 0), 0);
+	s = full_of_pooled();
 	rec_reset();
 	CHECK_EQ(vmap_xalloc(s, 2 * PG, 0, 0, 0, 0, UINT64_MAX,
 			     VMAP_XALLOC_NOPURGE, &x), 0);
