@@ -604,6 +604,8 @@ VMAP_API int vmap_xalloc(vmap_space *space, uint64_t size, uint64_t align,
  *   -EINVAL  space is NULL.
  *   -ENOENT  addr is not the start of a busy area: never allocated, inside an
  *            area, already freed (double free), or outside the space.
+ *   -EPERM   the area is a reservation (vmap_reserve): vmap_unreserve frees
+ *            it.  (The same for vmap_vfree and vmap_free_sized.)
  * Concurrency: thread-safe and lock-free with respect to the lazy list; takes
  * one busy-shard lock for the lookup.  It does not wait for a running purge,
  * except in a strict space; see the synchronization notes at the top.
@@ -623,6 +625,66 @@ VMAP_API int vmap_free(vmap_space *space, uint64_t addr);
  */
 #define VMAP_HAVE_FREE_SIZED 1
 VMAP_API int vmap_free_sized(vmap_space *space, uint64_t addr, uint64_t size);
+
+/*
+ * Areas at fixed addresses, reservations, and what a range holds.
+ *
+ * vmap_alloc_at: allocate exactly [addr, addr + size) as a busy area, freed
+ * with vmap_free like any other (Vulkan's capture/replay addresses,
+ * util_vma_heap_alloc_addr, vmem_xalloc_addr).  In a memory space with
+ * VMAP_SPACE_GUARD the guard page follows it, at addr + size.  If the range
+ * is not all free, the node pools' areas (flushed already) go back to the free
+ * tree -- no purge, no flush -- and then:
+ *   - a page of it busy (an area, a reservation, a vmap block): -EBUSY;
+ *   - otherwise some page is lazy (freed, not yet flushed; or, in a memory
+ *     space, warm or quarantined): -EAGAIN, and nothing else happens -- the
+ *     caller decides whether the range is worth a purge.  With VMAP_AT_PURGE
+ *     the call purges instead (synchronously, as vmap_purge(VMAP_PURGE_SYNC))
+ *     and takes the range; if another thread takes part of it first, -EBUSY.
+ *   No purge ever runs for a busy range, or without VMAP_AT_PURGE.
+ * vmap_reserve: the same, but the area is a *reservation*: a range that is
+ *   never handed out (an MSI window in an IOVA space, a carve-out), with no
+ *   guard page.  vmap_free (and vmap_vfree, vmap_free_sized) refuse it with
+ *   -EPERM; vmap_unreserve gives it back -- in a range space straight to the
+ *   free tree, with no flush (nothing was ever mapped there); in a memory
+ *   space like a freed area (its pages may have been written: the purge
+ *   releases them).  Reservations count as busy in vmap_stats and vmap_dump.
+ * vmap_range_state: what [start, start + size) holds now, in *state:
+ *   VMAP_RANGE_FREE (every page free: vmap_alloc_at would take it now),
+ *   VMAP_RANGE_LAZY (no page busy, some lazy: after a purge, free) or
+ *   VMAP_RANGE_BUSY (some page busy).  A snapshot: other threads may change
+ *   the range as soon as the call returns.
+ *
+ * Errors (all three, and vmap_unreserve for space NULL):
+ *   -EINVAL  space or state NULL; size 0; addr (start) or size not a multiple
+ *            of the page size; the range wraps past 2^64; an unknown flag.
+ *   -ERANGE  the range is not inside the space (for vmap_alloc_at in a guarded
+ *            memory space: with its guard page).
+ *   -EBUSY   (alloc_at, reserve) a page is busy, as above.
+ *   -EAGAIN  (alloc_at, reserve) no page busy, some lazy, no VMAP_AT_PURGE.
+ *   -ENOMEM  no memory for a record, or for the query's list of the lazy
+ *            areas in the range.
+ * vmap_unreserve: -ENOENT if no busy area starts at addr; -EPERM if the area
+ * there is not a reservation.
+ * Cost: a free range costs what an allocation costs.  A range that is not
+ * all free (and every vmap_range_state) costs a look at every lazy, pooled,
+ * warm and quarantined area of the space -- O(those areas) -- under the
+ * purge mutex, and a walk of the range's free blocks under the free lock.
+ * Concurrency: thread-safe.  They wait for a running purge (so they must not
+ * be called from the flush callback); other allocations and frees go on.
+ */
+#define VMAP_AT_PURGE 0x1u /* a lazy range: purge, then take it */
+#define VMAP_RANGE_FREE 0
+#define VMAP_RANGE_LAZY 1
+#define VMAP_RANGE_BUSY 2
+#define VMAP_HAVE_ALLOC_AT 1
+VMAP_API int vmap_alloc_at(vmap_space *space, uint64_t addr, uint64_t size,
+		unsigned flags);
+VMAP_API int vmap_reserve(vmap_space *space, uint64_t addr, uint64_t size,
+		unsigned flags);
+VMAP_API int vmap_unreserve(vmap_space *space, uint64_t addr);
+VMAP_API int vmap_range_state(vmap_space *space, uint64_t start,
+		uint64_t size, int *state);
 
 /* vmap_purge modes: one of TRY or SYNC, optionally or'ed with FORCE_FLUSH. */
 #define VMAP_PURGE_TRY 0x0u	    /* skip if another purge is running */

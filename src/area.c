@@ -164,8 +164,9 @@ int vm_alloc(vmap_space *s, const struct fit *f, unsigned kind,
 	uint64_t a, calls = 0;
 	int err;
 
-	/* vm_make_fit counted the guard page in; blocks have none. */
-	if (s->guard && !(kind & VA_BLOCK))
+	/* vm_make_fit counted the guard page in; blocks and reservations
+	 * have none. */
+	if (s->guard && !(kind & (VA_BLOCK | VA_RESERVED)))
 		kind |= VA_GUARD;
 	err = place(s, f, kind, vb, &a);
 	if (err)
@@ -234,14 +235,25 @@ int vm_free(vmap_space *s, uint64_t addr, unsigned how, uint64_t bytes,
 		pthread_mutex_unlock(&shard->lock);
 		return -EINVAL;
 	}
-	va = __busy_remove(shard, addr, how & FREE_BLOCK ? 0 : VA_BLOCK,
+	if ((how & FREE_RESERVED) && (va = __busy_find(shard, addr)) &&
+	    !(va->flags & VA_RESERVED)) {
+		pthread_mutex_unlock(&shard->lock);
+		return -EPERM;
+	}
+	va = __busy_remove(shard, addr,
+			   how & FREE_BLOCK	 ? 0
+			   : how & FREE_RESERVED ? VA_BLOCK
+						 : VA_BLOCK | VA_RESERVED,
 			   &retired);
 	if (!va) {
+		/* Not a busy area -- or one this call may not free. */
+		va = __busy_find(shard, addr);
 		pthread_mutex_unlock(&shard->lock);
 		free(retired);
-		return -ENOENT;
+		return va && (va->flags & VA_RESERVED) ? -EPERM : -ENOENT;
 	}
-	if (s->pool_max_pages && __pool_put(s, shard, va)) {
+	if (s->pool_max_pages && !(va->flags & VA_RESERVED) &&
+	    __pool_put(s, shard, va)) {
 		/* Kept warm: nothing to release. */
 		pthread_mutex_unlock(&shard->lock);
 		free(retired);
@@ -281,6 +293,32 @@ int vm_free(vmap_space *s, uint64_t addr, unsigned how, uint64_t bytes,
 	/* A block's pieces were counted instead. */
 	if (!(how & FREE_BLOCK))
 		node_count_free(s);
+	return 0;
+}
+
+int vm_unreserve_now(vmap_space *s, uint64_t addr)
+{
+	struct busy_shard *shard = busy_shard_of(&s->busy, addr);
+	struct va *va, *extra, **retired = NULL;
+
+	pthread_mutex_lock(&s->free_lock);
+	pthread_mutex_lock(&shard->lock);
+	va = __busy_find(shard, addr);
+	if (!va || !(va->flags & VA_RESERVED)) {
+		pthread_mutex_unlock(&shard->lock);
+		pthread_mutex_unlock(&s->free_lock);
+		return va && !(va->flags & VA_BLOCK) ? -EPERM : -ENOENT;
+	}
+	__busy_remove(shard, addr, 0, &retired);
+	pthread_mutex_unlock(&shard->lock);
+	/* Never handed out, so never mapped: nothing to flush, and no pool
+	 * (a pooled record goes to the tree like any other). */
+	extra = ft_insert(&s->free, va->start, va->end, &va);
+	pthread_mutex_unlock(&s->free_lock);
+	va_put(s, va);
+	va_put(s, extra);
+	free(retired);
+	node_count_free(s);
 	return 0;
 }
 

@@ -20,7 +20,15 @@ const char *vmap_strerror(int err)
 	case ENOMEM:
 		return "out of memory, or the kernel refused another mapping";
 	case EBUSY:
-		return "another purge is running";
+		return "busy: another purge is running, or the range holds a "
+		       "busy area";
+	case EAGAIN:
+		return "the range holds freed areas not yet flushed: a purge "
+		       "would free it";
+	case ERANGE:
+		return "the range is not inside the space";
+	case EPERM:
+		return "the area is a reservation, or not one";
 	case E2BIG:
 		return "config is larger than this library knows, with "
 		       "nonzero extra bytes";

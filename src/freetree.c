@@ -539,6 +539,21 @@ uint64_t ft_walk_from(const struct freetree *t, uint64_t from, uint64_t max,
 	return seen;
 }
 
+const struct va *ft_at(const struct freetree *t, uint64_t addr)
+{
+	const struct va *n = t->root, *last = NULL;
+
+	while (n) { /* the last block starting at or before addr */
+		if (n->start <= addr) {
+			last = n;
+			n = n->ft.right;
+		} else {
+			n = n->ft.left;
+		}
+	}
+	return last && last->end > addr ? last : NULL;
+}
+
 int ft_walk(const struct freetree *t, int (*fn)(void *, const struct va *),
 	    void *arg)
 {

@@ -55,6 +55,8 @@
 #define VA_QUARANTINED 0x100u /* a quarantined area a purge retries */
 #define VA_STUCK 0x200u /* release.c: could not be restored, to quarantine */
 #define VA_POOLED 0x400u /* busy: came from a node pool (node.c) */
+#define VA_RESERVED 0x800u /* busy: a reservation (query.c); vmap_free
+			      refuses it, vmap_unreserve gives it back */
 /* Bits 20 and up of flags: the node whose pool the area goes back to once
  * flushed (node.c) -- the node of the CPU that allocated it. */
 #define VA_NODE_SHIFT 20
@@ -133,6 +135,8 @@ void ft_destroy(struct freetree *t, void (*release)(struct va *));
 uint64_t ft_walk_from(const struct freetree *t, uint64_t from, uint64_t max,
 		      int (*fn)(void *, const struct va *), void *arg,
 		      int *err);
+/* The free block holding addr, or NULL. */
+const struct va *ft_at(const struct freetree *t, uint64_t addr);
 /* Validate order, links, balance and augmentation; message in msg. */
 int ft_validate(const struct freetree *t, char *msg, size_t len);
 /* In-order walk (stops at fn's first nonzero, which it returns). */
@@ -239,6 +243,9 @@ void lazy_adopt(struct lazy_list *l, uint64_t pages, uint64_t areas);
  */
 uint64_t vm_publish(vmap_space *s, struct busy_shard *sh, struct va *va);
 unsigned vm_take(vmap_space *s, uint64_t *since, struct va **lists);
+/* Purge mutex held: visit every lazy area (stops at fn's first nonzero). */
+int __vm_lazy_walk(vmap_space *s, int (*fn)(void *, const struct va *),
+		   void *arg);
 
 /* A purge has given back `pages` pages in `areas` areas. */
 void lazy_retire(struct lazy_list *l, uint64_t pages, uint64_t areas);
@@ -633,8 +640,13 @@ int vm_alloc(vmap_space *s, const struct fit *f, unsigned kind,
  * (and nothing else).  bytes: if not 0, the area must be that long (guard
  * page not counted), or -EINVAL. */
 #define FREE_BLOCK 0x1u
+#define FREE_RESERVED 0x2u /* a reservation (and nothing else) */
 int vm_free(vmap_space *s, uint64_t addr, unsigned how, uint64_t bytes,
 	    uint64_t *lazy);
+/* A range space's reservation at addr straight back to the free tree:
+ * never mapped, nothing to flush.  -ENOENT: no busy area there; -EPERM: one
+ * that is not a reservation. */
+int vm_unreserve_now(vmap_space *s, uint64_t addr);
 /* Is a busy area of the tree (not a block) at addr? */
 bool vm_is_area(vmap_space *s, uint64_t addr);
 /* Undo vm_alloc for an area the caller never handed out, whose first
@@ -650,9 +662,20 @@ void reclaim_freed(vmap_space *s, uint64_t lazy);
  * may have made room (the caller tries again); false if the miss is final,
  * counted as a failure. */
 bool reclaim_miss(vmap_space *s, const struct fit *f, unsigned tries);
+/* A fixed-address allocation of [lo, hi) found it taken on try `tries`: 0
+ * if it may have room now (the caller tries again), else -EBUSY (a busy
+ * page) or -EAGAIN (no busy page, but lazy ones, and no purge asked). */
+int reclaim_at_miss(vmap_space *s, uint64_t lo, uint64_t hi, bool purge,
+		    unsigned tries);
 /* The kernel refused a mapping (vm.max_map_count): purge, so waiting file
  * mappings become plain space again.  true: try once more. */
 bool reclaim_nomem(vmap_space *s);
+
+/* ---- query.c: a range by address ---- */
+
+/* Purge mutex held: VMAP_RANGE_FREE, _LAZY or _BUSY for [lo, hi), or
+ * -ENOMEM. */
+int __vm_range_state(vmap_space *s, uint64_t lo, uint64_t hi);
 
 /* ---- pool.c: warm areas of memory spaces ---- */
 

@@ -99,6 +99,20 @@ uint64_t vm_publish(vmap_space *s, struct busy_shard *sh, struct va *va)
 	return nr;
 }
 
+int __vm_lazy_walk(vmap_space *s, int (*fn)(void *, const struct va *),
+		   void *arg)
+{
+	int err = 0;
+
+	/* Below a head, a list does not change until a purge takes it. */
+	for (unsigned n = 0; n < s->nnodes && !err; n++)
+		for (struct va *v = atomic_load_explicit(&s->nodes[n].lazy,
+							 memory_order_acquire);
+		     v && !err; v = v->next)
+			err = fn(arg, v);
+	return err;
+}
+
 unsigned vm_take(vmap_space *s, uint64_t *since, struct va **lists)
 {
 	unsigned k = 0;

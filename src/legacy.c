@@ -48,4 +48,28 @@ unsigned vm_take(vmap_space *s, uint64_t *since, struct va **lists)
 	return list != NULL;
 }
 
+struct lazy_only {
+	int (*fn)(void *, const struct va *);
+	void *arg;
+};
+
+static int lazy_only(void *arg, const struct va *va)
+{
+	struct lazy_only *l = arg;
+
+	return va->flags & VA_LAZY ? l->fn(l->arg, va) : 0;
+}
+
+int __vm_lazy_walk(vmap_space *s, int (*fn)(void *, const struct va *),
+		   void *arg)
+{
+	struct lazy_only l = { fn, arg };
+	int err;
+
+	busy_lock_all(&s->busy);
+	err = __busy_walk(&s->busy, lazy_only, &l);
+	busy_unlock_all(&s->busy);
+	return err;
+}
+
 #endif

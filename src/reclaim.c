@@ -54,13 +54,19 @@ static void run(vmap_space *s, atomic_uint_fast64_t *cause, unsigned how,
  * all in the tree again).  All under the purge mutex: a second sync purge
  * must not find the pool empty and return while the areas this one took
  * from it are not yet released. */
-static void purge_all(vmap_space *s, atomic_uint_fast64_t *cause, bool force)
+static void __purge_all(vmap_space *s, atomic_uint_fast64_t *cause,
+			bool force)
 {
-	pthread_mutex_lock(&s->purge_lock);
 	__purge_fragmented_blocks(s);
 	pool_drain(s);
 	run(s, cause, PURGE_TREE | (force ? PURGE_FORCE : 0), NULL, 0);
 	__nodes_decay(s, true);
+}
+
+static void purge_all(vmap_space *s, atomic_uint_fast64_t *cause, bool force)
+{
+	pthread_mutex_lock(&s->purge_lock);
+	__purge_all(s, cause, force);
 	pthread_mutex_unlock(&s->purge_lock);
 }
 
@@ -161,6 +167,37 @@ bool reclaim_miss(vmap_space *s, const struct fit *f, unsigned tries)
 	vm_count(&s->purge_retries, 1);
 	purge_all(s, &s->purges_miss, false);
 	return true;
+}
+
+/*
+ * A fixed address is a promise about one range, so the answer is about that
+ * range: the node pools go back to the tree first (flushed already: no flush),
+ * then the range's state decides.  A purge runs only when the caller allowed
+ * it and nothing but lazy space is in the way; a range that was free when
+ * looked at is tried again, twice at most (another thread may keep taking
+ * it), and then reported busy.
+ */
+int reclaim_at_miss(vmap_space *s, uint64_t lo, uint64_t hi, bool purge,
+		    unsigned tries)
+{
+	int state;
+
+	pthread_mutex_lock(&s->purge_lock);
+	__nodes_decay(s, true);
+	state = __vm_range_state(s, lo, hi);
+	if (state == VMAP_RANGE_LAZY && purge && tries < 2) {
+		vm_count(&s->purge_retries, 1);
+		__purge_all(s, &s->purges_miss, false);
+	}
+	pthread_mutex_unlock(&s->purge_lock);
+	if (state < 0 || tries >= 2 || state == VMAP_RANGE_BUSY ||
+	    (state == VMAP_RANGE_LAZY && !purge)) {
+		vm_count(&s->alloc_failures, 1);
+		return state < 0		 ? state
+		       : state == VMAP_RANGE_LAZY && !purge ? -EAGAIN
+							     : -EBUSY;
+	}
+	return 0;
 }
 
 bool reclaim_nomem(vmap_space *s)

@@ -457,6 +457,109 @@ static void test_node_pools(void)
  *   ++++++++++......   lazy, and no flush yet (lazy_max 100);
  *   ................   one purge, one flush with one coalesced range.
  */
+/* A failed allocation: counted in alloc_failures, and nothing else. */
+#define CHECK_MISSED(s, call, err)                                          \
+	do {                                                                \
+		struct vmap_stats _before = test_stats(s), _after;          \
+		CHECK_EQ((call), (err));                                    \
+		_after = test_stats(s);                                     \
+		_before.alloc_failures++;                                   \
+		CHECK(memcmp(&_before, &_after, sizeof(_before)) == 0);     \
+		CHECK_EQ(vmap_check(s), 0);                                 \
+	} while (0)
+
+static int state_of(vmap_space *s, uint64_t start, uint64_t pages)
+{
+	int st = -1;
+
+	CHECK_EQ(vmap_range_state(s, start, pages * PG, &st), 0);
+	return st;
+}
+
+/*
+ * Fixed addresses and reservations, in a 16-page space:
+ *   AA..RRR.........   A at page 0 (anywhere), R reserved at 4..7
+ *   ++..RRR.........   A freed: lazy.  alloc_at over it: -EAGAIN, no purge,
+ *                      no flush; with VMAP_AT_PURGE: one flush, then taken
+ *   BB..RRR.........   over R or B: -EBUSY, never a purge
+ * Bad input changes nothing; a reservation is not freed by vmap_free, a plain
+ * area not by vmap_unreserve; unreserving flushes nothing.
+ */
+static void test_alloc_at(void)
+{
+	vmap_space *s = space(16, 1000);
+	uint64_t a = alloc(s, 2), b;
+	int st = 7;
+
+	CHECK_EQ(a, BASE);
+	CHECK_EQ(vmap_reserve(s, BASE + 4 * PG, 3 * PG, 0), 0);
+	CHECK_EQ(state_of(s, BASE + 4 * PG, 3), VMAP_RANGE_BUSY);
+	CHECK_EQ(state_of(s, BASE + 2 * PG, 2), VMAP_RANGE_FREE);
+	CHECK_EQ(state_of(s, BASE + 2 * PG, 3), VMAP_RANGE_BUSY);
+	CHECK_EQ(state_of(s, BASE + 7 * PG, 9), VMAP_RANGE_FREE);
+	CHECK_EQ(test_stats(s).busy_pages, 5);
+
+	/* Bad input: documented errno, nothing changed. */
+	CHECK_EQ(vmap_alloc_at(NULL, BASE, PG, 0), -EINVAL);
+	CHECK_REJECTED(s, vmap_alloc_at(s, BASE + 8 * PG, 0, 0), -EINVAL);
+	CHECK_REJECTED(s, vmap_alloc_at(s, BASE + 8 * PG + 1, PG, 0), -EINVAL);
+	CHECK_REJECTED(s, vmap_alloc_at(s, BASE + 8 * PG, PG + 1, 0), -EINVAL);
+	CHECK_REJECTED(s, vmap_alloc_at(s, BASE + 8 * PG, PG, 0x100), -EINVAL);
+	CHECK_REJECTED(s, vmap_alloc_at(s, -PG, 2 * PG, 0), -EINVAL);
+	CHECK_REJECTED(s, vmap_alloc_at(s, BASE - PG, 2 * PG, 0), -ERANGE);
+	CHECK_REJECTED(s, vmap_alloc_at(s, BASE + 15 * PG, 2 * PG, 0), -ERANGE);
+	CHECK_REJECTED(s, vmap_reserve(s, BASE + 16 * PG, PG, 0), -ERANGE);
+	CHECK_REJECTED(s, vmap_range_state(s, BASE, PG, NULL), -EINVAL);
+	CHECK_REJECTED(s, vmap_range_state(s, BASE, 17 * PG, &st), -ERANGE);
+	CHECK_EQ(st, 7);
+	CHECK_REJECTED(s, vmap_free(s, BASE + 4 * PG), -EPERM);
+	CHECK_REJECTED(s, vmap_free_sized(s, BASE + 4 * PG, 3 * PG), -EPERM);
+	CHECK_REJECTED(s, vmap_unreserve(s, a), -EPERM);
+	CHECK_REJECTED(s, vmap_unreserve(s, BASE + 5 * PG), -ENOENT);
+
+	/* Busy: -EBUSY, whether or not a purge was allowed, and none runs. */
+	CHECK_MISSED(s, vmap_alloc_at(s, BASE + PG, PG, VMAP_AT_PURGE),
+		     -EBUSY);
+	CHECK_MISSED(s, vmap_alloc_at(s, BASE + 3 * PG, 2 * PG, 0), -EBUSY);
+
+	/* Lazy: -EAGAIN and nothing else; then with a purge. */
+	CHECK_EQ(vmap_free(s, a), 0);
+	CHECK_EQ(state_of(s, BASE, 2), VMAP_RANGE_LAZY);
+	CHECK_EQ(state_of(s, BASE, 5), VMAP_RANGE_BUSY);
+	CHECK_MISSED(s, vmap_alloc_at(s, BASE + PG, PG, 0), -EAGAIN);
+	CHECK_EQ(rec.calls, 0);
+	CHECK_EQ(vmap_alloc_at(s, BASE + PG, PG, VMAP_AT_PURGE), 0);
+	CHECK_EQ(rec.calls, 1);
+	CHECK_EQ(state_of(s, BASE, 1), VMAP_RANGE_FREE);
+	CHECK_EQ(state_of(s, BASE + PG, 1), VMAP_RANGE_BUSY);
+	CHECK_EQ(vmap_check(s), 0);
+
+	/* A free fixed range, and an ordinary allocation after: not there. */
+	CHECK_EQ(vmap_alloc_at(s, BASE + 10 * PG, 2 * PG, 0), 0);
+	b = alloc(s, 1);
+	CHECK_EQ(b, BASE);
+	CHECK_EQ(vmap_free(s, BASE + 10 * PG), 0);
+
+	/* Unreserving: free at once, no flush. */
+	CHECK_EQ(vmap_unreserve(s, BASE + 4 * PG), 0);
+	CHECK_EQ(state_of(s, BASE + 4 * PG, 3), VMAP_RANGE_FREE);
+	CHECK_EQ(rec.calls, 1);
+	CHECK_EQ(vmap_alloc_at(s, BASE + 4 * PG, 3 * PG, 0), 0);
+	CHECK_EQ(vmap_check(s), 0);
+	vmap_space_destroy(s);
+
+	/* Pooled areas are free: taken with no purge and no flush. */
+	s = full_of_pooled();
+	rec_reset();
+	CHECK_EQ(state_of(s, BASE + 5 * PG, 3), VMAP_RANGE_FREE);
+	CHECK_EQ(vmap_alloc_at(s, BASE + 5 * PG, 3 * PG, 0), 0);
+	CHECK_EQ(rec.calls, 0);
+	CHECK_EQ(test_stats(s).purges, 1);
+	CHECK_EQ(state_of(s, BASE + 4 * PG, 5), VMAP_RANGE_BUSY);
+	CHECK_EQ(vmap_check(s), 0);
+	vmap_space_destroy(s);
+}
+
 static void test_purge_once_coalesced(void)
 {
 	vmap_space *s = space(16, 100);
@@ -694,6 +797,7 @@ int main(void)
 	test_bad_free();
 	test_free_sized();
 	test_node_pools();
+	test_alloc_at();
 	test_purge_once_coalesced();
 	test_lazy_threshold();
 	test_purge_retry();

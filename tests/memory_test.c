@@ -255,6 +255,48 @@ static void test_guard(void)
 }
 
 /*
+ * Fixed addresses in a memory space with guard pages (16 pages):
+ *   a warm area in the way is lazy (-EAGAIN) until a purge releases it; an
+ *   area at a fixed address gets its guard page and is freed by vmap_vfree;
+ *   a reservation has no guard, is refused by vmap_vfree, and its written
+ *   pages are released when it is unreserved.
+ */
+static void test_alloc_at(void)
+{
+	vmap_space *s = mspace(16 * PG, 1000, VMAP_SPACE_GUARD);
+	char *a = vmap_vmalloc(s, 2 * PG), *base = a;
+	int st = -1;
+
+	REQUIRE(a);
+	CHECK_EQ(vmap_vfree(s, a), 0);
+	CHECK_EQ(test_stats(s).pool_areas, 1);
+	CHECK_EQ(vmap_range_state(s, (uintptr_t)a, 3 * PG, &st), 0);
+	CHECK_EQ(st, VMAP_RANGE_LAZY);
+	CHECK_EQ(vmap_alloc_at(s, (uintptr_t)a + PG, PG, 0), -EAGAIN);
+	CHECK_EQ(vmap_alloc_at(s, (uintptr_t)a + PG, PG, VMAP_AT_PURGE), 0);
+	CHECK_EQ(test_stats(s).pool_areas, 0);
+	CHECK_EQ(test_stats(s).busy_pages, 2);
+	memset(a + PG, 3, PG);
+	CHECK_EQ(child_signal(poke, a + 2 * PG), SIGSEGV);
+	/* Guarded: the last page of a 16-page space cannot start an area. */
+	CHECK_EQ(vmap_alloc_at(s, (uintptr_t)base + 15 * PG, PG, 0), -ERANGE);
+	CHECK_EQ(vmap_reserve(s, (uintptr_t)base + 15 * PG, PG, 0), 0);
+	CHECK_EQ(vmap_reserve(s, (uintptr_t)base + 8 * PG, 4 * PG, 0), 0);
+	CHECK_EQ(test_stats(s).busy_pages, 7);
+	CHECK_EQ(vmap_vfree(s, base + 8 * PG), -EPERM);
+	CHECK_EQ(vmap_unreserve(s, (uintptr_t)a + PG), -EPERM);
+	memset(base + 8 * PG, 5, 4 * PG);
+	CHECK_EQ(vmap_unreserve(s, (uintptr_t)base + 8 * PG), 0);
+	CHECK_EQ(vmap_unreserve(s, (uintptr_t)base + 15 * PG), 0);
+	CHECK_EQ(vmap_vfree(s, a + PG), 0);
+	CHECK_EQ(vmap_purge(s, VMAP_PURGE_SYNC), 0);
+	CHECK_EQ(test_stats(s).free_pages, 16);
+	CHECK(all_zero((unsigned char *)base, 16 * PG));
+	CHECK_EQ(vmap_check(s), 0);
+	vmap_space_destroy(s);
+}
+
+/*
  *   AA g ...  [ p d d _ _ ... ]    A with its guard, and a vmap block whose
  *                                  freed pieces d are dirty
  * vmap_unmap_aliases flushes A and the block's dirty range in one batch, the
@@ -564,6 +606,7 @@ int main(void)
 	test_batching();
 	test_bad_inputs();
 	test_guard();
+	test_alloc_at();
 	test_guard_before_dirty();
 	test_aliases_keep_live_pieces();
 	test_vmap();
