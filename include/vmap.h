@@ -239,6 +239,32 @@ typedef void (*vmap_flush_fn)(void *ctx, const struct vmap_range *ranges,
 			      size_t n);
 
 /*
+ * The asynchronous flush (vmap_config.flush_async, range spaces only, instead
+ * of flush): for invalidations that finish later -- a GPU's TLB invalidation
+ * signalled by a fence, an IOMMU's completion interrupt, Linux's IOVA flush
+ * queue.  A purge calls it as it would call flush (same ranges, same thread,
+ * same rules) and it *starts* the invalidation and returns a token naming
+ * it: a fence sequence number, say.  The batch then stays out of use -- not
+ * reusable, not counted free (vmap_stats' inflight_*) -- until the caller
+ * reports the invalidation done with vmap_flush_complete(space, token), from
+ * any thread, in any order.  No range is handed out again before the
+ * completion of the flush that covered its free.
+ *
+ * The token names the batch once the call has returned: a completion made
+ * from inside the callback can complete only earlier flushes (a driver
+ * whose invalidation is synchronous wants flush, not flush_async).
+ * Several batches may be in flight at once, and may share a token (one fence
+ * for several flushes): a completion completes every batch with that token.
+ * Every call needs a completion, even one with n == 0 (VMAP_PURGE_FORCE_FLUSH)
+ * or with only vmap_unmap_aliases' ranges of live blocks.  If memory for the
+ * vector cannot be had, a purge calls it several times, and each call's
+ * token completes that call's ranges.
+ */
+typedef uint64_t (*vmap_flush_async_fn)(void *ctx,
+					const struct vmap_range *ranges,
+					size_t n);
+
+/*
  * vmap_config.flags.
  *
  * VMAP_SPACE_MEMORY: a *memory space*.  Instead of managing [base, base +
@@ -393,6 +419,9 @@ struct vmap_config {
 				    released within this; 0 = the default
 				    (VMAP_PURGE_DELAY_DEFAULT_MS); at most
 				    VMAP_PURGE_DELAY_MAX_MS */
+	vmap_flush_async_fn flush_async; /* range spaces: instead of flush, an
+				    asynchronous flush (see its type); not
+				    with flush, MEMORY or STRICT */
 };
 
 /* Fill *cfg with defaults: size set, everything else 0 but page_size = 4096. */
@@ -627,6 +656,21 @@ VMAP_API int vmap_free(vmap_space *space, uint64_t addr);
 VMAP_API int vmap_free_sized(vmap_space *space, uint64_t addr, uint64_t size);
 
 /*
+ * Report the asynchronous flush named `token` done (see vmap_flush_async_fn):
+ * every batch in flight with that token becomes free space -- at once, or,
+ * if a purge is running (this thread's flush callback included), when that
+ * purge ends.  Never waits for a purge.
+ * Errors: -EINVAL (space NULL, or a space without flush_async); -ENOENT (no
+ * batch in flight has this token: never returned, or completed already).
+ * Concurrency: thread-safe, from any thread, the flush callback included.
+ * An allocation that finds no room gives back completed batches and, if
+ * batches are still in flight, waits for a completion and tries again
+ * (unless VMAP_XALLOC_NOPURGE): so the thread that completes must never be
+ * one that waits for an allocation in the same space.
+ */
+VMAP_API int vmap_flush_complete(vmap_space *space, uint64_t token);
+
+/*
  * Areas at fixed addresses, reservations, and what a range holds.
  *
  * vmap_alloc_at: allocate exactly [addr, addr + size) as a busy area, freed
@@ -848,6 +892,14 @@ struct vmap_stats {
 	uint64_t nodes;		      /* per-CPU nodes */
 	uint64_t record_bytes;	      /* the library's own record memory (its
 					 slabs; 0 in sanitizer builds) */
+	/* Asynchronous flushes (vmap_config.flush_async; 0 otherwise): */
+	uint64_t inflight_flushes;    /* flush_async calls not yet completed */
+	uint64_t inflight_areas;      /* areas flushed and not yet free: in
+					 flight, or completed and about to be
+					 given back */
+	uint64_t inflight_pages;
+	uint64_t completions;	      /* vmap_flush_complete calls that
+					 completed something, ever */
 };
 
 /* Quarantined areas a purge retries after a purge where a retry failed. */

@@ -19,10 +19,11 @@
 
 #include "internal.h"
 
-enum state { FREE, BUSY, LAZY, POOL, BLOCK, QUARANTINE, CACHED, NSTATES };
+enum state { FREE, BUSY, LAZY, POOL, BLOCK, QUARANTINE, CACHED, FLIGHT,
+	     RESERVED, NSTATES };
 static const char *const state_name[] = { "free",  "busy",	  "lazy",
 					  "pool",  "block", "quarantined",
-					  "cached" };
+					  "cached", "in flight", "reserved" };
 
 struct item {
 	uint64_t start, end;
@@ -68,6 +69,8 @@ static int add(void *arg, const struct va *va)
 		st = LAZY; /* the legacy build keeps lazy areas in the map */
 	else if (st == BUSY && (va->flags & VA_BLOCK))
 		st = BLOCK;
+	else if (st == BUSY && (va->flags & VA_RESERVED))
+		st = RESERVED;
 	sn->item[sn->n++] = (struct item){ va->start, va->end, st, va->flags };
 	return 0;
 }
@@ -104,6 +107,9 @@ static int take(vmap_space *s, struct snapshot *sn)
 	sn->adding = CACHED;
 	if (!err)
 		err = __nodes_walk(s, add, sn);
+	sn->adding = FLIGHT;
+	if (!err)
+		err = __flights_walk(s, add, sn);
 	if (!err)
 		qsort(sn->item, sn->n, sizeof(*sn->item), by_start);
 	return err;
@@ -144,23 +150,35 @@ static int check_snapshot(vmap_space *s, const struct snapshot *sn,
 		bytes[it->state] += it->end - it->start;
 		areas[it->state]++;
 	}
-	/* A vmap block is a busy area of the space. */
-	bytes[BUSY] += bytes[BLOCK];
-	areas[BUSY] += areas[BLOCK];
+	/* A vmap block and a reservation are busy areas of the space. */
+	bytes[BUSY] += bytes[BLOCK] + bytes[RESERVED];
+	areas[BUSY] += areas[BLOCK] + areas[RESERVED];
 	if (bytes[FREE] + bytes[BUSY] + bytes[LAZY] + bytes[POOL] +
-		    bytes[QUARANTINE] + bytes[CACHED] !=
+		    bytes[QUARANTINE] + bytes[CACHED] + bytes[FLIGHT] !=
 	    s->end - s->base) {
 		snprintf(msg, len,
 			 "free %#llx + busy %#llx + lazy %#llx + pool %#llx + "
-			 "quarantined %#llx + cached %#llx bytes != space "
-			 "%#llx",
+			 "quarantined %#llx + cached %#llx + in flight %#llx "
+			 "bytes != space %#llx",
 			 (unsigned long long)bytes[FREE],
 			 (unsigned long long)bytes[BUSY],
 			 (unsigned long long)bytes[LAZY],
 			 (unsigned long long)bytes[POOL],
 			 (unsigned long long)bytes[QUARANTINE],
 			 (unsigned long long)bytes[CACHED],
+			 (unsigned long long)bytes[FLIGHT],
 			 (unsigned long long)(s->end - s->base));
+		return -1;
+	}
+	if (s->flight_pages != space_pages(s, bytes[FLIGHT]) ||
+	    s->flight_areas != areas[FLIGHT]) {
+		snprintf(msg, len,
+			 "flight counters say %llu areas/%llu pages, the "
+			 "flights hold %llu/%llu",
+			 (unsigned long long)s->flight_areas,
+			 (unsigned long long)s->flight_pages,
+			 (unsigned long long)areas[FLIGHT],
+			 (unsigned long long)space_pages(s, bytes[FLIGHT]));
 		return -1;
 	}
 	cached_areas = nodes_cached(s, &cached_pages);
@@ -420,6 +438,12 @@ static int gather(vmap_space *s, struct snapshot *sn)
 		err = __node_walk(s, n, add, sn);
 		pthread_mutex_unlock(&s->nodes[n].lock);
 	}
+	/* So are the flights (a few batches). */
+	pthread_mutex_lock(&s->flight_lock);
+	sn->adding = FLIGHT;
+	if (!err)
+		err = __flights_walk(s, add, sn);
+	pthread_mutex_unlock(&s->flight_lock);
 	return err;
 }
 
@@ -448,7 +472,7 @@ int vmap_dump(vmap_space *s, FILE *f)
 	if (!err)
 		err = room(&sn, st.busy_areas + st.free_blocks + st.pool_areas +
 					st.quarantined_areas + st.cached_areas +
-					DUMP_CHUNK);
+					st.inflight_areas + DUMP_CHUNK);
 	if (!err)
 		err = gather(s, &sn);
 	if (!err)

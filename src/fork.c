@@ -35,12 +35,14 @@ static void lock_rest(vmap_space *s)
 	vblocks_lock_all(s);
 	pthread_mutex_lock(&s->vb_dead_lock);
 	pthread_mutex_lock(&s->quarantine_lock);
+	pthread_mutex_lock(&s->flight_lock);
 	pthread_mutex_lock(&s->records.lock);
 }
 
 static void unlock_rest(vmap_space *s)
 {
 	pthread_mutex_unlock(&s->records.lock);
+	pthread_mutex_unlock(&s->flight_lock);
 	pthread_mutex_unlock(&s->quarantine_lock);
 	pthread_mutex_unlock(&s->vb_dead_lock);
 	vblocks_unlock_all(s);
@@ -86,11 +88,14 @@ static void release(void)
 }
 
 /* The child has no purge threads: each space forgets its own, and starts
- * one again when a free needs it. */
+ * one again when a free needs it.  Nor the threads that waited for a
+ * completion: a condition variable that counts them starts afresh. */
 static void release_child(void)
 {
-	for (vmap_space *s = spaces; s; s = s->fork_next)
+	for (vmap_space *s = spaces; s; s = s->fork_next) {
 		purger_forked(s);
+		pthread_cond_init(&s->flight_cond, NULL);
+	}
 	release();
 }
 

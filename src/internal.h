@@ -476,6 +476,7 @@ int __node_walk(vmap_space *s, unsigned n,
  *                        shard lock already held in index order
  *   7. vb_dead_lock      retired vblock structs
  *   8. quarantine_lock
+ *   8a. flight_lock      asynchronous flushes in flight (flight.c)
  *   9. records.lock      a leaf (record.c)
  * Functions named __name need a lock their comment names.
  */
@@ -518,6 +519,18 @@ struct vmap_space {
 	struct va *quarantine, **quarantine_tail; /* oldest first */
 	uint64_t quarantine_areas, quarantine_pages;
 	uint64_t quarantine_budget; /* the next purge's retries; purge_lock */
+
+	/* Asynchronous flushes (flight.c): batches flushed and not yet
+	 * completed (flights), and completed ones not yet given back (done),
+	 * each a list headed by its first record.  All protected by
+	 * flight_lock; flight_cond signals a completion. */
+	vmap_flush_async_fn flush_async; /* immutable; NULL: synchronous */
+	pthread_mutex_t flight_lock;
+	pthread_cond_t flight_cond;
+	struct va *flights, *done;
+	uint64_t flight_areas, flight_pages; /* in both lists */
+	uint64_t flights_open;		     /* on flights */
+	uint64_t completions;		     /* ever */
 
 	/* The list of live spaces the fork handlers lock (fork.c); protected
 	 * by that list's mutex. */
@@ -717,6 +730,29 @@ bool __vm_purge(vmap_space *s, unsigned how, struct va *extra,
  * the lock is dropped. */
 void __tree_give(vmap_space *s, uint64_t start, uint64_t end,
 		 struct va *node, struct va **spent);
+
+/* Purge mutex held: a flushed batch (sorted) back to the free space --
+ * common sizes to the node pools unless tree, the rest to the free tree --
+ * retiring it from the lazy counters; returns its areas. */
+uint64_t __vm_give(vmap_space *s, struct va *list, bool tree);
+
+/* ---- flight.c: asynchronous flushes ---- */
+
+void flights_init(vmap_space *s, vmap_flush_async_fn fn);
+void flights_fini(vmap_space *s, void (*release)(struct va *));
+/* Purge mutex held: the flushed batch `list` (sorted; VA_DIRTY records are
+ * dropped from it) waits for `token`, out of the lazy counters. */
+void __flight_start(vmap_space *s, uint64_t token, struct va *list);
+/* Purge mutex held: give back every completed flight; returns its areas. */
+uint64_t __flights_settle(vmap_space *s);
+/* Anything in flight or completed and not yet given back? */
+bool flights_pending(vmap_space *s);
+/* Wait until a completion arrives, unless nothing is in flight; true if
+ * something is completed and waiting to be given back. */
+bool flights_wait(vmap_space *s);
+/* With flight_lock held: visit every area in flight or completed. */
+int __flights_walk(vmap_space *s, int (*fn)(void *, const struct va *),
+		   void *arg);
 
 /* ---- purger.c: the purge thread (see struct purger) ---- */
 

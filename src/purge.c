@@ -120,13 +120,28 @@ static void shrink_buffers(vmap_space *s)
 		sortbuf_free(&s->sortbuf);
 }
 
+uint64_t __vm_give(vmap_space *s, struct va *list, bool tree)
+{
+	uint64_t pooled = 0, total;
+
+	/* Common sizes go to their nodes' pools, the rest to the tree. */
+	if (!tree)
+		pooled = __nodes_give(s, &list);
+	total = give_back(s, list) + pooled;
+	vm_count(&s->areas_purged, total);
+	return total;
+}
+
 bool __vm_purge(vmap_space *s, unsigned how, struct va *extra,
 		uint64_t nextra)
 {
-	uint64_t t0 = vm_now_ns(), since, n, nq = 0, pooled;
+	uint64_t t0 = vm_now_ns(), since, n, nq = 0;
 	struct va *lists[VMAP_NODES_MAX + 2], *list;
-	/* Every node's lazy list: one batch, one flush. */
-	unsigned k = vm_take(s, &since, lists);
+	unsigned k;
+
+	/* Completed flights first: their space is free again. */
+	__flights_settle(s);
+	k = vm_take(s, &since, lists);
 
 	/* A few quarantined areas ride along. */
 	if (s->memory && (lists[k] = quarantine_retry(s, &nq)))
@@ -136,15 +151,17 @@ bool __vm_purge(vmap_space *s, unsigned how, struct va *extra,
 	if (!k && !(how & PURGE_FORCE))
 		return false;
 	list = batch_sort(s, lists, k, nextra, &n);
+	/* Flushed -- or, with an asynchronous flush, in flight: given back by
+	 * its completion (flight.c), and nothing is left here. */
 	list = release_batch(s, list, n);
-	/* Flushed: the pools' old generation goes back to the tree, then
-	 * common sizes go to their nodes' pools, and the rest to the tree. */
-	pooled = 0;
-	if (!(how & PURGE_TREE)) {
+	/* The pools' old generation goes back to the tree (decay: once per
+	 * purge), then the batch, flushed, to the pools and the tree. */
+	if (!(how & PURGE_TREE))
 		__nodes_decay(s, false);
-		pooled = __nodes_give(s, &list);
-	}
-	vm_count(&s->areas_purged, give_back(s, list) + pooled);
+	if (list)
+		__vm_give(s, list, how & PURGE_TREE);
+	/* And what completed while this purge ran (flight.c). */
+	__flights_settle(s);
 	vm_count(&s->purges, 1);
 	vm_stat_max(&s->purge_max_areas, n - nextra);
 	/* Areas freed during this purge have waited since t0 at most. */

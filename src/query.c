@@ -8,8 +8,9 @@
  * range's state is found by elimination.  Under the purge mutex (no purge
  * can move anything out of a lazy list, a pool or the quarantine), the
  * areas of the structures that hold space which is neither free nor busy --
- * lazy lists, warm pools, the quarantine -- and the node pools' flushed
- * areas, which are free, are gathered where they overlap the range.  Then,
+ * lazy lists, warm pools, the quarantine, flushes in flight -- and the node
+ * pools' flushed areas, which are free, are gathered where they overlap the
+ * range.  Then,
  * under the free lock, the range is tiled from its start: a page is free if
  * a free block or a pooled area holds it, lazy if a gathered lazy area does,
  * and busy otherwise -- a busy area, a reservation, a vmap block, or an
@@ -85,6 +86,11 @@ static int gather(vmap_space *s, struct gather *g)
 		pthread_mutex_lock(&s->quarantine_lock);
 		err = __quarantine_walk(s, gather_one, g);
 		pthread_mutex_unlock(&s->quarantine_lock);
+	}
+	if (!err) {
+		pthread_mutex_lock(&s->flight_lock);
+		err = __flights_walk(s, gather_one, g);
+		pthread_mutex_unlock(&s->flight_lock);
 	}
 	g->lazy = false;
 	for (unsigned n = 0; n < s->nnodes && !err; n++) {

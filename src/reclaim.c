@@ -131,7 +131,7 @@ void reclaim_freed(vmap_space *s, uint64_t lazy)
 static bool purge_could_help(vmap_space *s)
 {
 	return vm_read(&s->lazy.pages) || vm_read(&s->pool_areas) ||
-	       nodes_cached(s, &(uint64_t){ 0 }) ||
+	       nodes_cached(s, &(uint64_t){ 0 }) || flights_pending(s) ||
 	       vm_read(&s->blocks_created) != vm_read(&s->blocks_freed);
 }
 
@@ -150,23 +150,45 @@ static bool drain_pools(vmap_space *s)
 	return moved;
 }
 
+/* Asynchronous flushes in flight: wait for a completion, give back what
+ * completed; false if nothing is in flight.  Not from a flush callback: the
+ * completion it waits for may be the one its purge is to start. */
+static bool wait_flights(vmap_space *s)
+{
+	if (vm_in_flush(s) || !flights_pending(s))
+		return false;
+	flights_wait(s);
+	pthread_mutex_lock(&s->purge_lock);
+	__flights_settle(s);
+	pthread_mutex_unlock(&s->purge_lock);
+	return true;
+}
+
 bool reclaim_miss(vmap_space *s, const struct fit *f, unsigned tries)
 {
 	/* The lazy counter includes areas a running purge is flushing: they
 	 * are free space a moment from now, and the sync purge waits for
 	 * them.  A window that could never hold the area is not helped.  A
 	 * request that may not purge still gets the pools' flushed areas,
-	 * which cost no flush. */
-	if (tries || !ft_could_fit(f) ||
-	    (f->nopurge ? !drain_pools(s) : !purge_could_help(s))) {
-		vm_count(&s->alloc_failures, 1);
-		return false;
-	}
-	if (f->nopurge)
+	 * which cost no flush.  After the purge, batches still in flight are
+	 * waited for, one completion at a time, while any are. */
+	if (!ft_could_fit(f))
+		goto fail;
+	if (f->nopurge) {
+		if (tries || !drain_pools(s))
+			goto fail;
 		return true;
-	vm_count(&s->purge_retries, 1);
-	purge_all(s, &s->purges_miss, false);
-	return true;
+	}
+	if (!tries && purge_could_help(s)) {
+		vm_count(&s->purge_retries, 1);
+		purge_all(s, &s->purges_miss, false);
+		return true;
+	}
+	if (wait_flights(s))
+		return true;
+fail:
+	vm_count(&s->alloc_failures, 1);
+	return false;
 }
 
 /*
@@ -190,14 +212,15 @@ int reclaim_at_miss(vmap_space *s, uint64_t lo, uint64_t hi, bool purge,
 		__purge_all(s, &s->purges_miss, false);
 	}
 	pthread_mutex_unlock(&s->purge_lock);
-	if (state < 0 || tries >= 2 || state == VMAP_RANGE_BUSY ||
-	    (state == VMAP_RANGE_LAZY && !purge)) {
-		vm_count(&s->alloc_failures, 1);
-		return state < 0		 ? state
-		       : state == VMAP_RANGE_LAZY && !purge ? -EAGAIN
-							     : -EBUSY;
-	}
-	return 0;
+	if (state == VMAP_RANGE_FREE && tries < 2)
+		return 0;
+	if (state == VMAP_RANGE_LAZY && purge &&
+	    (tries < 2 || wait_flights(s))) /* in flight: its completion */
+		return 0;
+	vm_count(&s->alloc_failures, 1);
+	return state < 0 ? state
+	       : state == VMAP_RANGE_LAZY && !purge ? -EAGAIN
+						     : -EBUSY;
 }
 
 bool reclaim_nomem(vmap_space *s)

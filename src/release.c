@@ -114,6 +114,52 @@ static bool flush_list(vmap_space *s, const struct va *list, uint64_t n)
 	return call_flush(s, piece, runs) && ok;
 }
 
+/*
+ * An asynchronous flush: the same ranges, but each call of the callback
+ * starts an invalidation and names it, and the records whose ranges it
+ * covered become one flight (flight.c), out of use until that name is
+ * completed.  One call, unless the vector cannot grow: then one per piece,
+ * each piece its own flight.
+ */
+static void flush_async_list(vmap_space *s, struct va *list, uint64_t n)
+{
+	struct vmap_range piece[64], *vec = piece;
+	size_t cap = 64, runs = 0;
+	struct va *head = list, **cut = &list;
+	const vmap_space *outer = flushing;
+
+	if (n > s->vec_cap) {
+		struct vmap_range *v = vm_realloc(s->vec, n * sizeof(*v));
+
+		if (v) {
+			s->vec = v;
+			s->vec_cap = n;
+		}
+	}
+	if (n <= s->vec_cap && n) {
+		vec = s->vec;
+		cap = n;
+	}
+	flushing = s;
+	for (struct va *v = list; v; cut = &v->next, v = v->next) {
+		if (add_run(vec, &runs, cap, v))
+			continue;
+		/* The vector is full: flush the records before v alone. */
+		*cut = NULL;
+		vm_count(&s->flushes, 1);
+		vm_count(&s->ranges_flushed, runs);
+		__flight_start(s, s->flush_async(s->flush_ctx, vec, runs),
+			       head);
+		head = v;
+		runs = 0;
+		add_run(vec, &runs, cap, v);
+	}
+	vm_count(&s->flushes, 1);
+	vm_count(&s->ranges_flushed, runs);
+	__flight_start(s, s->flush_async(s->flush_ctx, vec, runs), head);
+	flushing = outer;
+}
+
 /* ---- memory spaces: the release ---- */
 
 /* One madvise per range, with the locked advice if the kernel has it. */
@@ -272,6 +318,10 @@ struct va *release_batch(vmap_space *s, struct va *list, uint64_t n)
 {
 	bool ok;
 
+	if (s->flush_async) {
+		flush_async_list(s, list, n);
+		return NULL;
+	}
 	if (!s->memory) {
 		flush_list(s, list, n);
 		return list;

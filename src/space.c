@@ -42,6 +42,7 @@ static bool splits_field(size_t n)
 		FIELD(page_size),      FIELD(lazy_max_pages), FIELD(flush),
 		FIELD(flush_ctx),      FIELD(flags),	FIELD(pool_max_pages),
 		FIELD(block_pages),    FIELD(purge_delay_ms),
+		FIELD(flush_async),
 	};
 #undef FIELD
 	for (size_t i = 0; i < sizeof(field) / sizeof(field[0]); i++)
@@ -91,6 +92,9 @@ static int check_config(struct vmap_config *c)
 		return -EINVAL;
 	if ((c->flags & VMAP_SPACE_PURGER) &&
 	    (c->flags & (VMAP_SPACE_NOPURGER | VMAP_SPACE_STRICT)))
+		return -EINVAL;
+	if (c->flush_async &&
+	    (c->flush || (c->flags & (VMAP_SPACE_MEMORY | VMAP_SPACE_STRICT))))
 		return -EINVAL;
 	if (c->purge_delay_ms > VMAP_PURGE_DELAY_MAX_MS ||
 	    (c->purge_delay_ms && !has_purger(c->flags)))
@@ -188,6 +192,7 @@ int vmap_space_create(const struct vmap_config *cfg, vmap_space **out)
 	pthread_mutex_init(&s->free_lock, NULL);
 	pthread_mutex_init(&s->purge_lock, NULL);
 	pthread_mutex_init(&s->quarantine_lock, NULL);
+	flights_init(s, c.flush_async);
 	s->quarantine = NULL;
 	s->quarantine_tail = &s->quarantine;
 	s->quarantine_areas = s->quarantine_pages = 0;
@@ -204,6 +209,7 @@ int vmap_space_create(const struct vmap_config *cfg, vmap_space **out)
 			  c.purge_delay_ms ? c.purge_delay_ms
 					   : VMAP_PURGE_DELAY_DEFAULT_MS);
 	if (err) {
+		flights_fini(s, release);
 		nodes_fini(s);
 		busy_fini(&s->busy, release);
 		release(all);
@@ -225,6 +231,7 @@ int vmap_space_create(const struct vmap_config *cfg, vmap_space **out)
 		pthread_mutex_destroy(&s->free_lock);
 		pthread_mutex_destroy(&s->purge_lock);
 		pthread_mutex_destroy(&s->quarantine_lock);
+		flights_fini(s, release);
 		release(all);
 		records_fini(&s->records);
 		free(s);
@@ -253,6 +260,7 @@ void vmap_space_destroy(vmap_space *s)
 		}
 	pool_fini(s, release);
 	quarantine_fini(s, release);
+	flights_fini(s, release);
 	nodes_fini(s);
 	vblocks_fini(s);
 	busy_fini(&s->busy, release);
@@ -305,6 +313,12 @@ int vmap_stats(vmap_space *s, struct vmap_stats *out)
 	st.quarantined_areas = s->quarantine_areas;
 	st.quarantined_pages = s->quarantine_pages;
 	pthread_mutex_unlock(&s->quarantine_lock);
+	pthread_mutex_lock(&s->flight_lock);
+	st.inflight_flushes = s->flights_open;
+	st.inflight_areas = s->flight_areas;
+	st.inflight_pages = s->flight_pages;
+	st.completions = s->completions;
+	pthread_mutex_unlock(&s->flight_lock);
 #define X(name) st.name = get(&s->name);
 	VMAP_COUNTERS(X)
 #undef X

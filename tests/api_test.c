@@ -560,6 +560,195 @@ static void test_alloc_at(void)
 	vmap_space_destroy(s);
 }
 
+/* ---- an asynchronous flush: tokens 1, 2, ... handed out, and recorded ---- */
+
+struct async_rec {
+	vmap_space *s;
+	uint64_t next_token, shared; /* shared: return it instead, if set */
+	size_t calls, n;
+	struct vmap_range r[16];
+	uint64_t complete_in_flush; /* complete this token from the callback */
+	int complete_err;
+};
+
+static struct async_rec arec;
+
+static uint64_t async_flush(void *ctx, const struct vmap_range *r, size_t n)
+{
+	struct async_rec *a = ctx;
+
+	a->calls++;
+	a->n = n;
+	memcpy(a->r, r, (n < 16 ? n : 16) * sizeof(*r));
+	if (a->complete_in_flush) {
+		a->complete_err = vmap_flush_complete(a->s,
+						      a->complete_in_flush);
+		a->complete_in_flush = 0;
+	}
+	return a->shared ? a->shared : ++a->next_token;
+}
+
+static vmap_space *async_space(uint64_t pages)
+{
+	struct vmap_config c;
+	vmap_space *s = NULL;
+
+	vmap_config_init(&c);
+	c.base = BASE;
+	c.length = pages * PG;
+	c.lazy_max_pages = 1000;
+	c.flush_async = async_flush;
+	c.flush_ctx = &arec;
+	REQUIRE(vmap_space_create(&c, &s) == 0 && s);
+	memset(&arec, 0, sizeof(arec));
+	arec.s = s;
+	return s;
+}
+
+struct completer {
+	vmap_space *s;
+	uint64_t token;
+	int err;
+};
+
+static void *complete_later(void *arg)
+{
+	struct completer *c = arg;
+
+	usleep(50 * 1000); /* a GPU's invalidation, slowly */
+	c->err = vmap_flush_complete(c->s, c->token);
+	return NULL;
+}
+
+/*
+ * Asynchronous flushes, in an 8-page space:
+ *   AABB....   free A and B, purge: one flush_async call (token 1); both in
+ *              flight -- lazy to a query, in no counter of free space, not
+ *              reusable -- until token 1 completes.
+ * Then: out-of-order completions, a shared token, a completion from inside
+ * the callback (deferred to the end of that purge), a forced flush of
+ * nothing (still completed), and an allocation that finds no room waiting
+ * for a completion from another thread.
+ */
+static void test_async_flush(void)
+{
+	struct vmap_config c;
+	vmap_space *s = NULL;
+	struct vmap_stats st;
+	struct completer cp;
+	pthread_t t;
+	uint64_t a, b, x = 0;
+
+	/* Config: not with flush, a memory space or a strict space. */
+	vmap_config_init(&c);
+	c.base = BASE;
+	c.length = 8 * PG;
+	c.flush_async = async_flush;
+	c.flush = record;
+	CHECK_EQ(vmap_space_create(&c, &s), -EINVAL);
+	c.flush = NULL;
+	c.flags = VMAP_SPACE_STRICT;
+	CHECK_EQ(vmap_space_create(&c, &s), -EINVAL);
+	c.flags = VMAP_SPACE_MEMORY;
+	c.base = 0;
+	CHECK_EQ(vmap_space_create(&c, &s), -EINVAL);
+	CHECK(s == NULL);
+
+	s = async_space(8);
+	a = alloc(s, 2);
+	b = alloc(s, 2);
+	CHECK_EQ(vmap_free(s, a), 0);
+	CHECK_EQ(vmap_free(s, b), 0);
+	CHECK_EQ(vmap_purge(s, VMAP_PURGE_SYNC), 0);
+	CHECK_EQ(arec.calls, 1);
+	CHECK_EQ(arec.n, 1); /* coalesced */
+	CHECK_EQ(arec.r[0].start, a);
+	CHECK_EQ(arec.r[0].end, b + 2 * PG);
+	st = test_stats(s);
+	CHECK_EQ(st.inflight_flushes, 1);
+	CHECK_EQ(st.inflight_areas, 2);
+	CHECK_EQ(st.inflight_pages, 4);
+	CHECK_EQ(st.lazy_pages, 0);
+	CHECK_EQ(st.free_pages, 4);
+	CHECK_EQ(state_of(s, a, 4), VMAP_RANGE_LAZY);
+	CHECK_EQ(vmap_check(s), 0);
+	/* Not reusable before the completion. */
+	CHECK_MISSED(s, vmap_xalloc(s, 5 * PG, 0, 0, 0, 0, UINT64_MAX,
+				    VMAP_XALLOC_NOPURGE, &x),
+		     -ENOSPC);
+	CHECK_MISSED(s, vmap_alloc_at(s, a, PG, 0), -EAGAIN);
+	CHECK_EQ(vmap_flush_complete(NULL, 1), -EINVAL);
+	CHECK_REJECTED(s, vmap_flush_complete(s, 2), -ENOENT);
+	CHECK_EQ(vmap_flush_complete(s, 1), 0);
+	CHECK_REJECTED(s, vmap_flush_complete(s, 1), -ENOENT);
+	st = test_stats(s);
+	CHECK_EQ(st.inflight_flushes, 0);
+	CHECK_EQ(st.inflight_pages, 0);
+	CHECK_EQ(st.completions, 1);
+	CHECK_EQ(st.free_pages, 8);
+	CHECK_EQ(state_of(s, a, 8), VMAP_RANGE_FREE);
+	CHECK_EQ(vmap_check(s), 0);
+
+	/* Out of order: token 3 completes before token 2. */
+	a = alloc(s, 1);
+	CHECK_EQ(vmap_free(s, a), 0);
+	CHECK_EQ(vmap_purge(s, VMAP_PURGE_SYNC), 0); /* token 2 */
+	b = alloc(s, 1);
+	CHECK(b != a);
+	CHECK_EQ(vmap_free(s, b), 0);
+	CHECK_EQ(vmap_purge(s, VMAP_PURGE_SYNC), 0); /* token 3 */
+	CHECK_EQ(test_stats(s).inflight_flushes, 2);
+	CHECK_EQ(vmap_flush_complete(s, 3), 0);
+	CHECK_EQ(state_of(s, b, 1), VMAP_RANGE_FREE);
+	CHECK_EQ(state_of(s, a, 1), VMAP_RANGE_LAZY);
+	CHECK_EQ(vmap_check(s), 0);
+	/* From inside the callback: token 2 completes during the next
+	 * purge's flush, and is free when that purge returns. */
+	arec.complete_in_flush = 2;
+	CHECK_EQ(vmap_purge(s, VMAP_PURGE_SYNC | VMAP_PURGE_FORCE_FLUSH), 0);
+	CHECK_EQ(arec.complete_err, 0);
+	CHECK_EQ(state_of(s, a, 1), VMAP_RANGE_FREE);
+	/* The forced flush of nothing (token 4) waits for its completion
+	 * too, and holds no space. */
+	st = test_stats(s);
+	CHECK_EQ(st.inflight_flushes, 1);
+	CHECK_EQ(st.inflight_areas, 0);
+	CHECK_EQ(vmap_check(s), 0);
+	CHECK_EQ(vmap_flush_complete(s, 4), 0);
+
+	/* A shared token (one fence for two flushes): one completion. */
+	arec.shared = 77;
+	a = alloc(s, 1);
+	CHECK_EQ(vmap_free(s, a), 0);
+	CHECK_EQ(vmap_purge(s, VMAP_PURGE_SYNC), 0);
+	b = alloc(s, 1);
+	CHECK_EQ(vmap_free(s, b), 0);
+	CHECK_EQ(vmap_purge(s, VMAP_PURGE_SYNC), 0);
+	CHECK_EQ(test_stats(s).inflight_flushes, 2);
+	CHECK_EQ(vmap_flush_complete(s, 77), 0);
+	CHECK_EQ(test_stats(s).inflight_flushes, 0);
+	CHECK_EQ(test_stats(s).free_pages, 8);
+	arec.shared = 0;
+
+	/* No room but for a batch in flight: the allocation waits for its
+	 * completion, from another thread, then succeeds. */
+	a = alloc(s, 8);
+	CHECK_EQ(vmap_free(s, a), 0);
+	CHECK_EQ(vmap_purge(s, VMAP_PURGE_SYNC), 0);
+	cp = (struct completer){ s, arec.next_token, -1 };
+	REQUIRE(pthread_create(&t, NULL, complete_later, &cp) == 0);
+	CHECK_EQ(vmap_alloc(s, 8 * PG, 0, 0, UINT64_MAX, &x), 0);
+	CHECK_EQ(x, a);
+	pthread_join(t, NULL);
+	CHECK_EQ(cp.err, 0);
+	CHECK_EQ(vmap_check(s), 0);
+	/* Destroyed with a batch in flight: nothing leaks. */
+	CHECK_EQ(vmap_free(s, x), 0);
+	CHECK_EQ(vmap_purge(s, VMAP_PURGE_SYNC), 0);
+	CHECK_EQ(test_stats(s).inflight_flushes, 1);
+	vmap_space_destroy(s);
+}
+
 static void test_purge_once_coalesced(void)
 {
 	vmap_space *s = space(16, 100);
@@ -798,6 +987,7 @@ int main(void)
 	test_free_sized();
 	test_node_pools();
 	test_alloc_at();
+	test_async_flush();
 	test_purge_once_coalesced();
 	test_lazy_threshold();
 	test_purge_retry();
