@@ -250,9 +250,10 @@ typedef void (*vmap_flush_fn)(void *ctx, const struct vmap_range *ranges,
  * any thread, in any order.  No range is handed out again before the
  * completion of the flush that covered its free.
  *
- * The token names the batch once the call has returned: a completion made
- * from inside the callback can complete only earlier flushes (a driver
- * whose invalidation is synchronous wants flush, not flush_async).
+ * A completion may arrive before the call has returned the token -- from the
+ * thread that watches the fences, or from the callback itself: the batch
+ * then starts completed.  (Up to 8 tokens no batch has are remembered while
+ * a call is under way; at any other time such a token is -ENOENT.)
  * Several batches may be in flight at once, and may share a token (one fence
  * for several flushes): a completion completes every batch with that token.
  * Every call needs a completion, even one with n == 0 (VMAP_PURGE_FORCE_FLUSH)

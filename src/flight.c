@@ -20,6 +20,14 @@
  * threshold try a purge that finds nothing) and is counted in flight
  * instead, until it is back in the free space.
  *
+ * The token is the callback's return value, so a completion can come before
+ * the library has it: the invalidation was quick, or the purging thread was
+ * descheduled between the callback's return and the flight's start.  While a
+ * call is under way, a completion of a token no flight has is remembered
+ * (up to FLIGHT_EARLY of them) and the call's flight, if it has that token,
+ * starts completed; the others named nothing and are forgotten when the
+ * flight starts.  At any other time such a token is -ENOENT.
+ *
  * Giving a batch back needs the purge mutex (the pools are the purge's).  A
  * completion takes it if it is free; if a purge holds it -- perhaps one whose
  * flush callback is waiting for this very completion, or is this thread --
@@ -47,6 +55,8 @@ void flights_init(vmap_space *s, vmap_flush_async_fn fn)
 	s->flights = s->done = NULL;
 	s->flight_areas = s->flight_pages = 0;
 	s->flights_open = s->completions = 0;
+	s->calling = false;
+	s->nearly = 0;
 	pthread_mutex_init(&s->flight_lock, NULL);
 	pthread_cond_init(&s->flight_cond, NULL);
 }
@@ -76,6 +86,26 @@ static void count(const vmap_space *s, const struct va *v, uint64_t *areas,
 		}
 }
 
+uint64_t __flight_call(vmap_space *s, const struct vmap_range *r, size_t n)
+{
+	pthread_mutex_lock(&s->flight_lock);
+	s->calling = true;
+	s->nearly = 0;
+	pthread_mutex_unlock(&s->flight_lock);
+	vm_count(&s->flushes, 1);
+	vm_count(&s->ranges_flushed, n);
+	return s->flush_async(s->flush_ctx, r, n);
+}
+
+/* Flight lock held: was token completed before its call returned? */
+static bool __early(vmap_space *s, uint64_t token)
+{
+	for (unsigned i = 0; i < s->nearly; i++)
+		if (s->early[i] == token)
+			return true;
+	return false;
+}
+
 void __flight_start(vmap_space *s, uint64_t token, struct va *list)
 {
 	struct va *keep = NULL, **tail = &keep;
@@ -95,8 +125,12 @@ void __flight_start(vmap_space *s, uint64_t token, struct va *list)
 	 * still be completed: a marker record, flagged VA_DIRTY, holds its
 	 * token.  Without memory for one, its token is unknown at once. */
 	if (!keep) {
-		if (va_get(s, &keep, 1))
+		if (va_get(s, &keep, 1)) {
+			pthread_mutex_lock(&s->flight_lock);
+			s->calling = false;
+			pthread_mutex_unlock(&s->flight_lock);
 			return;
+		}
 		keep->start = keep->end = s->base;
 		keep->flags = VA_DIRTY;
 		keep->next = NULL;
@@ -109,9 +143,16 @@ void __flight_start(vmap_space *s, uint64_t token, struct va *list)
 	lazy_retire(&s->lazy, pages, areas);
 	s->flight_areas += areas;
 	s->flight_pages += pages;
-	s->flights_open++;
-	FLIGHT_NEXT(keep) = s->flights;
-	s->flights = keep;
+	if (__early(s, token)) {
+		/* The invalidation finished before we knew its name. */
+		FLIGHT_NEXT(keep) = s->done;
+		s->done = keep;
+	} else {
+		s->flights_open++;
+		FLIGHT_NEXT(keep) = s->flights;
+		s->flights = keep;
+	}
+	s->calling = false;
 	pthread_mutex_unlock(&s->flight_lock);
 }
 
@@ -132,6 +173,13 @@ int vmap_flush_complete(vmap_space *s, uint64_t token)
 		FLIGHT_NEXT(f) = s->done;
 		s->done = f;
 		s->flights_open--;
+		found = true;
+	}
+	/* A token no flight has yet may be the one a flush_async call is
+	 * returning right now (a fast GPU, a preempted CPU): remembered, it
+	 * completes that call's batch as soon as it is in flight. */
+	if (!found && s->calling && s->nearly < FLIGHT_EARLY) {
+		s->early[s->nearly++] = token;
 		found = true;
 	}
 	if (found) {

@@ -16,7 +16,8 @@
 #include "os.h"
 #include "vmap.h"
 
-#define VMAP_BUSY_SHARDS 32 /* all held by vmap_check: stay under TSan's 64 */
+#define VMAP_BUSY_SHARDS 32
+#define FLIGHT_EARLY 8 /* completions remembered during a flush_async call */ /* all held by vmap_check: stay under TSan's 64 */
 
 /* The warm pool's size classes (pool.c): one per size up to POOL_EXACT
  * pages, then one per power of two up to 2^64 pages. */
@@ -531,6 +532,9 @@ struct vmap_space {
 	uint64_t flight_areas, flight_pages; /* in both lists */
 	uint64_t flights_open;		     /* on flights */
 	uint64_t completions;		     /* ever */
+	bool calling;			     /* a flush_async call is under way */
+	unsigned nearly;		     /* early[0..nearly): completions */
+	uint64_t early[FLIGHT_EARLY];	     /* made during that call */
 
 	/* The list of live spaces the fork handlers lock (fork.c); protected
 	 * by that list's mutex. */
@@ -740,6 +744,9 @@ uint64_t __vm_give(vmap_space *s, struct va *list, bool tree);
 
 void flights_init(vmap_space *s, vmap_flush_async_fn fn);
 void flights_fini(vmap_space *s, void (*release)(struct va *));
+/* Purge mutex held: call flush_async (counted), its returned token next
+ * for __flight_start, which must follow. */
+uint64_t __flight_call(vmap_space *s, const struct vmap_range *r, size_t n);
 /* Purge mutex held: the flushed batch `list` (sorted; VA_DIRTY records are
  * dropped from it) waits for `token`, out of the lazy counters. */
 void __flight_start(vmap_space *s, uint64_t token, struct va *list);

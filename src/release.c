@@ -146,17 +146,12 @@ static void flush_async_list(vmap_space *s, struct va *list, uint64_t n)
 			continue;
 		/* The vector is full: flush the records before v alone. */
 		*cut = NULL;
-		vm_count(&s->flushes, 1);
-		vm_count(&s->ranges_flushed, runs);
-		__flight_start(s, s->flush_async(s->flush_ctx, vec, runs),
-			       head);
+		__flight_start(s, __flight_call(s, vec, runs), head);
 		head = v;
 		runs = 0;
 		add_run(vec, &runs, cap, v);
 	}
-	vm_count(&s->flushes, 1);
-	vm_count(&s->ranges_flushed, runs);
-	__flight_start(s, s->flush_async(s->flush_ctx, vec, runs), head);
+	__flight_start(s, __flight_call(s, vec, runs), head);
 	flushing = outer;
 }
 

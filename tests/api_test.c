@@ -730,6 +730,19 @@ static void test_async_flush(void)
 	CHECK_EQ(test_stats(s).free_pages, 8);
 	arec.shared = 0;
 
+	/* Completed before the call returned its token (here by the callback
+	 * itself, as a fence thread may): the batch starts completed. */
+	a = alloc(s, 1);
+	CHECK_EQ(vmap_free(s, a), 0);
+	arec.complete_in_flush = arec.next_token + 1;
+	CHECK_EQ(vmap_purge(s, VMAP_PURGE_SYNC), 0);
+	CHECK_EQ(arec.complete_err, 0);
+	CHECK_EQ(test_stats(s).inflight_flushes, 0);
+	CHECK_EQ(state_of(s, a, 1), VMAP_RANGE_FREE);
+	CHECK_EQ(vmap_check(s), 0);
+	/* An unknown token while no call is under way: -ENOENT. */
+	CHECK_REJECTED(s, vmap_flush_complete(s, 1000), -ENOENT);
+
 	/* No room but for a batch in flight: the allocation waits for its
 	 * completion, from another thread, then succeeds. */
 	a = alloc(s, 8);
