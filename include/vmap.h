@@ -731,6 +731,55 @@ VMAP_API int vmap_unreserve(vmap_space *space, uint64_t addr);
 VMAP_API int vmap_range_state(vmap_space *space, uint64_t start,
 		uint64_t size, int *state);
 
+/*
+ * Walk the space in address order: fn is called once for each range that
+ * overlaps [from, to), from the one holding `from` on, whose state is in
+ * `what` (VMAP_WALK_FREE, _LAZY, _BUSY, or'ed; VMAP_WALK_ALL).  A range is
+ * reported whole: a busy area (kind VMAP_KIND_AREA), a reservation
+ * (_RESERVED), a vmap block (_BLOCK), a free block of the tree (_FREE), a
+ * node pool's free area (_CACHED), a memory space's warm area (_WARM,
+ * state LAZY), a quarantined area (_QUARANTINED, LAZY), a batch's area whose
+ * asynchronous flush is in flight (_IN_FLIGHT, LAZY) -- except lazy areas
+ * waiting for a purge: their lists belong to the purge, so what no structure
+ * holds is reported as maximal runs of kind VMAP_KIND_LAZY, clipped to
+ * [from, to).  A nonzero return from fn stops the walk, and vmap_walk returns
+ * it (return a positive value to tell it from the walk's own errors).
+ *
+ * The ranges are gathered first, a chunk at a time (1024 records or hash
+ * buckets per hold of one lock: no thread waits longer than that for the
+ * walk), then sorted, and fn runs with no lock held: it may call anything,
+ * vmap_free of the area it is shown included.  Not one instant's picture:
+ * an area allocated or freed while the walk gathers may be missed, or seen
+ * in both states, as in vmap_dump.  Costs a look at every busy area of the
+ * space (the busy map is hashed, not ordered) and memory for the ranges that
+ * overlap [from, to).
+ * Errors: -EINVAL (space or fn NULL, from >= to, what 0 or with unknown
+ * bits), -ENOMEM, or fn's nonzero return.  A window outside the space walks
+ * nothing and returns 0.
+ * Concurrency: thread-safe; never waits for a purge.
+ */
+struct vmap_walk_range {
+	uint64_t start, end;
+	int state;     /* VMAP_RANGE_FREE, _LAZY or _BUSY */
+	unsigned kind; /* VMAP_KIND_* */
+};
+#define VMAP_KIND_FREE 0
+#define VMAP_KIND_CACHED 1
+#define VMAP_KIND_AREA 2
+#define VMAP_KIND_RESERVED 3
+#define VMAP_KIND_BLOCK 4
+#define VMAP_KIND_LAZY 5
+#define VMAP_KIND_WARM 6
+#define VMAP_KIND_QUARANTINED 7
+#define VMAP_KIND_IN_FLIGHT 8
+#define VMAP_WALK_FREE (1u << VMAP_RANGE_FREE)
+#define VMAP_WALK_LAZY (1u << VMAP_RANGE_LAZY)
+#define VMAP_WALK_BUSY (1u << VMAP_RANGE_BUSY)
+#define VMAP_WALK_ALL (VMAP_WALK_FREE | VMAP_WALK_LAZY | VMAP_WALK_BUSY)
+typedef int (*vmap_walk_fn)(void *arg, const struct vmap_walk_range *r);
+VMAP_API int vmap_walk(vmap_space *space, uint64_t from, uint64_t to,
+		unsigned what, vmap_walk_fn fn, void *arg);
+
 /* vmap_purge modes: one of TRY or SYNC, optionally or'ed with FORCE_FLUSH. */
 #define VMAP_PURGE_TRY 0x0u	    /* skip if another purge is running */
 #define VMAP_PURGE_SYNC 0x1u	    /* wait for a running purge, then purge */

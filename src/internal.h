@@ -688,6 +688,33 @@ int reclaim_at_miss(vmap_space *s, uint64_t lo, uint64_t hi, bool purge,
  * mappings become plain space again.  true: try once more. */
 bool reclaim_nomem(vmap_space *s);
 
+/* ---- snapshot.c: a list of a space's ranges, each with its state ---- */
+
+enum snap_state {
+	SN_FREE, SN_BUSY, SN_LAZY, SN_POOL /* warm */, SN_BLOCK,
+	SN_QUARANTINE, SN_CACHED, SN_FLIGHT, SN_RESERVED, SN_NSTATES
+};
+extern const char *const snap_name[SN_NSTATES];
+
+struct item {
+	uint64_t start, end;
+	enum snap_state state;
+	unsigned flags; /* VA_* */
+};
+
+struct snapshot {
+	struct item *item;
+	size_t n, cap;
+	enum snap_state adding; /* what snap_add is given */
+	uint64_t lo, hi;	/* only what overlaps [lo, hi) is kept */
+};
+
+int snap_room(struct snapshot *sn, size_t more);
+/* A walker's callback: add va as sn->adding (a busy map's blocks, lazy
+ * areas and reservations as what they are). */
+int snap_add(void *arg, const struct va *va);
+void snap_sort(struct snapshot *sn);
+
 /* ---- query.c: a range by address ---- */
 
 /* Purge mutex held: VMAP_RANGE_FREE, _LAZY or _BUSY for [lo, hi), or

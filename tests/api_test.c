@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -560,6 +561,116 @@ static void test_alloc_at(void)
 	vmap_space_destroy(s);
 }
 
+struct seen {
+	vmap_space *s;
+	size_t n;
+	struct vmap_walk_range r[32];
+	int stop_at;   /* return 5 at this range (0: never) */
+	bool free_busy; /* vmap_free each busy area shown */
+};
+
+static int see(void *arg, const struct vmap_walk_range *r)
+{
+	struct seen *x = arg;
+
+	if (x->n < 32)
+		x->r[x->n] = *r;
+	x->n++;
+	if (x->free_busy && r->kind == VMAP_KIND_AREA)
+		CHECK_EQ(vmap_free(x->s, r->start), 0);
+	return (int)x->n == x->stop_at ? 5 : 0;
+}
+
+#define SEEN(x, i, st, k, a, b)                                             \
+	do {                                                                \
+		CHECK_EQ((x).r[i].state, (st));                             \
+		CHECK_EQ((x).r[i].kind, (k));                               \
+		CHECK_EQ((x).r[i].start, BASE + (a) * PG);                  \
+		CHECK_EQ((x).r[i].end, BASE + (b) * PG);                    \
+	} while (0)
+
+/*
+ * vmap_walk over a 16-page space (no purge yet, so nothing is pooled):
+ *   AARRR+++BB......   A, reserved R, lazy (three areas, one run), B, free
+ * Then a window, a filter, a stop, a callback that frees what it is shown,
+ * and bad input.
+ */
+static void test_walk(void)
+{
+	vmap_space *s = space(16, 1000);
+	struct seen x = { .s = s };
+	uint64_t a = alloc(s, 2), l[3], b;
+
+	CHECK_EQ(vmap_reserve(s, BASE + 2 * PG, 3 * PG, 0), 0);
+	for (int i = 0; i < 3; i++)
+		l[i] = alloc(s, 1);
+	b = alloc(s, 2);
+	for (int i = 0; i < 3; i++)
+		CHECK_EQ(vmap_free(s, l[i]), 0);
+	CHECK_EQ(vmap_walk(s, 0, UINT64_MAX, VMAP_WALK_ALL, see, &x), 0);
+	CHECK_EQ(x.n, 5);
+	SEEN(x, 0, VMAP_RANGE_BUSY, VMAP_KIND_AREA, 0, 2);
+	SEEN(x, 1, VMAP_RANGE_BUSY, VMAP_KIND_RESERVED, 2, 5);
+	SEEN(x, 2, VMAP_RANGE_LAZY, VMAP_KIND_LAZY, 5, 8);
+	SEEN(x, 3, VMAP_RANGE_BUSY, VMAP_KIND_AREA, 8, 10);
+	SEEN(x, 4, VMAP_RANGE_FREE, VMAP_KIND_FREE, 10, 16);
+	CHECK_EQ(a, BASE);
+	CHECK_EQ(b, BASE + 8 * PG);
+
+	/* A window from inside R to inside B: whole ranges, lazy clipped. */
+	x.n = 0;
+	CHECK_EQ(vmap_walk(s, BASE + 3 * PG, BASE + 9 * PG, VMAP_WALK_ALL,
+			   see, &x), 0);
+	CHECK_EQ(x.n, 3);
+	SEEN(x, 0, VMAP_RANGE_BUSY, VMAP_KIND_RESERVED, 2, 5);
+	SEEN(x, 2, VMAP_RANGE_BUSY, VMAP_KIND_AREA, 8, 10);
+	x.n = 0;
+	CHECK_EQ(vmap_walk(s, BASE + 6 * PG, BASE + 7 * PG, VMAP_WALK_ALL,
+			   see, &x), 0);
+	CHECK_EQ(x.n, 1);
+	SEEN(x, 0, VMAP_RANGE_LAZY, VMAP_KIND_LAZY, 6, 7);
+
+	/* Only the free, then only the busy; a stop. */
+	x.n = 0;
+	CHECK_EQ(vmap_walk(s, 0, UINT64_MAX, VMAP_WALK_FREE, see, &x), 0);
+	CHECK_EQ(x.n, 1);
+	x.n = 0;
+	CHECK_EQ(vmap_walk(s, 0, UINT64_MAX, VMAP_WALK_BUSY, see, &x), 0);
+	CHECK_EQ(x.n, 3);
+	x.n = 0;
+	x.stop_at = 2;
+	CHECK_EQ(vmap_walk(s, 0, UINT64_MAX, VMAP_WALK_ALL, see, &x), 5);
+	CHECK_EQ(x.n, 2);
+	x.stop_at = 0;
+
+	/* Bad input changes nothing. */
+	CHECK_EQ(vmap_walk(NULL, 0, 1, VMAP_WALK_ALL, see, &x), -EINVAL);
+	CHECK_REJECTED(s, vmap_walk(s, 0, UINT64_MAX, VMAP_WALK_ALL, NULL, &x),
+		       -EINVAL);
+	CHECK_REJECTED(s, vmap_walk(s, 5, 5, VMAP_WALK_ALL, see, &x), -EINVAL);
+	CHECK_REJECTED(s, vmap_walk(s, 0, 1, 0, see, &x), -EINVAL);
+	CHECK_REJECTED(s, vmap_walk(s, 0, 1, 8, see, &x), -EINVAL);
+	x.n = 0;
+	CHECK_EQ(vmap_walk(s, 0, BASE, VMAP_WALK_ALL, see, &x), 0);
+	CHECK_EQ(x.n, 0);
+
+	/* The callback runs with no lock held: it may free. */
+	x.n = 0;
+	x.free_busy = true;
+	CHECK_EQ(vmap_walk(s, 0, UINT64_MAX, VMAP_WALK_BUSY, see, &x), 0);
+	CHECK_EQ(test_stats(s).busy_pages, 3); /* the reservation */
+	CHECK_EQ(vmap_check(s), 0);
+	vmap_space_destroy(s);
+
+	/* A pooled area is free, of kind CACHED. */
+	s = full_of_pooled();
+	x = (struct seen){ .s = s };
+	CHECK_EQ(vmap_walk(s, BASE, BASE + 2 * PG, VMAP_WALK_ALL, see, &x), 0);
+	CHECK_EQ(x.n, 2);
+	SEEN(x, 1, VMAP_RANGE_FREE, VMAP_KIND_CACHED, 1, 2);
+	vmap_space_destroy(s);
+}
+
 /* ---- an asynchronous flush: tokens 1, 2, ... handed out, and recorded ---- */
 
 struct async_rec {
@@ -1001,6 +1112,7 @@ int main(void)
 	test_node_pools();
 	test_alloc_at();
 	test_async_flush();
+	test_walk();
 	test_purge_once_coalesced();
 	test_lazy_threshold();
 	test_purge_retry();
