@@ -657,6 +657,20 @@ VMAP_API int vmap_free(vmap_space *space, uint64_t addr);
 VMAP_API int vmap_free_sized(vmap_space *space, uint64_t addr, uint64_t size);
 
 /*
+ * The largest run of free pages now, and after a sync purge, in pages: what
+ * a driver asks before a big allocation ("will it fit, and must I purge?").
+ * Free now: free blocks and node pools' areas, touching ones joined (so more
+ * than vmap_stats' largest_free_pages, which is the tree's largest block,
+ * when pooled areas touch it).  After a purge: also every lazy area and
+ * memory spaces' warm areas -- not a batch whose asynchronous flush is in
+ * flight, nor quarantined areas.  A snapshot gathered as vmap_walk does, at
+ * its cost: a look at every busy area.
+ * Errors: -EINVAL (a NULL argument), -ENOMEM.  Concurrency: as vmap_walk.
+ */
+VMAP_API int vmap_largest_free(vmap_space *space, uint64_t *now,
+		uint64_t *after_purge);
+
+/*
  * Report the asynchronous flush named `token` done (see vmap_flush_async_fn):
  * every batch in flight with that token becomes free space -- at once, or,
  * if a purge is running (this thread's flush callback included), when that
@@ -873,7 +887,8 @@ struct vmap_stats {
 	uint64_t free_pages;	      /* in the free tree and the node pools
 					 (cached_pages of them) */
 	uint64_t free_blocks;	      /* nodes of the free tree */
-	uint64_t largest_free_pages;  /* largest free block */
+	uint64_t largest_free_pages;  /* largest free block (what a purge
+					 would add: vmap_largest_free) */
 	uint64_t lazy_areas;	      /* freed, waiting for or in a purge */
 	uint64_t lazy_pages;
 	uint64_t lazy_max_pages;      /* the threshold in force */

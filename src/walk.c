@@ -195,6 +195,60 @@ int vmap_walk(vmap_space *s, uint64_t from, uint64_t to, unsigned what,
 	return err;
 }
 
+struct largest {
+	uint64_t now, after, run_start, run_end, free_start, free_end;
+};
+
+/* Runs of what is free now (the tree, the pools) and of what a sync purge
+ * would free too (lazy and warm areas; not a flight, which waits for its
+ * completion, nor the quarantine, which the kernel may refuse again). */
+static int largest_one(void *arg, uint64_t start, uint64_t end,
+		       enum snap_state st)
+{
+	struct largest *l = arg;
+	bool now = st == SN_FREE || st == SN_CACHED;
+	bool after = now || st == SN_LAZY || st == SN_POOL;
+
+	if (!after) {
+		l->run_end = l->free_end = 0;
+		return 0;
+	}
+	if (l->run_end != start)
+		l->run_start = start;
+	l->run_end = end;
+	if (end - l->run_start > l->after)
+		l->after = end - l->run_start;
+	if (now) {
+		if (l->free_end != start)
+			l->free_start = start;
+		l->free_end = end;
+		if (end - l->free_start > l->now)
+			l->now = end - l->free_start;
+	} else {
+		l->free_end = 0;
+	}
+	return 0;
+}
+
+int vmap_largest_free(vmap_space *s, uint64_t *now, uint64_t *after_purge)
+{
+	struct snapshot sn = { .adding = SN_FREE };
+	struct largest l = { 0 };
+	int err;
+
+	if (!s || !now || !after_purge)
+		return -EINVAL;
+	err = take_part(s, s->base, s->end, &sn);
+	if (!err)
+		err = each(s, &sn, largest_one, &l);
+	free(sn.item);
+	if (err)
+		return err;
+	*now = space_pages(s, l.now);
+	*after_purge = space_pages(s, l.after);
+	return 0;
+}
+
 static int line(void *arg, uint64_t start, uint64_t end, enum snap_state st)
 {
 	return fprintf(arg, "0x%016llx-0x%016llx %12llu %s\n",

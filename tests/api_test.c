@@ -614,6 +614,7 @@ static void test_walk(void)
 	SEEN(x, 2, VMAP_RANGE_LAZY, VMAP_KIND_LAZY, 5, 8);
 	SEEN(x, 3, VMAP_RANGE_BUSY, VMAP_KIND_AREA, 8, 10);
 	SEEN(x, 4, VMAP_RANGE_FREE, VMAP_KIND_FREE, 10, 16);
+	x.n = 0;
 	CHECK_EQ(a, BASE);
 	CHECK_EQ(b, BASE + 8 * PG);
 
@@ -654,6 +655,21 @@ static void test_walk(void)
 	CHECK_EQ(vmap_walk(s, 0, BASE, VMAP_WALK_ALL, see, &x), 0);
 	CHECK_EQ(x.n, 0);
 
+	/* The largest run free now, and after a purge. */
+	{
+		uint64_t now = 0, after = 0;
+
+		CHECK_REJECTED(s, vmap_largest_free(s, NULL, &after), -EINVAL);
+		CHECK_EQ(vmap_largest_free(s, &now, &after), 0);
+		CHECK_EQ(now, 6);   /* 10..16 */
+		CHECK_EQ(after, 6); /* 5..8 is lazy, but B is in between */
+		CHECK_EQ(vmap_free(s, b), 0);
+		CHECK_EQ(vmap_largest_free(s, &now, &after), 0);
+		CHECK_EQ(now, 6);
+		CHECK_EQ(after, 11); /* 5..16 */
+		b = alloc(s, 2);    /* lowest fit: 10, the lazy are not free */
+		CHECK_EQ(b, BASE + 10 * PG);
+	}
 	/* The callback runs with no lock held: it may free. */
 	x.n = 0;
 	x.free_busy = true;
