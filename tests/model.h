@@ -47,6 +47,21 @@ uint64_t model_ops(void);			/* steps since the source */
 const struct vmap_stats *model_stats(void);	/* of the current space */
 bool model_small_areas(void);	/* a space of 1- and 2-page areas */
 int model_checks(void);
+/* What the fixed-address calls came to, since the source: a run that
+ * never reaches an outcome tests nothing of it. */
+struct model_tally {
+	uint64_t at;		/* vmap_alloc_at and vmap_reserve calls */
+	uint64_t placed;	/* ... that took the range */
+	uint64_t pooled;	/* ... of those, a node pool's area */
+	uint64_t purged;	/* ... of those, after a VMAP_AT_PURGE purge */
+	uint64_t drained;	/* ... of those, after the pools were drained
+				   (no purge) */
+	uint64_t busy, again;	/* ... -EBUSY, -EAGAIN */
+	uint64_t unreserved;	/* vmap_unreserve calls that took one back */
+	uint64_t refused;	/* frees of a reservation: -EPERM */
+	uint64_t state[3];	/* vmap_range_state's answers */
+};
+const struct model_tally *model_tally(void);
 
 #ifdef MODEL_ENGINE
 /*
@@ -70,8 +85,9 @@ int model_checks(void);
 typedef unsigned long long ull;
 
 /* BLK: a live vmap block's page; CACHED: free, in a node pool (free to
- * vmap_stats, not in the free tree). */
-enum { FREE, BUSY, LAZY, BLK, CACHED };
+ * vmap_stats, not in the free tree); RSV: a reservation's (vmap_reserve:
+ * busy, but no vmap_free's). */
+enum { FREE, BUSY, LAZY, BLK, CACHED, RSV };
 
 #define POOL_PAGES 256	/* areas up to this many pages are pooled */
 #define POOL_SCAN 4	/* pooled areas a take looks at */
@@ -111,6 +127,10 @@ struct model {
 	uint32_t len_at[MAX_PAGES];	/* pages of the area starting here */
 	uint32_t busy[MAX_PAGES];	/* first pages of the busy areas */
 	size_t nbusy;			/* ... not counting blocks */
+	uint32_t rsv[MAX_PAGES];	/* first pages of the reservations */
+	size_t nrsv;
+	uint32_t unreserved;		/* 1 + the first page of the last
+					   reservation given back; 0: none */
 	struct mblock blk[MAX_BLOCKS];	/* slots; live ones are blocks */
 	uint32_t fl[MAX_BLOCKS];	/* the free list: slots, head first */
 	size_t nfl, nblk;
@@ -155,6 +175,14 @@ uint64_t to_pages(uint64_t size);
 unsigned order_of(uint64_t pages);
 int model_alloc(const struct op *o, uint64_t *addr);
 int model_free(uint64_t addr);
+/* vmap_alloc_at (reserve false) and vmap_reserve; vmap_unreserve; and
+ * vmap_range_state, which changes nothing. */
+int model_alloc_at(uint64_t addr, uint64_t size, unsigned flags,
+		   bool reserve);
+int model_unreserve(uint64_t addr);
+int model_range_state(uint64_t start, uint64_t size, int *state);
+/* The reservation starting at addr, as an index of m.rsv; -1 if none. */
+long rsv_at(uint64_t addr);
 int model_ram_alloc(uint64_t size, uint64_t *addr);
 int model_ram_free(uint64_t addr, uint64_t size);
 void model_vmap_purge(unsigned how);

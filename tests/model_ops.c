@@ -27,10 +27,13 @@
 #define SENTINEL 0x5e5e5e5e5e5e5e5eull /* an out-parameter not written */
 
 enum { OP_ALLOC, OP_XALLOC, OP_BAD_ARGS, OP_FREE, OP_BAD_FREE, OP_PURGE,
-       OP_RAM_ALLOC, OP_RAM_FREE, OP_BAD_RAM };
+       OP_RAM_ALLOC, OP_RAM_FREE, OP_BAD_RAM, OP_AT, OP_RESERVE,
+       OP_UNRESERVE, OP_STATE, OP_BAD_AT };
 static const char *const op_name[] = { "alloc", "xalloc", "bad xalloc",
 				       "free", "bad free", "purge",
-				       "ram alloc", "ram free", "bad ram op" };
+				       "ram alloc", "ram free", "bad ram op",
+				       "alloc at", "reserve", "unreserve",
+				       "range state", "bad range op" };
 
 vmap_space *space;
 int model_nchecks;
@@ -40,6 +43,7 @@ static bool fuzzing;		/* ... or a fuzz input */
 static size_t fed;		/* of this many bytes */
 static uint64_t op_index;
 static struct op cur;
+static struct model_tally tally;
 
 static uint64_t rnd(uint64_t n)
 {
@@ -68,12 +72,13 @@ void model_fail(const char *file, int line, const char *fmt, ...)
 	fprintf(stderr, "op %llu (%s): size %#llx "
 		"align %#llx phase %#llx nocross %#llx window [%#llx, %#llx) "
 		"flags %#x addr %#llx how %#x variant %d; space [%#llx, %#llx) "
-		"page %#llx lazy_max %llu strict %d block_pages %llu:\n  ",
+		"page %#llx lazy_max %llu strict %d block_pages %llu "
+		"pools %d:\n  ",
 		(ull)op_index, op_name[cur.kind], (ull)cur.size,
 		(ull)cur.align, (ull)cur.phase, (ull)cur.nocross,
 		(ull)cur.vstart, (ull)cur.vend, cur.flags, (ull)cur.addr,
 		cur.how, cur.variant, (ull)m.base, (ull)m.end, (ull)m.ps,
-		(ull)m.lazy_max, m.strict, (ull)m.bp);
+		(ull)m.lazy_max, m.strict, (ull)m.bp, m.pools);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
@@ -383,6 +388,323 @@ static void step_bad_ram(struct op *o)
 	       vmap_strerror(ret), exp);
 }
 
+/* ---- areas at fixed addresses, reservations, range states ---- */
+
+/* The first page at or after a random one (wrapping) whose state is st and,
+ * with start, where an area starts; NO_PAGE if none. */
+static uint64_t find_page(int st, bool start)
+{
+	uint64_t p = rnd(m.npages);
+
+	for (uint64_t q = 0; q < m.npages; q++, p = (p + 1) % m.npages)
+		if (m.state[p] == st && (!start || m.len_at[p]))
+			return p;
+	return NO_PAGE;
+}
+
+/* A pooled area that a take would look at (one of the first POOL_SCAN of
+ * its list), mostly, or the one just past them; NO_PAGE if the pools are
+ * empty (always, in a LOWEST_FIT space). */
+static uint64_t pooled_area(void)
+{
+	unsigned c0 = (unsigned)rnd(POOL_PAGES), g0 = (unsigned)rnd(2);
+
+	for (unsigned i = 0; i < 2 * POOL_PAGES; i++) {
+		unsigned c = (c0 + i) % POOL_PAGES;
+		uint32_t p = m.phead[(g0 + i / POOL_PAGES) % 2][c];
+
+		if (p == NO_PAGE)
+			continue;
+		for (uint64_t k = rnd(POOL_SCAN + 1);
+		     k && m.pnext[p] != NO_PAGE; k--)
+			p = m.pnext[p];
+		return p;
+	}
+	return NO_PAGE;
+}
+
+/*
+ * A range of the space for the fixed-address calls, [o->addr, o->addr +
+ * o->size), drawn where the outcomes are (o->variant says which):
+ *   0  a busy area, a reservation or a block: -EBUSY (maybe a page more
+ *      or less, or shifted a page)
+ *   1  a lazy area, maybe with free pages around: -EAGAIN, or the purge
+ *   2  free pages, maybe running on into what follows them
+ *   3  a pooled area: taken from its pool if a take would look at it,
+ *      else after the pools are drained; or a page more
+ *   4  anywhere
+ * Always inside the space, page-aligned, not empty.
+ */
+static void gen_range(struct op *o)
+{
+	uint64_t p = NO_PAGE, n = 0, max = m.small ? 4 : 16;
+
+	switch (o->variant = (int)rnd(5)) {
+	case 0: {
+		uint64_t k = rnd(m.nbusy + m.nrsv + m.nblk);
+
+		if (k < m.nbusy)
+			p = m.busy[k];
+		else if (k < m.nbusy + m.nrsv)
+			p = m.rsv[k - m.nbusy];
+		else
+			p = find_page(BLK, true);
+		if (p == NO_PAGE)
+			break;
+		n = m.len_at[p];
+		break;
+	}
+	case 1:
+		if ((p = find_page(LAZY, true)) != NO_PAGE)
+			n = m.len_at[p];
+		break;
+	case 2:
+		if ((p = find_page(FREE, false)) == NO_PAGE)
+			break;
+		while (p + n < m.npages && m.state[p + n] == FREE && n < max)
+			n++;
+		n = 1 + rnd(n);
+		break;
+	case 3:
+		if ((p = pooled_area()) != NO_PAGE)
+			n = m.len_at[p];
+		break;
+	}
+	if (p == NO_PAGE) {
+		o->variant = 4;
+		p = rnd(m.npages);
+		n = 1 + rnd(max);
+	} else if (o->variant != 2 && chance(25)) {
+		/* A page more or less, or the range a page over. */
+		switch (rnd(3)) {
+		case 0: n++; break;
+		case 1: n = n > 1 ? n - 1 : n + 1; break;
+		default: p = p ? p - 1 : p; n++; break;
+		}
+	} else if (o->variant == 2 && chance(20)) {
+		n += 1 + rnd(max);	/* on into what follows */
+	}
+	if (p + n > m.npages)
+		n = m.npages - p;
+	o->addr = addr_of(p);
+	o->size = n * m.ps;
+}
+
+/* vmap_alloc_at or vmap_reserve of a range drawn by gen_range, maybe with
+ * VMAP_AT_PURGE. */
+static void step_at(struct op *o, bool reserve)
+{
+	uint64_t hits = m.st.cached_hits, retries = m.st.purge_retries;
+	uint64_t decayed = m.st.cached_decayed;
+	int ret, exp;
+
+	gen_range(o);
+	o->flags = chance(50) ? VMAP_AT_PURGE : 0;
+	ret = reserve ? vmap_reserve(space, o->addr, o->size, o->flags)
+		      : vmap_alloc_at(space, o->addr, o->size, o->flags);
+	exp = model_alloc_at(o->addr, o->size, o->flags, reserve);
+	EXPECT(ret == exp, "returned %d (%s), model %d", ret,
+	       vmap_strerror(ret), exp);
+	tally.at++;
+	tally.placed += !exp;
+	tally.pooled += !exp && m.st.cached_hits != hits;
+	tally.purged += !exp && m.st.purge_retries != retries;
+	tally.drained += !exp && m.st.purge_retries == retries &&
+			 m.st.cached_decayed != decayed;
+	tally.busy += exp == -EBUSY;
+	tally.again += exp == -EAGAIN;
+}
+
+/*
+ * A reservation given back, or refused: variant
+ *   0  vmap_unreserve of a live reservation: straight to the free tree
+ *   1  vmap_free of one: -EPERM, nothing changes
+ *   2  vmap_free_sized of one: -EPERM, or -EINVAL for another size
+ *   3  vmap_ram_free of one with its length: -EPERM above RAM_MAX pages,
+ *      else -EINVAL (a tree area, not a piece)
+ *   4  vmap_unreserve of a busy area that is not a reservation: -EPERM
+ *   5  vmap_unreserve of what vmap_free would call no area -- inside an
+ *      area or a reservation, a lazy or free page, a block -- or of the
+ *      reservation given back last: -ENOENT (unless taken again since)
+ */
+static void step_unreserve(struct op *o)
+{
+	long i = m.nrsv ? (long)rnd(m.nrsv) : -1;
+	uint64_t last = m.unreserved ? addr_of(m.unreserved - 1) : SENTINEL;
+	uint64_t pages = i >= 0 ? m.len_at[m.rsv[i]] : 0;
+	int ret, exp, want;
+
+	o->variant = i < 0 ? 4 + (int)rnd(2) :
+		     chance(60) ? 0 : (int)rnd(6);
+	if (o->variant == 4 && !m.nbusy)
+		o->variant = 5;
+	if (o->variant <= 3)
+		o->addr = addr_of(m.rsv[i]);
+	switch (o->variant) {
+	case 0:
+		ret = vmap_unreserve(space, o->addr);
+		exp = model_unreserve(o->addr);
+		want = 0;
+		m.unreserved = (uint32_t)((o->addr - m.base) / m.ps) + 1;
+		tally.unreserved += !exp;
+		break;
+	case 1:
+		ret = vmap_free(space, o->addr);
+		exp = model_free(o->addr);
+		want = -EPERM;
+		break;
+	case 2: /* the size is checked first */
+		o->size = (pages + (uint64_t)chance(20)) * m.ps - rnd(m.ps);
+		ret = vmap_free_sized(space, o->addr, o->size);
+		want = to_pages(o->size) != pages ? -EINVAL : -EPERM;
+		exp = want == -EINVAL ? -EINVAL : model_free(o->addr);
+		break;
+	case 3:
+		o->size = pages * m.ps - rnd(m.ps);
+		ret = vmap_ram_free(space, o->addr, o->size);
+		exp = model_ram_free(o->addr, o->size);
+		want = pages > RAM_MAX ? -EPERM : -EINVAL;
+		break;
+	case 4:
+		o->addr = addr_of(m.busy[rnd(m.nbusy)]);
+		ret = vmap_unreserve(space, o->addr);
+		exp = model_unreserve(o->addr);
+		want = -EPERM;
+		break;
+	default:
+		if (i >= 0 && pages > 1 && chance(20))
+			o->addr = addr_of(m.rsv[i] + 1 + rnd(pages - 1));
+		else if (last != SENTINEL && chance(20))
+			o->addr = last;	/* anything may be there now */
+		else
+			o->addr = gen_bad_free(o);
+		ret = vmap_unreserve(space, o->addr);
+		exp = model_unreserve(o->addr);
+		want = o->addr == last ? exp : -ENOENT;
+		o->variant = 5;
+		break;
+	}
+	tally.refused += exp == -EPERM && o->variant <= 3;
+	EXPECT(exp == want, "test bug: the model says %d, not %d", exp, want);
+	EXPECT(ret == exp, "returned %d (%s), model %d", ret,
+	       vmap_strerror(ret), exp);
+}
+
+/* vmap_range_state of a range drawn by gen_range: nothing changes. */
+static void step_state(struct op *o)
+{
+	int ret, exp, state = -1, want = -1;
+
+	gen_range(o);
+	ret = vmap_range_state(space, o->addr, o->size, &state);
+	exp = model_range_state(o->addr, o->size, &want);
+	EXPECT(ret == exp && state == want,
+	       "returned %d (%s), state %d; model %d, state %d", ret,
+	       vmap_strerror(ret), state, exp, want);
+	if (!exp)
+		tally.state[want]++;
+}
+
+/*
+ * The fixed-address calls, refused: -EINVAL or -ERANGE, and nothing changes
+ * (no counter either) -- a NULL space or out-parameter, size 0, an
+ * unaligned address or size, a range that wraps past 2^64, an unknown flag;
+ * a range that leaves the space.  o->how says which call: 0 vmap_alloc_at,
+ * 1 vmap_reserve, 2 vmap_range_state, 3 vmap_unreserve (NULL space only).
+ */
+static void step_bad_at(struct op *o)
+{
+	uint64_t p = rnd(m.npages), n = 1 + rnd(16);
+	int ret, exp = 0, state = -1;
+	vmap_space *sp = space;
+
+	o->how = (unsigned)rnd(4);
+	o->addr = addr_of(p);
+	o->size = n * m.ps;
+	switch (o->variant = o->how == 3 ? 7 : (int)rnd(8)) {
+	case 0: o->size = 0; break;
+	case 1: o->addr += 1 + rnd(m.ps - 1); break;
+	case 2: o->size -= 1 + rnd(m.ps - 1); break;
+	case 3: /* wraps: a page of the space's top and 2^64 - addr more */
+		o->addr = m.end - (1 + rnd(8)) * m.ps;
+		o->size = -o->addr + rnd(4) * m.ps;
+		break;
+	case 4: /* an unknown flag; vmap_range_state: nowhere to put it */
+		o->flags = 2u << rnd(31) | (chance(50) ? VMAP_AT_PURGE : 0);
+		break;
+	case 5: /* below the space, maybe reaching into it */
+		if (m.base) {
+			n = m.base / m.ps < 8 ? m.base / m.ps : 8;
+			o->addr = m.base - (1 + rnd(n)) * m.ps;
+			break;
+		}
+		/* fall through */
+	case 6: /* past the end: starting at or near it */
+		o->variant = 6;
+		o->addr = m.end - rnd(4) * m.ps;
+		o->size = (5 + rnd(8)) * m.ps;
+		break;
+	default:
+		o->variant = 7;
+		sp = NULL;
+		break;
+	}
+	switch (o->how) {
+	case 0:
+	case 1:
+		ret = o->how ? vmap_reserve(sp, o->addr, o->size, o->flags)
+			     : vmap_alloc_at(sp, o->addr, o->size, o->flags);
+		if (sp)
+			exp = model_alloc_at(o->addr, o->size, o->flags,
+					     o->how);
+		break;
+	case 2:
+		ret = vmap_range_state(sp, o->addr, o->size,
+				       o->variant == 4 ? NULL : &state);
+		if (sp && o->variant != 4)
+			exp = model_range_state(o->addr, o->size, &state);
+		EXPECT(state == -1, "state %d written on failure", state);
+		break;
+	default:
+		ret = vmap_unreserve(sp, o->addr);
+		break;
+	}
+	if (!sp || (o->how == 2 && o->variant == 4))
+		exp = -EINVAL;
+	EXPECT(exp == -EINVAL || (exp == -ERANGE && o->variant >= 5),
+	       "test bug: the model says %d", exp);
+	EXPECT(ret == exp, "returned %d (%s), model %d", ret,
+	       vmap_strerror(ret), exp);
+}
+
+/* The fixed-address ops' share of step()'s 1000: 3% vmap_alloc_at, 3%
+ * vmap_reserve or a reservation given back (or refused), 1.5%
+ * vmap_range_state, 0.5% refused input. */
+#define AT_OPS 80
+
+static uint64_t rsv_pages(void)
+{
+	uint64_t pages = 0;
+
+	for (size_t i = 0; i < m.nrsv; i++)
+		pages += m.len_at[m.rsv[i]];
+	return pages;
+}
+
+/* r in [1000 - AT_OPS, 1000): which.  Reservations go back when the space
+ * drains, and always past an eighth of it: they would crowd out the rest. */
+static int at_kind(uint64_t r, bool drain)
+{
+	r -= 1000 - AT_OPS;
+	if (r < 30)
+		return OP_AT;
+	if (r < 60)
+		return m.nrsv && (drain || rsv_pages() > m.npages / 8)
+			       ? OP_UNRESERVE
+			       : OP_RESERVE;
+	return r < 75 ? OP_STATE : OP_BAD_AT;
+}
+
 static void step(struct op *o, unsigned p_alloc)
 {
 	uint64_t addr = SENTINEL, want = SENTINEL, r = rnd(1000);
@@ -392,10 +714,12 @@ static void step(struct op *o, unsigned p_alloc)
 	memset(o, 0, sizeof(*o));
 	/* In ram spaces, 4.5% bad ram ops and 60% of the rest ram ops.
 	 * Freed pieces give no room back until their block goes: after a
-	 * miss, drain harder, or the space stays full of blocks. */
+	 * miss, drain harder, or the space stays full of blocks.  The top
+	 * AT_OPS of the thousand are the fixed-address ops (at_kind). */
 	drain = !chance(p_alloc) || m.st.busy_pages > m.cap ||
 		(m.ram_full && chance(50));
-	o->kind = r < 25 ? OP_BAD_FREE : r < 35 ? OP_BAD_ARGS :
+	o->kind = r >= 1000 - AT_OPS ? at_kind(r, drain) :
+		  r < 25 ? OP_BAD_FREE : r < 35 ? OP_BAD_ARGS :
 		  r < 35 + m.purge_rate ? OP_PURGE :
 		  m.ram && r < 80 + m.purge_rate ? OP_BAD_RAM :
 		  m.ram && chance(60) ?
@@ -404,6 +728,19 @@ static void step(struct op *o, unsigned p_alloc)
 		  m.nbusy && drain ? OP_FREE :
 		  chance(60) ? OP_ALLOC : OP_XALLOC;
 	switch (o->kind) {
+	case OP_AT:
+	case OP_RESERVE:
+		step_at(o, o->kind == OP_RESERVE);
+		return;
+	case OP_UNRESERVE:
+		step_unreserve(o);
+		return;
+	case OP_STATE:
+		step_state(o);
+		return;
+	case OP_BAD_AT:
+		step_bad_at(o);
+		return;
 	case OP_RAM_ALLOC:
 		step_ram_alloc(o);
 		return;
@@ -548,6 +885,7 @@ void model_seed(uint64_t s)
 	seed = s;
 	fuzzing = false;
 	op_index = 0;
+	memset(&tally, 0, sizeof(tally));
 	draw_seed(&src, s);
 }
 
@@ -556,6 +894,7 @@ void model_feed(const uint8_t *data, size_t size)
 	fuzzing = true;
 	fed = size;
 	op_index = 0;
+	memset(&tally, 0, sizeof(tally));
 	draw_feed(&src, data, size);
 }
 
@@ -639,4 +978,9 @@ bool model_small_areas(void)
 int model_checks(void)
 {
 	return model_nchecks;
+}
+
+const struct model_tally *model_tally(void)
+{
+	return &tally;
 }

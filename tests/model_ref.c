@@ -17,8 +17,15 @@
  * ranges.  The thread is pinned to one CPU, so the library uses one block
  * queue and the model one free list.
  *
- * In the pictures, A and B are busy areas, + lazy pages and . free pages;
- * in a block, p is a live piece, d dirty and _ never handed out.
+ * Areas can also be had at a fixed address (vmap_alloc_at), or reserved
+ * there (vmap_reserve: busy, but only vmap_unreserve gives it back, straight
+ * to the free tree); vmap_range_state says what a range holds.  A range that
+ * is not all free drains the node pools and is then told busy from lazy; see
+ * model_alloc_at.
+ *
+ * In the pictures, A and B are busy areas, R reservations, + lazy pages, .
+ * free pages and c pooled ones; in a block, p is a live piece, d dirty and
+ * _ never handed out.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -172,7 +179,7 @@ static bool pool_take(const struct fit *f, uint64_t *page)
  * it stays in its block, and is no lazy area:
  *   ++[ppddpdp___][dd_______]  ->  flush [0,8) [12,14)
  */
-static void model_purge(bool force, bool aliases, bool pool)
+static bool model_purge(bool force, bool aliases, bool pool)
 {
 	static bool flush[MAX_PAGES];
 	static uint32_t lazy[MAX_PAGES];
@@ -192,7 +199,7 @@ static void model_purge(bool force, bool aliases, bool pool)
 		dirty++;
 	}
 	if (!m.st.lazy_areas && !dirty && !force)
-		return;
+		return false;
 	m.nexp = 0;
 	nlazy = 0;
 	for (uint64_t p = 0; p < m.npages; p++) {
@@ -232,6 +239,7 @@ static void model_purge(bool force, bool aliases, bool pool)
 	if (m.st.lazy_areas > m.st.purge_max_areas)
 		m.st.purge_max_areas = m.st.lazy_areas;
 	m.st.lazy_areas = m.st.lazy_pages = 0;
+	return true;
 }
 
 /* The area [p, p + pages) goes onto the lazy list. */
@@ -246,11 +254,17 @@ static void make_lazy(uint64_t p, uint64_t pages)
 
 /* A free that pushes onto the lazy list purges (TRY, never contended here)
  * past the threshold, and at every free in a STRICT space (SYNC: but a
- * plain purge, not a sync_purge of fragmented blocks). */
+ * plain purge, not a sync_purge of fragmented blocks); each counted by its
+ * cause, if it did anything. */
 static void after_lazy_free(void)
 {
-	if (m.strict || m.st.lazy_pages > m.lazy_max)
-		model_purge(false, false, true);
+	if ((m.strict || m.st.lazy_pages > m.lazy_max) &&
+	    model_purge(false, false, true)) {
+		if (m.strict)
+			m.st.purges_strict++;
+		else
+			m.st.purges_threshold++;
+	}
 }
 
 /* ---- vmap blocks ---- */
@@ -313,23 +327,31 @@ static void purge_fragmented(void)
 	}
 }
 
-/* vmap_purge: SYNC and FORCE_FLUSH free fragmented blocks first, and send
- * every pool back to the tree after. */
+/* A sync purge (reclaim.c's purge_all): fragmented blocks first, nothing
+ * into the pools, every pool back to the tree after; *cause counts it if it
+ * did anything. */
+static void purge_all(bool force, uint64_t *cause)
+{
+	purge_fragmented();
+	if (model_purge(force, false, false))
+		(*cause)++;
+	pools_decay(true);
+}
+
+/* vmap_purge: SYNC and FORCE_FLUSH purge all; TRY only the lazy list. */
 void model_vmap_purge(unsigned how)
 {
-	bool sync = how & (VMAP_PURGE_SYNC | VMAP_PURGE_FORCE_FLUSH);
-
-	if (sync)
-		purge_fragmented();
-	model_purge(how & VMAP_PURGE_FORCE_FLUSH, false, !sync);
-	if (sync)
-		pools_decay(true);
+	if (how & (VMAP_PURGE_SYNC | VMAP_PURGE_FORCE_FLUSH))
+		purge_all(how & VMAP_PURGE_FORCE_FLUSH, &m.st.purges_called);
+	else if (model_purge(false, false, true))
+		m.st.purges_called++;
 }
 
 void model_unmap_aliases(void)
 {
 	purge_fragmented();
 	model_purge(true, true, false);
+	m.st.purges_aliases++;		/* forced: it always flushes */
 	pools_decay(true);
 }
 
@@ -465,9 +487,7 @@ static bool model_place(const struct fit *f, uint64_t *p)
 	if (!retry)
 		return false;
 	m.st.purge_retries++;
-	purge_fragmented();
-	model_purge(false, false, false);
-	pools_decay(true);
+	purge_all(false, &m.st.purges_miss);
 	return model_find(f, p);
 }
 
@@ -516,14 +536,136 @@ static void free_busy(long i)
 	after_lazy_free();
 }
 
-/* vmap_free: blocks and pieces are not the caller's: -ENOENT. */
+long rsv_at(uint64_t addr)
+{
+	uint64_t p = (addr - m.base) / m.ps;
+
+	if (addr < m.base || addr >= m.end || (addr - m.base) % m.ps ||
+	    m.state[p] != RSV || !m.len_at[p])
+		return -1;
+	for (size_t i = 0;; i++)
+		if (m.rsv[i] == p)
+			return (long)i;
+}
+
+/* vmap_free: blocks and pieces are not the caller's: -ENOENT; nor are
+ * reservations, but those are there: -EPERM. */
 int model_free(uint64_t addr)
 {
 	long i = busy_at(addr);
 
 	if (i < 0)
-		return -ENOENT;
+		return rsv_at(addr) >= 0 ? -EPERM : -ENOENT;
 	free_busy(i);
+	return 0;
+}
+
+/* What [p, p + pages) holds, as vmap_range_state says it: busy if any page
+ * is (an area, a reservation, a block), else lazy if any page is, else free
+ * -- pooled pages are free:  ..c+c. lazy, ..cc.. free, .+A+. busy. */
+static int range_state(uint64_t p, uint64_t pages)
+{
+	int state = VMAP_RANGE_FREE;
+
+	for (uint64_t q = p; q < p + pages; q++) {
+		if (m.state[q] == BUSY || m.state[q] == BLK ||
+		    m.state[q] == RSV)
+			return VMAP_RANGE_BUSY;
+		if (m.state[q] == LAZY)
+			state = VMAP_RANGE_LAZY;
+	}
+	return state;
+}
+
+/* The -EINVAL and -ERANGE rules of the fixed-address calls. */
+static int check_range(uint64_t start, uint64_t size)
+{
+	if (!size || (start | size) % m.ps || size > UINT64_MAX - start)
+		return -EINVAL;
+	if (start < m.base || start + size > m.end)
+		return -ERANGE;
+	return 0;
+}
+
+/*
+ * vmap_alloc_at and vmap_reserve.  An ordinary placement whose window is
+ * exactly the range: a pooled area if one of those a take looks at starts
+ * there and is that long, else the tree, which has the range only if every
+ * page of it is free there.  A miss sends every pool back to the tree (no
+ * purge, no flush) and then looks at the range:
+ *   .R++..  busy (an area, a reservation, a block): -EBUSY
+ *   ..++c.  lazy: -EAGAIN; with VMAP_AT_PURGE a sync purge, and again
+ *   ..cc..  free once the pools are drained: again
+ * Both failures count as allocation failures.  A third miss is -EBUSY: only
+ * another thread could take the range between the look and the retry.
+ */
+int model_alloc_at(uint64_t addr, uint64_t size, unsigned flags,
+		   bool reserve)
+{
+	struct fit f = { .size = size, .align = m.ps, .lo = addr,
+			 .hi = addr + size, .nopurge = true };
+	uint64_t p, pages = size / m.ps;
+	bool purge = flags & VMAP_AT_PURGE;
+	int err = check_range(addr, size), state;
+
+	if (flags & ~VMAP_AT_PURGE)
+		return -EINVAL;
+	if (err)
+		return err;
+	for (unsigned tries = 0;; tries++) {
+		if (pool_take(&f, &p) || model_find(&f, &p))
+			break;
+		pools_decay(true);
+		state = range_state((addr - m.base) / m.ps, pages);
+		if (state == VMAP_RANGE_LAZY && purge && tries < 2) {
+			m.st.purge_retries++;
+			purge_all(false, &m.st.purges_miss);
+		}
+		if (tries < 2 && (state == VMAP_RANGE_FREE ||
+				  (state == VMAP_RANGE_LAZY && purge)))
+			continue;
+		m.st.alloc_failures++;
+		return state == VMAP_RANGE_LAZY && !purge ? -EAGAIN : -EBUSY;
+	}
+	m.len_at[p] = (uint32_t)pages;
+	memset(&m.state[p], reserve ? RSV : BUSY, pages);
+	if (reserve)
+		m.rsv[m.nrsv++] = (uint32_t)p;
+	else
+		m.busy[m.nbusy++] = (uint32_t)p;
+	m.st.busy_areas++;
+	m.st.busy_pages += pages;
+	m.st.allocs++;
+	return 0;
+}
+
+/* vmap_unreserve: a reservation straight back to the free tree (never
+ * handed out: no flush, no pool), counted as a free; a tree area there is
+ * not a reservation (-EPERM); anything else is no area (-ENOENT). */
+int model_unreserve(uint64_t addr)
+{
+	long i = rsv_at(addr);
+	uint64_t p;
+
+	if (i < 0)
+		return busy_at(addr) >= 0 ? -EPERM : -ENOENT;
+	p = m.rsv[i];
+	m.rsv[i] = m.rsv[--m.nrsv];
+	memset(&m.state[p], FREE, m.len_at[p]);
+	m.st.busy_areas--;
+	m.st.busy_pages -= m.len_at[p];
+	m.st.frees++;
+	m.len_at[p] = 0;
+	return 0;
+}
+
+int model_range_state(uint64_t start, uint64_t size, int *state)
+{
+	int err = check_range(start, size);
+
+	if (err)
+		return err;
+	*state = range_state((start - m.base) / m.ps, size / m.ps);
 	return 0;
 }
 
@@ -616,10 +758,12 @@ int model_ram_alloc(uint64_t size, uint64_t *addr)
 /*
  * vmap_ram_free, as the library decides it:
  *  - above RAM_MAX pages, vm_free of the busy area there, which must be
- *    that long (-EINVAL if it is not, be it a block, or if a live piece
- *    starts there; -ENOENT for a block of that length, or nothing there);
+ *    that long (-EINVAL if it is not, be it a block or a reservation, or
+ *    if a live piece starts there; -EPERM for a reservation of that
+ *    length; -ENOENT for a block of that length, or nothing there);
  *  - else the live block holding addr, a live piece starting at addr
- *    (-ENOENT if either is missing, -EINVAL if a tree area starts there),
+ *    (-ENOENT if either is missing, -EINVAL if a tree area or a
+ *    reservation starts there),
  *    of that many pages (else -EINVAL, even
  *    for a count that takes the same slot, as 4 for 3): it turns
  *    dirty, and the block retires when all of it is:
@@ -642,6 +786,9 @@ int model_ram_free(uint64_t addr, uint64_t size)
 			free_busy(i);
 			return 0;
 		}
+		/* A reservation: the length is checked first. */
+		if ((i = rsv_at(addr)) >= 0)
+			return m.len_at[m.rsv[i]] != pages ? -EINVAL : -EPERM;
 		/* A live piece there: the wrong count, not a missing
 		 * area; so is a block's length that is not the count. */
 		if ((k = block_of(addr)) >= 0 && addr % m.ps == 0 &&
@@ -652,8 +799,9 @@ int model_ram_free(uint64_t addr, uint64_t size)
 		return -ENOENT;
 	}
 	if ((k = block_of(addr)) < 0 || addr % m.ps)
-		/* A tree area there: the wrong count. */
-		return busy_at(addr) >= 0 ? -EINVAL : -ENOENT;
+		/* A tree area (or a reservation) there: the wrong count. */
+		return busy_at(addr) >= 0 || rsv_at(addr) >= 0 ? -EINVAL
+							       : -ENOENT;
 	b = &m.blk[k];
 	order = order_of(pages);
 	n = 1u << order;
@@ -691,7 +839,9 @@ int model_ram_free(uint64_t addr, uint64_t size)
 	X(release_syscalls) X(release_errors) X(block_pages) X(blocks)      \
 	X(block_free_pages) X(block_dirty_pages) X(blocks_created)          \
 	X(blocks_freed) X(cached_areas) X(cached_pages) X(cached_hits)      \
-	X(cached_decayed)
+	X(cached_decayed) X(purges_threshold) X(purges_miss)                \
+	X(purges_called) X(purges_timer) X(purges_strict)                   \
+	X(purges_aliases) X(backpressure)
 #define COMPARE(f)                                                          \
 	EXPECT(st.f == m.st.f, "stats." #f " = %llu, model %llu",           \
 	       (ull)st.f, (ull)m.st.f);

@@ -57,6 +57,7 @@ int main(void)
 	uint64_t spaces = 0, allocs = 0, fails = 0, batch = 0, blocks = 0;
 	uint64_t hits = 0, decayed = 0;
 	const struct vmap_stats *st = model_stats();
+	const struct model_tally *at = model_tally();
 	struct timespec t0, t1;
 	pthread_t dog;
 
@@ -103,6 +104,17 @@ int main(void)
 	       (ull)model_ops(), (ull)spaces, (double)(t1.tv_sec - t0.tv_sec) +
 	       (double)(t1.tv_nsec - t0.tv_nsec) / 1e9, (ull)allocs,
 	       (ull)fails, (ull)batch, (ull)blocks, (ull)hits, (ull)decayed);
+	printf("model_test: %llu fixed-address allocations: %llu placed "
+	       "(%llu from node pools, %llu after draining them, %llu after "
+	       "a purge), %llu -EBUSY, %llu -EAGAIN; %llu unreserved, %llu "
+	       "frees of reservations refused; range states: %llu free, "
+	       "%llu lazy, %llu busy\n",
+	       (ull)at->at, (ull)at->placed, (ull)at->pooled,
+	       (ull)at->drained, (ull)at->purged, (ull)at->busy,
+	       (ull)at->again, (ull)at->unreserved, (ull)at->refused,
+	       (ull)at->state[VMAP_RANGE_FREE],
+	       (ull)at->state[VMAP_RANGE_LAZY],
+	       (ull)at->state[VMAP_RANGE_BUSY]);
 	test_checks = model_checks();	/* the checks were the model's */
 	return test_summary("model_test");
 }
