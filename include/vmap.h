@@ -186,6 +186,7 @@
 #ifndef VMAP_H
 #define VMAP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -585,6 +586,51 @@ VMAP_API int vmap_vunmap(vmap_space *space, const void *ptr);
  * mprotect(), so it cannot race with a free of the same area.
  */
 VMAP_API int vmap_vprotect(vmap_space *space, const void *ptr, int prot);
+
+/*
+ * vmap_vrealloc: the kernel's vrealloc (Linux 6.12) -- resize the area at
+ * ptr to size bytes, keeping its contents up to the smaller size:
+ *   - in place when it can: a shrink always (the cut-off pages go lazy, like
+ *     a free, and the guard page moves down); a grow when the range after
+ *     the area is free in the tree (the guard page moves up);
+ *   - else moved: a new area (as vmap_vmalloc), the contents moved into it
+ *     -- from 16 pages on by moving the pages themselves (mremap), not
+ *     copying bytes -- and the old area freed.  Returns the new pointer.
+ * Bytes past the old size are unspecified, as vmap_vmalloc's.
+ * ptr NULL: vmap_vmalloc(space, size).  size 0: vmap_vfree(space, ptr), and
+ * NULL (errno untouched unless the free failed).
+ * Errors (NULL, errno set; the area unchanged): EINVAL (space NULL or not a
+ * memory space; size overflowing; a vmap_vmap area, a reservation, or an
+ * area vmap_vprotect changed); ENOENT (ptr not the start of a busy area);
+ * ENOSPC, ENOMEM (no room for the moved area).  A shrink that cannot get
+ * memory for its bookkeeping keeps the area whole and returns ptr.
+ * Concurrency: thread-safe; ptr is the caller's (no other thread may use
+ * or free it during the call), as for realloc.
+ */
+VMAP_API void *vmap_vrealloc(vmap_space *space, void *ptr, size_t size);
+
+/*
+ * Is ptr inside the space's range (vmap_space_range)?  For a program that
+ * sends some of its allocations to a memory space and must tell, at free,
+ * which are whose.  O(1), takes no lock; false for a NULL space.
+ */
+VMAP_API bool vmap_owns(vmap_space *space, const void *ptr);
+
+/*
+ * The usable size of the busy area that starts at ptr (the guard page not
+ * counted), in *size: the bytes asked for, rounded up to pages.  Any space
+ * (ptr is then the area's address).  Errors: -EINVAL (a NULL argument);
+ * -ENOENT (no busy area starts at ptr; a vmap_ram piece).  A reservation
+ * has a size too.  Concurrency: thread-safe; one busy-shard lock.
+ */
+VMAP_API int vmap_vsize(vmap_space *space, const void *ptr, size_t *size);
+
+/*
+ * The space's range: [*base, *base + *length) -- for a memory space, the
+ * reservation's bounds.  Errors: -EINVAL (a NULL argument).  Lock-free.
+ */
+VMAP_API int vmap_space_range(vmap_space *space, uint64_t *base,
+		uint64_t *length);
 
 /*
  * A page pool for vmap_vmap: a new memfd of `pages` system pages, zero-filled,

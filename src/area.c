@@ -296,6 +296,182 @@ int vm_free(vmap_space *s, uint64_t addr, unsigned how, uint64_t bytes,
 	return 0;
 }
 
+/* ---- in-place resizing (vmap_vrealloc) ---- */
+
+/* What a resize refuses: not an area of the vmalloc family's, or one whose
+ * mapping is not plain memory it may extend or cut. */
+#define NO_RESIZE (VA_BLOCK | VA_RESERVED | VA_FILE | VA_PROT)
+
+/* Move the guard page of an area from the page at `from` to the page at
+ * `to`: the new one first, so that a failure leaves the old as it was. */
+static int move_guard(vmap_space *s, uint64_t from, bool mprot, uint64_t to,
+		      bool *to_mprot)
+{
+	uint64_t calls = 0;
+	int err = s->os->guard_install(to, s->page_size, &calls);
+
+	if (err >= 0) {
+		*to_mprot = err;
+		err = mprot ? memory_remap(s, from, s->page_size)
+			    : s->os->guard_remove(&from, 1, s->page_size,
+						  &calls);
+		if (err) { /* the old guard stays: take the new one back */
+			if (*to_mprot)
+				memory_remap(s, to, s->page_size);
+			else
+				s->os->guard_remove(&to, 1, s->page_size,
+						    &calls);
+		}
+	}
+	vm_count(&s->guard_syscalls, calls);
+	return err < 0 ? -ENOMEM : 0;
+}
+
+/* Grow the area in place to end at new_end, if the free block after it
+ * reaches that far. */
+static int grow(vmap_space *s, struct busy_shard *sh, uint64_t addr,
+		uint64_t new_end)
+{
+	struct va *rec, *va, *used = NULL;
+	const struct va *b;
+	uint64_t old_end;
+	bool mprot;
+	int err = 0;
+
+	if (va_get(s, &rec, 1))
+		return -ENOMEM;
+	pthread_mutex_lock(&s->free_lock);
+	pthread_mutex_lock(&sh->lock);
+	va = __busy_find(sh, addr);
+	if (!va || (va->flags & NO_RESIZE)) {
+		err = va ? -EINVAL : -ENOENT;
+	} else {
+		old_end = va->end;
+		b = ft_at(&s->free, old_end);
+		if (!b || b->end < new_end) {
+			err = -ENOSPC;
+		} else {
+			used = ft_carve(&s->free, (struct va *)b, old_end,
+					new_end - old_end, &rec);
+			va->end = new_end;
+			sh->bytes += new_end - old_end;
+		}
+	}
+	mprot = va && (va->flags & VA_GUARD_MPROT);
+	pthread_mutex_unlock(&sh->lock);
+	pthread_mutex_unlock(&s->free_lock);
+	va_put(s, rec);
+	va_put(s, used);
+	if (err || !s->guard)
+		return err;
+	/* The caller owns the area: nobody else looks at its guard. */
+	err = move_guard(s, guard_page(s, old_end), mprot,
+			 guard_page(s, new_end), &mprot);
+	pthread_mutex_lock(&s->free_lock);
+	pthread_mutex_lock(&sh->lock);
+	va = __busy_find(sh, addr);
+	if (err) { /* back as it was */
+		struct va *extra;
+
+		rec = NULL;
+		va->end = old_end;
+		sh->bytes -= new_end - old_end;
+		pthread_mutex_unlock(&sh->lock);
+		extra = ft_insert(&s->free, old_end, new_end, &rec);
+		pthread_mutex_unlock(&s->free_lock);
+		va_put(s, extra);
+		return err;
+	}
+	va->flags = (va->flags & ~VA_GUARD_MPROT) | (mprot ? VA_GUARD_MPROT : 0);
+	pthread_mutex_unlock(&sh->lock);
+	pthread_mutex_unlock(&s->free_lock);
+	return 0;
+}
+
+/* Shrink the area in place to end at new_end: the cut-off tail becomes a
+ * lazy area of its own (with the old guard page, which its purge removes). */
+static int shrink(vmap_space *s, struct busy_shard *sh, uint64_t addr,
+		  uint64_t new_end, uint64_t *lazy)
+{
+	struct va *tail, *va;
+	bool mprot = false;
+	uint64_t old_end;
+	int err = 0;
+
+	if (va_get(s, &tail, 1))
+		return -ENOMEM;
+	pthread_mutex_lock(&sh->lock);
+	va = __busy_find(sh, addr);
+	if (!va || (va->flags & NO_RESIZE))
+		err = va ? -EINVAL : -ENOENT;
+	old_end = va ? va->end : 0;
+	pthread_mutex_unlock(&sh->lock);
+	/* The new guard before anything is cut: a failure changes nothing. */
+	if (!err && s->guard) {
+		uint64_t calls = 0;
+
+		err = s->os->guard_install(guard_page(s, new_end),
+					   s->page_size, &calls);
+		vm_count(&s->guard_syscalls, calls);
+		mprot = err > 0;
+		err = err < 0 ? -ENOMEM : 0;
+	}
+	if (err) {
+		va_put(s, tail);
+		return err;
+	}
+	pthread_mutex_lock(&sh->lock);
+	va = __busy_find(sh, addr);
+	tail->start = new_end;
+	tail->end = old_end;
+	tail->flags = va->flags & (VA_GUARD | VA_GUARD_MPROT | ~VA_KIND_MASK);
+	tail->vb = NULL;
+	va->end = new_end;
+	if (s->guard)
+		va->flags = (va->flags & ~VA_GUARD_MPROT) |
+			    (mprot ? VA_GUARD_MPROT : 0);
+	sh->bytes -= old_end - new_end;
+	/* As a free: count, then publish (see vm_free). */
+	*lazy = vm_publish(s, sh, tail);
+	pthread_mutex_unlock(&sh->lock);
+	return 0;
+}
+
+int vm_resize(vmap_space *s, uint64_t addr, uint64_t bytes, uint64_t *lazy)
+{
+	struct busy_shard *sh = busy_shard_of(&s->busy, addr);
+	uint64_t new_end = addr + bytes + (s->guard ? s->page_size : 0);
+	uint64_t end;
+	struct va *va;
+
+	pthread_mutex_lock(&sh->lock);
+	va = __busy_find(sh, addr);
+	end = va ? va->end : 0;
+	pthread_mutex_unlock(&sh->lock);
+	*lazy = 0;
+	if (!va)
+		return -ENOENT;
+	if (new_end == end)
+		return 0;
+	return new_end > end ? grow(s, sh, addr, new_end)
+			     : shrink(s, sh, addr, new_end, lazy);
+}
+
+int vm_flag(vmap_space *s, uint64_t addr, unsigned add, uint64_t *size)
+{
+	struct busy_shard *sh = busy_shard_of(&s->busy, addr);
+	struct va *va;
+
+	pthread_mutex_lock(&sh->lock);
+	va = __busy_find(sh, addr);
+	if (va && !(va->flags & VA_BLOCK)) {
+		va->flags |= add;
+		*size = va_usable_end(s, va) - va->start;
+	}
+	pthread_mutex_unlock(&sh->lock);
+	return va && !(va->flags & VA_BLOCK) ? 0 : -ENOENT;
+}
+
 int vm_unreserve_now(vmap_space *s, uint64_t addr)
 {
 	struct busy_shard *shard = busy_shard_of(&s->busy, addr);

@@ -58,6 +58,9 @@
 #define VA_POOLED 0x400u /* busy: came from a node pool (node.c) */
 #define VA_RESERVED 0x800u /* busy: a reservation (query.c); vmap_free
 			      refuses it, vmap_unreserve gives it back */
+#define VA_MOVED 0x1000u /* memory space: pages moved here or away by
+			    mremap (vmap_vrealloc): a mapping of its own
+			    until a remap joins it to the reservation again */
 /* Bits 20 and up of flags: the node whose pool the area goes back to once
  * flushed (node.c) -- the node of the CPU that allocated it. */
 #define VA_NODE_SHIFT 20
@@ -65,7 +68,7 @@
 /* What only remapping the whole area undoes: a file, an mprotect guard, a
  * quarantine's unknown state.  (A caller's protection alone is undone with
  * mprotect: no new mapping, which mlockall(MCL_FUTURE) would lock.) */
-#define VA_REMAP (VA_FILE | VA_GUARD_MPROT | VA_QUARANTINED)
+#define VA_REMAP (VA_FILE | VA_GUARD_MPROT | VA_QUARANTINED | VA_MOVED)
 
 struct va {
 	uint64_t start; /* [start, end), page-aligned */
@@ -664,6 +667,15 @@ int vm_free(vmap_space *s, uint64_t addr, unsigned how, uint64_t bytes,
  * never mapped, nothing to flush.  -ENOENT: no busy area there; -EPERM: one
  * that is not a reservation. */
 int vm_unreserve_now(vmap_space *s, uint64_t addr);
+/* Resize the caller's busy area at addr in place to `bytes` (a page
+ * multiple; its guard page follows).  -ENOSPC: the space after it is not
+ * free (grow); -EINVAL: a block, reservation, file or vprotected area;
+ * -ENOENT: no busy area there; -ENOMEM.  A shrink makes its tail lazy:
+ * *lazy as vm_free's. */
+int vm_resize(vmap_space *s, uint64_t addr, uint64_t bytes, uint64_t *lazy);
+/* Add flags to the caller's busy area at addr; its usable size in *size.
+ * -ENOENT: no busy area there (or a block). */
+int vm_flag(vmap_space *s, uint64_t addr, unsigned add, uint64_t *size);
 /* Is a busy area of the tree (not a block) at addr? */
 bool vm_is_area(vmap_space *s, uint64_t addr);
 /* Undo vm_alloc for an area the caller never handed out, whose first

@@ -104,6 +104,79 @@ int vmap_vfree(vmap_space *s, const void *ptr)
 	return vmap_free(s, (uint64_t)(uintptr_t)ptr);
 }
 
+bool vmap_owns(vmap_space *s, const void *ptr)
+{
+	uint64_t a = (uint64_t)(uintptr_t)ptr;
+
+	return s && a >= s->base && a < s->end;
+}
+
+int vmap_vsize(vmap_space *s, const void *ptr, size_t *size)
+{
+	uint64_t n;
+	int err;
+
+	if (!s || !size)
+		return -EINVAL;
+	err = vm_flag(s, (uint64_t)(uintptr_t)ptr, 0, &n);
+	if (!err)
+		*size = n;
+	return err;
+}
+
+/* Below this, copying the bytes costs less than moving the pages (a system
+ * call, and a mapping of its own until the area's release remaps it). */
+#define MOVE_MIN_PAGES 16
+
+void *vmap_vrealloc(vmap_space *s, void *ptr, size_t size)
+{
+	uint64_t addr = (uint64_t)(uintptr_t)ptr, old, lazy, ps;
+	void *to;
+	int err;
+
+	if (!s || !s->memory) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (!ptr)
+		return vmap_vmalloc(s, size);
+	if (!size) { /* the kernel's vrealloc: free, and NULL */
+		if ((err = vmap_vfree(s, ptr)))
+			errno = -err;
+		return NULL;
+	}
+	ps = s->page_size;
+	if (size > UINT64_MAX - 2 * ps) {
+		errno = EINVAL;
+		return NULL;
+	}
+	/* In place, if the neighbouring space allows. */
+	err = vm_resize(s, addr, (size + ps - 1) & ~(ps - 1), &lazy);
+	if (!err) {
+		reclaim_freed(s, lazy);
+		return ptr;
+	}
+	if ((err != -ENOSPC && err != -ENOMEM) || vm_flag(s, addr, 0, &old)) {
+		errno = err == -ENOSPC || err == -ENOMEM ? ENOENT : -err;
+		return NULL;
+	}
+	if (size <= old) /* a shrink without memory: keep it as it is */
+		return ptr;
+	/* Else moved: a new area, the old pages (not bytes, when big) into
+	 * it, and the old one freed. */
+	if (!(to = vmap_vmalloc(s, size)))
+		return NULL;
+	if (old >= MOVE_MIN_PAGES * ps && s->os->move &&
+	    !s->os->move(addr, (uint64_t)(uintptr_t)to, old)) {
+		vm_flag(s, addr, VA_MOVED, &lazy);
+		vm_flag(s, (uint64_t)(uintptr_t)to, VA_MOVED, &lazy);
+	} else {
+		memcpy(to, ptr, old);
+	}
+	vmap_vfree(s, ptr);
+	return to;
+}
+
 /* ---- vmap of a file's pages ---- */
 
 /* Every page must end at a byte offset mmap takes (off + len <= 2^63 - 1,

@@ -439,7 +439,24 @@ static int os_vmas(uint64_t start, uint64_t end,
 	return err;
 }
 
+#ifndef MREMAP_DONTUNMAP
+#define MREMAP_DONTUNMAP 4 /* Linux >= 5.7; older headers lack it */
+#endif
+
+/* Move the pages (not the bytes) of [from, from + len) to [to, to + len),
+ * leaving [from, from + len) mapped and empty: the reservation keeps no
+ * hole.  On any error nothing moved, and the caller copies instead. */
+static int os_move(uint64_t from, uint64_t to, uint64_t len)
+{
+	void *p = mremap((void *)(uintptr_t)from, len, len,
+			 MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP,
+			 (void *)(uintptr_t)to);
+
+	return p == MAP_FAILED ? -errno : 0;
+}
+
 const struct vmap_os os_linux = {
+	.move = os_move,
 	.memfd = os_memfd,
 	.map_file = os_map_file,
 	.map_anon = os_map_anon,

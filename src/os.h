@@ -79,6 +79,10 @@ struct vmap_os {
 			    uint64_t *syscalls);
 	/* A memfd of size bytes (close-on-exec); the fd, or a negative errno. */
 	int (*memfd)(const char *name, uint64_t size);
+	/* Move the pages of [from, from + len) to [to, to + len), which
+	 * holds plain reserved space; the source stays mapped, reading as
+	 * zero.  An error moves nothing.  NULL: not available (copy). */
+	int (*move)(uint64_t from, uint64_t to, uint64_t len);
 	/* mprotect [addr, addr + len) to prot. */
 	int (*protect)(uint64_t addr, uint64_t len, int prot);
 	/* Call fn for each mapping of the process that overlaps [start, end),

@@ -275,6 +275,15 @@ void vmap_space_destroy(vmap_space *s)
 	free(s);
 }
 
+int vmap_space_range(vmap_space *s, uint64_t *base, uint64_t *length)
+{
+	if (!s || !base || !length)
+		return -EINVAL;
+	*base = s->base;
+	*length = s->end - s->base;
+	return 0;
+}
+
 static inline uint64_t get(atomic_uint_fast64_t *c)
 {
 	return atomic_load_explicit(c, memory_order_relaxed);

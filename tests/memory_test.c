@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -292,6 +293,121 @@ static void test_alloc_at(void)
 	CHECK_EQ(vmap_purge(s, VMAP_PURGE_SYNC), 0);
 	CHECK_EQ(test_stats(s).free_pages, 16);
 	CHECK(all_zero((unsigned char *)base, 16 * PG));
+	CHECK_EQ(vmap_check(s), 0);
+	vmap_space_destroy(s);
+}
+
+static void fill(char *p, size_t n, char seed)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (char)(seed + i / PG + i % 251);
+}
+
+static int same(const char *p, size_t n, char seed)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != (char)(seed + i / PG + i % 251))
+			return 0;
+	return 1;
+}
+
+/*
+ * vmap_vrealloc in a guarded space (64 pages, no pool: the lazy pages show):
+ *   A(4)g ......   grow to 8 in place: the same pointer, contents kept, the
+ *                  guard moved up (the old guard page is plain memory now);
+ *   A(2)g +++++    shrink to 2: the tail, old guard and all, is lazy;
+ *   A(2)g B(1)g    grow A to 20 with B after it: moved (pages, not bytes:
+ *                  20 > 16), contents kept, the old area freed;
+ * then the queries, size 0, NULL, and what it refuses.
+ */
+static void test_vrealloc(void)
+{
+	vmap_space *s = mspace(64 * PG, 1000,
+			       VMAP_SPACE_GUARD | VMAP_SPACE_NOPOOL);
+	char *a = vmap_vmalloc(s, 4 * PG), *b, *c, *p;
+	uint64_t base = 0, len = 0;
+	size_t size = 0;
+	struct vmap_stats st;
+
+	REQUIRE(a);
+	fill(a, 4 * PG, 1);
+	CHECK(vmap_vrealloc(s, a, 8 * PG) == a);
+	CHECK(same(a, 4 * PG, 1));
+	CHECK_EQ(vmap_vsize(s, a, &size), 0);
+	CHECK_EQ(size, 8 * PG);
+	CHECK_EQ(child_signal(poke, a + 4 * PG), 0);
+	CHECK_EQ(child_signal(poke, a + 8 * PG - 1), 0);
+	CHECK_EQ(child_signal(poke, a + 8 * PG), SIGSEGV);
+	CHECK_EQ(test_stats(s).busy_pages, 9);
+	CHECK_EQ(vmap_check(s), 0);
+
+	CHECK(vmap_vrealloc(s, a, 2 * PG - 5) == a);
+	CHECK(same(a, 2 * PG, 1));
+	CHECK_EQ(child_signal(poke, a + 2 * PG), SIGSEGV);
+	st = test_stats(s);
+	CHECK_EQ(st.busy_pages, 3);
+	CHECK_EQ(st.lazy_pages, 6);
+	CHECK_EQ(vmap_check(s), 0);
+	CHECK_EQ(vmap_purge(s, VMAP_PURGE_SYNC), 0);
+	CHECK_EQ(vmap_check(s), 0);
+
+	b = vmap_vmalloc(s, PG);
+	REQUIRE(b == a + 3 * PG);
+	fill(a, 2 * PG, 7);
+	p = vmap_vrealloc(s, a, 20 * PG);
+	REQUIRE(p && p != a);
+	CHECK(same(p, 2 * PG, 7));
+	CHECK_EQ(child_signal(poke, p + 20 * PG), SIGSEGV);
+	CHECK_EQ(vmap_vfree(s, a), -ENOENT); /* freed by the move */
+	fill(p, 20 * PG, 9);
+	/* Moved again, by pages this time (20 >= 16). */
+	c = vmap_vmalloc(s, PG);
+	REQUIRE(c);
+	a = vmap_vrealloc(s, p, 30 * PG);
+	REQUIRE(a && a != p);
+	CHECK(same(a, 20 * PG, 9));
+	CHECK_EQ(vmap_check(s), 0);
+	CHECK_EQ(vmap_purge(s, VMAP_PURGE_SYNC), 0);
+	CHECK_EQ(vmap_check(s), 0); /* the moved ranges remapped, no holes */
+
+	/* Queries. */
+	CHECK(vmap_owns(s, a));
+	CHECK(vmap_owns(s, a + 5));
+	CHECK(!vmap_owns(s, &size));
+	CHECK(!vmap_owns(NULL, a));
+	CHECK_EQ(vmap_space_range(s, &base, &len), 0);
+	CHECK_EQ(len, 64 * PG);
+	CHECK(base <= (uintptr_t)a && (uintptr_t)a < base + len);
+	CHECK_EQ(vmap_space_range(s, NULL, &len), -EINVAL);
+	size = 7;
+	CHECK_EQ(vmap_vsize(s, a + PG, &size), -ENOENT);
+	CHECK_EQ(size, 7);
+	CHECK_EQ(vmap_vsize(NULL, a, &size), -EINVAL);
+
+	/* Refused: nothing changed. */
+	errno = 0;
+	CHECK(vmap_vrealloc(s, a + PG, 2 * PG) == NULL);
+	CHECK_EQ(errno, ENOENT);
+	CHECK(vmap_vrealloc(NULL, a, 2 * PG) == NULL);
+	CHECK_EQ(errno, EINVAL);
+	CHECK(vmap_vrealloc(s, a, SIZE_MAX) == NULL);
+	CHECK_EQ(errno, EINVAL);
+	CHECK_EQ(vmap_vprotect(s, c, PROT_READ), 0);
+	CHECK(vmap_vrealloc(s, c, 2 * PG) == NULL);
+	CHECK_EQ(errno, EINVAL);
+	CHECK_EQ(vmap_vsize(s, a, &size), 0);
+	CHECK_EQ(size, 30 * PG);
+
+	/* NULL allocates; 0 frees. */
+	p = vmap_vrealloc(s, NULL, PG);
+	REQUIRE(p);
+	CHECK(vmap_vrealloc(s, p, 0) == NULL);
+	CHECK_EQ(vmap_vfree(s, p), -ENOENT);
+	CHECK_EQ(vmap_vfree(s, a), 0);
+	CHECK_EQ(vmap_vfree(s, b), 0);
+	CHECK_EQ(vmap_vfree(s, c), 0);
+	CHECK_EQ(vmap_purge(s, VMAP_PURGE_SYNC), 0);
+	CHECK_EQ(test_stats(s).free_pages, 64);
 	CHECK_EQ(vmap_check(s), 0);
 	vmap_space_destroy(s);
 }
@@ -607,6 +723,7 @@ int main(void)
 	test_bad_inputs();
 	test_guard();
 	test_alloc_at();
+	test_vrealloc();
 	test_guard_before_dirty();
 	test_aliases_keep_live_pieces();
 	test_vmap();
