@@ -364,6 +364,15 @@ typedef uint64_t (*vmap_flush_async_fn)(void *ctx,
  *   thread that moves to another CPU finds that CPU's pool, and what it
  *   left behind goes back to the tree in two purges.
  */
+/*
+ * VMAP_SPACE_EMPTY (range spaces): the space starts with no address space:
+ *   [base, base + length) is only the range its spans may come from, and
+ *   vmap_space_add adds them (vmem_add: a heap that gets address ranges over
+ *   time, a driver adding a carve-out).  Outside its spans the range is not
+ *   the space's: no area is ever there, vmap_walk skips it, vmap_dump says
+ *   "absent", total_pages counts only the spans.  Declaring a large range
+ *   costs nothing.
+ */
 #define VMAP_SPACE_MEMORY 0x1u
 #define VMAP_SPACE_STRICT 0x2u
 #define VMAP_SPACE_GUARD 0x4u
@@ -372,10 +381,12 @@ typedef uint64_t (*vmap_flush_async_fn)(void *ctx,
 #define VMAP_SPACE_PURGER 0x20u
 #define VMAP_SPACE_NOPURGER 0x40u
 #define VMAP_SPACE_LOWEST_FIT 0x80u
+#define VMAP_SPACE_EMPTY 0x100u
 #define VMAP_SPACE_FLAGS_KNOWN                                       \
 	(VMAP_SPACE_MEMORY | VMAP_SPACE_STRICT | VMAP_SPACE_GUARD |     \
 	 VMAP_SPACE_RELEASE_MADVISE | VMAP_SPACE_NOPOOL |               \
-	 VMAP_SPACE_PURGER | VMAP_SPACE_NOPURGER | VMAP_SPACE_LOWEST_FIT)
+	 VMAP_SPACE_PURGER | VMAP_SPACE_NOPURGER | VMAP_SPACE_LOWEST_FIT | \
+	 VMAP_SPACE_EMPTY)
 
 /* The purge thread's stack, on which a range space's flush may run. */
 #define VMAP_PURGER_STACK (256u << 10)
@@ -451,6 +462,23 @@ VMAP_API void vmap_config_init(struct vmap_config *cfg);
  * Nothing is allocated on failure.
  */
 VMAP_API int vmap_space_create(const struct vmap_config *cfg, vmap_space **out);
+
+/*
+ * Add the span [start, start + length) to a VMAP_SPACE_EMPTY space: free
+ * address space from now on.  Spans are disjoint and may touch; no area, free
+ * block or flush's give-back ever crosses from one into another (as vmem's
+ * spans), so an allocation must fit inside one span, and vmap_alloc_at,
+ * vmap_reserve and vmap_range_state of a range that is not inside one span
+ * fail with -ERANGE.
+ * Errors: -EINVAL (space NULL or not VMAP_SPACE_EMPTY; length 0; start or
+ * length not a multiple of the page size; the span wraps past 2^64); -ERANGE
+ * (not inside the space's range); -EEXIST (it overlaps a span); -ENOMEM.
+ * Nothing changes on failure.
+ * Concurrency: thread-safe; takes the free lock for as long as one free
+ * block's insertion.
+ */
+VMAP_API int vmap_space_add(vmap_space *space, uint64_t start,
+		uint64_t length);
 
 /*
  * Destroy a space: its purge thread, if one runs, finishes its purge and is

@@ -44,6 +44,9 @@ static int take(vmap_space *s, struct snapshot *sn)
 	sn->adding = SN_FLIGHT;
 	if (!err)
 		err = __flights_walk(s, snap_add, sn);
+	sn->adding = SN_ABSENT;
+	if (!err)
+		err = __spans_walk_absent(s, snap_add, sn);
 	if (!err)
 		snap_sort(sn);
 	return err;
@@ -81,6 +84,20 @@ static int check_snapshot(vmap_space *s, const struct snapshot *sn,
 				 (unsigned long long)it->end);
 			return -1;
 		}
+		/* No area or free block crosses from one span into
+		 * another (a cut inside it). */
+		for (size_t c = 0; c < s->free.ncuts; c++)
+			if (s->free.cuts[c] > it->start &&
+			    s->free.cuts[c] < it->end) {
+				snprintf(msg, len,
+					 "%s %#llx-%#llx crosses the span "
+					 "boundary %#llx",
+					 snap_name[it->state],
+					 (unsigned long long)it->start,
+					 (unsigned long long)it->end,
+					 (unsigned long long)s->free.cuts[c]);
+				return -1;
+			}
 		bytes[it->state] += it->end - it->start;
 		areas[it->state]++;
 	}
@@ -88,7 +105,8 @@ static int check_snapshot(vmap_space *s, const struct snapshot *sn,
 	bytes[SN_BUSY] += bytes[SN_BLOCK] + bytes[SN_RESERVED];
 	areas[SN_BUSY] += areas[SN_BLOCK] + areas[SN_RESERVED];
 	if (bytes[SN_FREE] + bytes[SN_BUSY] + bytes[SN_LAZY] + bytes[SN_POOL] +
-		    bytes[SN_QUARANTINE] + bytes[SN_CACHED] + bytes[SN_FLIGHT] !=
+		    bytes[SN_QUARANTINE] + bytes[SN_CACHED] + bytes[SN_FLIGHT] +
+		    bytes[SN_ABSENT] !=
 	    s->end - s->base) {
 		snprintf(msg, len,
 			 "free %#llx + busy %#llx + lazy %#llx + pool %#llx + "

@@ -12,9 +12,11 @@
  * boundary reasons; such misses are the only steps beyond one root-to-leaf
  * path, and they are rare for page alignment (where none happen at all).
  *
- * Blocks never touch: ft_insert merges a new range with the blocks that end
- * where it starts and start where it ends.  All functions here are called with
- * the space's free lock held; none allocates or frees memory.
+ * Blocks never touch but at a cut: ft_insert merges a new range with the
+ * blocks that end where it starts and start where it ends, unless that
+ * address is one of the tree's cuts (where two spans of the space meet, which
+ * no block may cross).  All functions here are called with the space's free
+ * lock held; none allocates or frees memory.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -195,6 +197,8 @@ void ft_init(struct freetree *t)
 	t->root = NULL;
 	t->nodes = 0;
 	t->bytes = 0;
+	t->cuts = NULL;
+	t->ncuts = 0;
 }
 
 /* ---- fitting one block ---- */
@@ -425,6 +429,23 @@ struct va *ft_carve(struct freetree *t, struct va *b, uint64_t addr,
 	return NULL;
 }
 
+bool ft_is_cut(const struct freetree *t, uint64_t addr)
+{
+	size_t lo = 0, hi = t->ncuts;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (t->cuts[mid] == addr)
+			return true;
+		if (t->cuts[mid] < addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
 struct va *ft_insert(struct freetree *t, uint64_t start, uint64_t end,
 		     struct va **node)
 {
@@ -440,6 +461,10 @@ struct va *ft_insert(struct freetree *t, uint64_t start, uint64_t end,
 		}
 	}
 	t->bytes += end - start;
+	if (pred && pred->end == start && ft_is_cut(t, start))
+		pred = NULL; /* touching, but across a cut: no merge */
+	if (succ && succ->start == end && ft_is_cut(t, end))
+		succ = NULL;
 	if (pred && pred->end == start) {
 		if (succ && succ->start == end) {
 			/* Bridge pred and succ: pred grows, succ goes.  Fix
@@ -563,6 +588,7 @@ int ft_walk(const struct freetree *t, int (*fn)(void *, const struct va *),
 struct validate {
 	char *msg;
 	size_t len;
+	const struct freetree *t;
 	const struct va *prev;
 	uint64_t nodes, bytes;
 };
@@ -589,7 +615,8 @@ static int validate(const struct va *n, const struct va *parent,
 			 (unsigned long long)n->start);
 		return -1;
 	}
-	if (v->prev && v->prev->end >= n->start) {
+	if (v->prev && (v->prev->end > n->start ||
+			(v->prev->end == n->start && !ft_is_cut(v->t, n->start)))) {
 		snprintf(v->msg, v->len,
 			 "free blocks %#llx-%#llx and %#llx-%#llx %s",
 			 (unsigned long long)v->prev->start,
@@ -626,7 +653,7 @@ static int validate(const struct va *n, const struct va *parent,
 
 int ft_validate(const struct freetree *t, char *msg, size_t len)
 {
-	struct validate v = { msg, len, NULL, 0, 0 };
+	struct validate v = { msg, len, t, NULL, 0, 0 };
 
 	if (validate(t->root, NULL, &v) < 0)
 		return -1;

@@ -97,6 +97,9 @@ struct freetree {
 	struct va *root;
 	uint64_t nodes; /* free blocks */
 	uint64_t bytes; /* total free bytes */
+	const uint64_t *cuts; /* sorted: where no two blocks merge (spans
+				 meet there); the space's, set by span.c */
+	size_t ncuts;
 };
 
 /* What an allocation asks for; lo/hi already clipped to the space. */
@@ -139,6 +142,8 @@ void ft_destroy(struct freetree *t, void (*release)(struct va *));
 uint64_t ft_walk_from(const struct freetree *t, uint64_t from, uint64_t max,
 		      int (*fn)(void *, const struct va *), void *arg,
 		      int *err);
+/* Is addr one of the tree's cuts? */
+bool ft_is_cut(const struct freetree *t, uint64_t addr);
 /* The free block holding addr, or NULL. */
 const struct va *ft_at(const struct freetree *t, uint64_t addr);
 /* Validate order, links, balance and augmentation; message in msg. */
@@ -501,6 +506,13 @@ struct vmap_space {
 
 	pthread_mutex_t free_lock;
 	struct freetree free; /* protected by free_lock */
+	/* The spans (span.c): sorted, disjoint; and where two touch, the
+	 * free tree's cuts.  Protected by free_lock; `whole` is immutable. */
+	bool whole; /* one span, the whole range (not VMAP_SPACE_EMPTY) */
+	struct vmap_range *spans;
+	size_t nspans;
+	uint64_t *cuts;
+	uint64_t span_bytes;
 
 	struct busy_map busy; /* per-shard locks */
 
@@ -704,7 +716,9 @@ bool reclaim_nomem(vmap_space *s);
 
 enum snap_state {
 	SN_FREE, SN_BUSY, SN_LAZY, SN_POOL /* warm */, SN_BLOCK,
-	SN_QUARANTINE, SN_CACHED, SN_FLIGHT, SN_RESERVED, SN_NSTATES
+	SN_QUARANTINE, SN_CACHED, SN_FLIGHT, SN_RESERVED, SN_ABSENT,
+	SN_CUT /* an empty item where two spans touch (walks only) */,
+	SN_NSTATES
 };
 extern const char *const snap_name[SN_NSTATES];
 
@@ -726,6 +740,19 @@ int snap_room(struct snapshot *sn, size_t more);
  * areas and reservations as what they are). */
 int snap_add(void *arg, const struct va *va);
 void snap_sort(struct snapshot *sn);
+
+/* ---- span.c: the parts of the range that are address space ---- */
+
+void spans_init(vmap_space *s, bool empty);
+void spans_fini(vmap_space *s);
+/* Free lock held: 0 if [lo, hi) lies in one span, else -ERANGE. */
+int __span_check(const vmap_space *s, uint64_t lo, uint64_t hi);
+/* Free lock held: an empty record at every cut (where two spans touch). */
+int __spans_walk_cuts(const vmap_space *s,
+		      int (*fn)(void *, const struct va *), void *arg);
+/* Free lock held: visit the parts of the range outside every span. */
+int __spans_walk_absent(const vmap_space *s,
+			int (*fn)(void *, const struct va *), void *arg);
 
 /* ---- query.c: a range by address ---- */
 

@@ -74,7 +74,8 @@ static uint64_t give_back(vmap_space *s, struct va *v)
 			}
 
 			for (v = v->next, areas++;
-			     v && v->start == end && !(v->flags & VA_DIRTY);
+			     v && v->start == end && !(v->flags & VA_DIRTY) &&
+			     !ft_is_cut(&s->free, end);
 			     areas++) {
 				struct va *next = v->next;
 

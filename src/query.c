@@ -171,7 +171,11 @@ int vmap_range_state(vmap_space *s, uint64_t start, uint64_t size,
 	if ((err = check_range(s, start, size)))
 		return err;
 	pthread_mutex_lock(&s->purge_lock);
-	err = __vm_range_state(s, start, start + size);
+	pthread_mutex_lock(&s->free_lock);
+	err = __span_check(s, start, start + size);
+	pthread_mutex_unlock(&s->free_lock);
+	if (!err)
+		err = __vm_range_state(s, start, start + size);
 	pthread_mutex_unlock(&s->purge_lock);
 	if (err < 0)
 		return err;
@@ -203,6 +207,11 @@ static int alloc_at(vmap_space *s, uint64_t addr, uint64_t size,
 	}
 	f.lo = addr;
 	f.hi = addr + f.size;
+	pthread_mutex_lock(&s->free_lock);
+	err = __span_check(s, f.lo, f.hi);
+	pthread_mutex_unlock(&s->free_lock);
+	if (err)
+		return err;
 	for (unsigned tries = 0;; tries++) {
 		err = vm_alloc(s, &f, kind, NULL, &a);
 		if (err != -ENOSPC)

@@ -12,7 +12,7 @@
 
 const char *const snap_name[SN_NSTATES] = {
 	"free",	 "busy",   "lazy",	"pool",	    "block",
-	"quarantined", "cached", "in flight", "reserved",
+	"quarantined", "cached", "in flight", "reserved", "absent", "cut",
 };
 
 /* Room for `more` items; walks make it before taking a lock, so that no

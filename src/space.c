@@ -93,6 +93,8 @@ static int check_config(struct vmap_config *c)
 	if ((c->flags & VMAP_SPACE_PURGER) &&
 	    (c->flags & (VMAP_SPACE_NOPURGER | VMAP_SPACE_STRICT)))
 		return -EINVAL;
+	if ((c->flags & VMAP_SPACE_EMPTY) && (c->flags & VMAP_SPACE_MEMORY))
+		return -EINVAL;
 	if (c->flush_async &&
 	    (c->flush || (c->flags & (VMAP_SPACE_MEMORY | VMAP_SPACE_STRICT))))
 		return -EINVAL;
@@ -198,6 +200,7 @@ int vmap_space_create(const struct vmap_config *cfg, vmap_space **out)
 	s->quarantine_areas = s->quarantine_pages = 0;
 	s->quarantine_budget = VMAP_QUARANTINE_RETRY;
 	ft_init(&s->free);
+	spans_init(s, c.flags & VMAP_SPACE_EMPTY);
 	lazy_init(&s->lazy);
 	s->vec = NULL;
 	s->vec_cap = 0;
@@ -238,7 +241,11 @@ int vmap_space_create(const struct vmap_config *cfg, vmap_space **out)
 		return err;
 	}
 
-	ft_insert(&s->free, s->base, s->end, &all);
+	/* All of it free -- unless its spans come later. */
+	if (s->whole)
+		ft_insert(&s->free, s->base, s->end, &all);
+	else
+		va_put(s, all);
 	*out = s;
 	return 0;
 }
@@ -265,6 +272,7 @@ void vmap_space_destroy(vmap_space *s)
 	vblocks_fini(s);
 	busy_fini(&s->busy, release);
 	ft_destroy(&s->free, release);
+	spans_fini(s);
 	records_fini(&s->records);
 	if (s->memory)
 		memory_fini(s);
@@ -300,7 +308,9 @@ int vmap_stats(vmap_space *s, struct vmap_stats *out)
 	n &= ~(sizeof(uint64_t) - 1); /* whole fields only */
 	memset(&st, 0, sizeof(st));
 	st.size = n;
-	st.total_pages = space_pages(s, s->end - s->base);
+	pthread_mutex_lock(&s->free_lock);
+	st.total_pages = space_pages(s, s->span_bytes);
+	pthread_mutex_unlock(&s->free_lock);
 	for (int i = 0; i < VMAP_BUSY_SHARDS; i++) {
 		struct busy_shard *sh = &s->busy.shard[i];
 

@@ -85,12 +85,20 @@ static int gather(vmap_space *s, struct snapshot *sn)
 		err = __node_walk(s, n, snap_add, sn);
 		pthread_mutex_unlock(&s->nodes[n].lock);
 	}
-	/* So are the flights (a few batches). */
+	/* So are the flights (a few batches), and the spans. */
 	pthread_mutex_lock(&s->flight_lock);
 	sn->adding = SN_FLIGHT;
 	if (!err)
 		err = __flights_walk(s, snap_add, sn);
 	pthread_mutex_unlock(&s->flight_lock);
+	pthread_mutex_lock(&s->free_lock);
+	sn->adding = SN_ABSENT;
+	if (!err)
+		err = __spans_walk_absent(s, snap_add, sn);
+	sn->adding = SN_CUT;
+	if (!err)
+		err = __spans_walk_cuts(s, snap_add, sn);
+	pthread_mutex_unlock(&s->free_lock);
 	return err;
 }
 
@@ -174,6 +182,8 @@ static int walk_one(void *arg, uint64_t start, uint64_t end,
 	struct walker *w = arg;
 	struct vmap_walk_range r = { start, end, state[st], kind[st] };
 
+	if (st == SN_ABSENT || st == SN_CUT) /* not the space's */
+		return 0;
 	return w->what & (1u << r.state) ? w->fn(w->arg, &r) : 0;
 }
 
@@ -251,6 +261,8 @@ int vmap_largest_free(vmap_space *s, uint64_t *now, uint64_t *after_purge)
 
 static int line(void *arg, uint64_t start, uint64_t end, enum snap_state st)
 {
+	if (st == SN_CUT)
+		return 0;
 	return fprintf(arg, "0x%016llx-0x%016llx %12llu %s\n",
 		       (unsigned long long)start, (unsigned long long)end,
 		       (unsigned long long)(end - start), snap_name[st]) < 0 ?

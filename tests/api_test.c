@@ -687,6 +687,104 @@ static void test_walk(void)
 	vmap_space_destroy(s);
 }
 
+/*
+ * Spans, in a VMAP_SPACE_EMPTY space over 64 pages:
+ *   ........SSSSSSSSTTTTTTTT........................UUUU............
+ * S and T touch at page 16 (a cut); U stands alone.  No area crosses a cut:
+ * a 10-page request does not fit although S and T hold 16 free pages in a
+ * row, and freed areas on both sides of the cut never merge.
+ */
+static void test_spans(void)
+{
+	struct vmap_config c;
+	vmap_space *s = NULL;
+	struct seen x;
+	uint64_t a = 0, b = 0;
+	int st = 9;
+
+	vmap_config_init(&c);
+	c.base = BASE;
+	c.length = 64 * PG;
+	c.lazy_max_pages = 1000;
+	c.flags = VMAP_SPACE_EMPTY | VMAP_SPACE_LOWEST_FIT;
+	c.flush = record;
+	c.flush_ctx = &rec;
+	REQUIRE(vmap_space_create(&c, &s) == 0);
+	rec_reset();
+	CHECK_EQ(test_stats(s).total_pages, 0);
+	CHECK_MISSED(s, vmap_alloc(s, PG, 0, 0, UINT64_MAX, &a), -ENOSPC);
+	CHECK_EQ(vmap_check(s), 0);
+
+	CHECK_EQ(vmap_space_add(NULL, BASE, PG), -EINVAL);
+	CHECK_REJECTED(s, vmap_space_add(s, BASE, 0), -EINVAL);
+	CHECK_REJECTED(s, vmap_space_add(s, BASE + 1, PG), -EINVAL);
+	CHECK_REJECTED(s, vmap_space_add(s, BASE - PG, 2 * PG), -ERANGE);
+	CHECK_REJECTED(s, vmap_space_add(s, BASE + 60 * PG, 8 * PG), -ERANGE);
+	CHECK_EQ(vmap_space_add(s, BASE + 8 * PG, 8 * PG), 0);
+	CHECK_EQ(vmap_space_add(s, BASE + 40 * PG, 4 * PG), 0);
+	CHECK_EQ(vmap_space_add(s, BASE + 16 * PG, 8 * PG), 0);
+	CHECK_REJECTED(s, vmap_space_add(s, BASE + 20 * PG, 8 * PG), -EEXIST);
+	CHECK_REJECTED(s, vmap_space_add(s, BASE + 4 * PG, 5 * PG), -EEXIST);
+	CHECK_EQ(test_stats(s).total_pages, 20);
+	CHECK_EQ(test_stats(s).free_pages, 20);
+	CHECK_EQ(test_stats(s).free_blocks, 3);
+	CHECK_EQ(vmap_check(s), 0);
+
+	/* Nothing crosses the cut at 16. */
+	CHECK_MISSED(s, vmap_alloc(s, 10 * PG, 0, 0, UINT64_MAX, &a), -ENOSPC);
+	CHECK_REJECTED(s, vmap_alloc_at(s, BASE + 14 * PG, 4 * PG, 0), -ERANGE);
+	CHECK_REJECTED(s, vmap_alloc_at(s, BASE + 30 * PG, PG, 0), -ERANGE);
+	CHECK_REJECTED(s, vmap_range_state(s, BASE + 14 * PG, 4 * PG, &st),
+		       -ERANGE);
+	CHECK_EQ(st, 9);
+	CHECK_EQ(state_of(s, BASE + 16 * PG, 8), VMAP_RANGE_FREE);
+	CHECK_EQ(vmap_alloc(s, 8 * PG, 0, 0, UINT64_MAX, &a), 0);
+	CHECK_EQ(a, BASE + 8 * PG);
+	CHECK_EQ(vmap_alloc(s, 8 * PG, 0, 0, UINT64_MAX, &b), 0);
+	CHECK_EQ(b, BASE + 16 * PG);
+	CHECK_EQ(vmap_free(s, a), 0);
+	CHECK_EQ(vmap_free(s, b), 0);
+	CHECK_EQ(vmap_purge(s, VMAP_PURGE_SYNC), 0);
+	CHECK_EQ(rec.n, 1); /* one flush range: the flush may coalesce */
+	CHECK_EQ(test_stats(s).free_blocks, 3);
+	CHECK_EQ(vmap_check(s), 0);
+
+	/* The walk shows the spans' free blocks, nothing between them. */
+	x = (struct seen){ .s = s };
+	CHECK_EQ(vmap_walk(s, 0, UINT64_MAX, VMAP_WALK_ALL, see, &x), 0);
+	CHECK_EQ(x.n, 3);
+	SEEN(x, 0, VMAP_RANGE_FREE, VMAP_KIND_FREE, 8, 16);
+	SEEN(x, 1, VMAP_RANGE_FREE, VMAP_KIND_FREE, 16, 24);
+	SEEN(x, 2, VMAP_RANGE_FREE, VMAP_KIND_FREE, 40, 44);
+	{
+		uint64_t now = 0, after = 0;
+
+		CHECK_EQ(vmap_largest_free(s, &now, &after), 0);
+		CHECK_EQ(now, 8); /* S and T touch, but no area crosses */
+		CHECK_EQ(after, 8);
+	}
+	{
+		char *text = NULL;
+		size_t size = 0;
+		FILE *f = open_memstream(&text, &size);
+
+		REQUIRE(f);
+		CHECK_EQ(vmap_dump(s, f), 0);
+		fclose(f);
+		CHECK(strstr(text, "0x0000000040000000-0x0000000040008000 "
+				   "       32768 absent\n") != NULL);
+		CHECK(strstr(text, "0x0000000040010000-0x0000000040018000 "
+				   "       32768 free\n") != NULL);
+		free(text);
+	}
+	vmap_space_destroy(s);
+
+	/* Only an EMPTY space takes spans. */
+	s = space(8, 1000);
+	CHECK_REJECTED(s, vmap_space_add(s, BASE, PG), -EINVAL);
+	vmap_space_destroy(s);
+}
+
 /* ---- an asynchronous flush: tokens 1, 2, ... handed out, and recorded ---- */
 
 struct async_rec {
@@ -1129,6 +1227,7 @@ int main(void)
 	test_alloc_at();
 	test_async_flush();
 	test_walk();
+	test_spans();
 	test_purge_once_coalesced();
 	test_lazy_threshold();
 	test_purge_retry();
