@@ -411,9 +411,12 @@ struct vmap_config {
 	size_t size;		 /* sizeof(struct vmap_config) */
 	uint64_t base;		 /* first address; a multiple of page_size */
 	uint64_t length;	 /* bytes; > 0, a multiple of page_size, and
-				    base + length must not pass UINT64_MAX
-				    (so the top page of the 64-bit range
-				    cannot be in a space) */
+				    base + length at most 2^64.  A space
+				    that ends at 2^64 (length = 0 - base:
+				    a heap of [4096, 2^64), say) holds all
+				    but its last page, whose end a uint64_t
+				    cannot hold: vmap_space_range reports
+				    it one page short */
 	uint64_t page_size;	 /* a power of two; default 4096 */
 	uint64_t lazy_max_pages; /* lazy pages that trigger a purge; 0 = the
 				    kernel's fls(online CPUs) * 32 MiB/page */
@@ -451,7 +454,7 @@ VMAP_API void vmap_config_init(struct vmap_config *cfg);
  *   -EINVAL  cfg or out is NULL; cfg->size too small to hold the base fields,
  *            or ending inside a field; page_size not a power of two; base or
  *            length not a multiple of page_size; length 0; base + length
- *            overflows; unknown flags; block_pages not a power of two from
+ *            past 2^64, or 2^64 with only the last page; unknown flags; block_pages not a power of two from
  *            128 to 65536, or block_pages (default 1024) * page_size above
  *            2^63; VMAP_SPACE_PURGER with VMAP_SPACE_NOPURGER or
  *            VMAP_SPACE_STRICT; purge_delay_ms above VMAP_PURGE_DELAY_MAX_MS,
@@ -471,7 +474,7 @@ VMAP_API int vmap_space_create(const struct vmap_config *cfg, vmap_space **out);
  * vmap_reserve and vmap_range_state of a range that is not inside one span
  * fail with -ERANGE.
  * Errors: -EINVAL (space NULL or not VMAP_SPACE_EMPTY; length 0; start or
- * length not a multiple of the page size; the span wraps past 2^64); -ERANGE
+ * length not a multiple of the page size; the span goes past 2^64); -ERANGE
  * (not inside the space's range); -EEXIST (it overlaps a span); -ENOMEM.
  * Nothing changes on failure.
  * Concurrency: thread-safe; takes the free lock for as long as one free
@@ -790,7 +793,7 @@ VMAP_API int vmap_flush_complete(vmap_space *space, uint64_t token);
  *
  * Errors (all three, and vmap_unreserve for space NULL):
  *   -EINVAL  space or state NULL; size 0; addr (start) or size not a multiple
- *            of the page size; the range wraps past 2^64; an unknown flag.
+ *            of the page size; the range goes past 2^64; an unknown flag.
  *   -ERANGE  the range is not inside the space (for vmap_alloc_at in a guarded
  *            memory space: with its guard page).
  *   -EBUSY   (alloc_at, reserve) a page is busy, as above.

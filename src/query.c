@@ -154,9 +154,10 @@ static int check_range(const vmap_space *s, uint64_t start, uint64_t size)
 {
 	uint64_t pmask = s->page_size - 1;
 
-	if (!size || ((start | size) & pmask) || size > UINT64_MAX - start)
+	if (!size || ((start | size) & pmask) || size - 1 > UINT64_MAX - start)
 		return -EINVAL;
-	if (start < s->base || start + size > s->end)
+	/* Ending at 2^64 (start + size == 0) is past every space's end. */
+	if (start < s->base || !(start + size) || start + size > s->end)
 		return -ERANGE;
 	return 0;
 }

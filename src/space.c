@@ -115,9 +115,12 @@ static int check_config(struct vmap_config *c)
 			return -EINVAL;
 	}
 
+	/* base + length may be 2^64 exactly (see space_end), if that leaves
+	 * a page. */
 	if (!ps || (ps & (ps - 1)) || (c->base & (ps - 1)) ||
 	    (c->length & (ps - 1)) || !c->length ||
-	    c->length > UINT64_MAX - c->base ||
+	    c->length - 1 > UINT64_MAX - c->base ||
+	    (c->base + c->length == 0 && c->length == ps) ||
 	    (c->flags & ~VMAP_SPACE_FLAGS_KNOWN))
 		return -EINVAL;
 	/* A block is aligned to its size, which must be a power of two that
@@ -184,7 +187,9 @@ int vmap_space_create(const struct vmap_config *cfg, vmap_space **out)
 	s->os = NULL;
 	s->path = 0;
 	s->base = c.base;
-	s->end = c.base + c.length;
+	/* A space that ends at 2^64 ends a page short of it: an end of 2^64
+	 * does not fit a uint64_t, and every range here is [start, end). */
+	s->end = c.base + c.length ? c.base + c.length : 0 - c.page_size;
 	s->page_size = c.page_size;
 	s->page_shift = (unsigned)__builtin_ctzll(c.page_size);
 	s->lazy_max_pages = c.lazy_max_pages ? c.lazy_max_pages

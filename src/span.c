@@ -104,10 +104,12 @@ int vmap_space_add(vmap_space *s, uint64_t start, uint64_t length)
 	struct va *rec, *extra;
 	size_t i, n, k;
 
-	if (!s || s->whole || !length || ((start | length) & (s->page_size - 1)) ||
-	    length > UINT64_MAX - start)
+	if (!s || s->whole || !length ||
+	    ((start | length) & (s->page_size - 1)) ||
+	    length - 1 > UINT64_MAX - start)
 		return -EINVAL;
-	if (start < s->base || end > s->end)
+	/* Ending at 2^64 (end 0) is past every space's end. */
+	if (start < s->base || !end || end > s->end)
 		return -ERANGE;
 	if (va_get(s, &rec, 1))
 		return -ENOMEM;

@@ -779,6 +779,29 @@ static void test_spans(void)
 	}
 	vmap_space_destroy(s);
 
+	/* A heap of [4096, 2^64): described as it is, one page short. */
+	{
+		uint64_t base = 0, len = 0;
+
+		vmap_config_init(&c);
+		c.base = PG;
+		c.length = 0 - PG;
+		REQUIRE(vmap_space_create(&c, &s) == 0);
+		CHECK_EQ(vmap_space_range(s, &base, &len), 0);
+		CHECK_EQ(base, PG);
+		CHECK_EQ(len, 0 - 2 * PG);
+		CHECK_EQ(test_stats(s).total_pages, (0 - 2 * PG) / PG);
+		CHECK_EQ(vmap_xalloc(s, PG, 0, 0, 0, 0, UINT64_MAX,
+				     VMAP_XALLOC_TOPDOWN, &a), 0);
+		CHECK_EQ(a, 0 - 2 * PG);
+		CHECK_EQ(vmap_alloc_at(s, 0 - PG, PG, 0), -ERANGE);
+		CHECK_EQ(vmap_check(s), 0);
+		vmap_space_destroy(s);
+		c.base = 0 - PG; /* only the last page: nothing left */
+		c.length = PG;
+		CHECK_EQ(vmap_space_create(&c, &s), -EINVAL);
+	}
+
 	/* Only an EMPTY space takes spans. */
 	s = space(8, 1000);
 	CHECK_REJECTED(s, vmap_space_add(s, BASE, PG), -EINVAL);

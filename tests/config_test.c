@@ -166,7 +166,9 @@ static int world_make(struct world *w, struct vmap_config *c,
 	}
 	w->c = *c;
 	w->fc.base = w->base = c->base;
-	w->fc.end = w->end = c->base + c->length;
+	/* Ending at 2^64: a page short (the header's length). */
+	w->fc.end = w->end = c->base + c->length ? c->base + c->length
+						 : 0 - c->page_size;
 	w->fc.ps = w->ps = c->page_size;
 	w->bp = c->block_pages ? c->block_pages : 1024;
 	if (c->size <= offsetof(struct vmap_config, block_pages))
@@ -498,7 +500,8 @@ static int expect_create(const struct vmap_config *c)
 	uint64_t bp = c->block_pages ? c->block_pages : 1024;
 
 	if (!ps || (ps & (ps - 1)) || ((c->base | c->length) & (ps - 1)) ||
-	    !c->length || c->length > UINT64_MAX - c->base ||
+	    !c->length || c->length - 1 > UINT64_MAX - c->base ||
+	    (c->base + c->length == 0 && c->length == ps) ||
 	    (c->flags & ~VMAP_SPACE_STRICT) || !BLOCKS_VALID(bp) ||
 	    ps > TOP / bp)
 		return -EINVAL;
