@@ -512,11 +512,61 @@ static void step_free(bool always, size_t i)
 	CALL(always, free_area(&v)); /* frees never fail */
 }
 
+static int see_nothing(void *arg, const struct vmap_walk_range *rg)
+{
+	(void)arg;
+	(void)rg;
+	return 0;
+}
+
+/* The address calls (issue 14): a query, a walk, the largest free run, and
+ * an area at a fixed address -- which may find its range taken (-EBUSY,
+ * -EAGAIN: no fault needed for those), and is freed at once if placed. */
+static void step_address(void)
+{
+	uint64_t base = 0, len = 0, now, after, at;
+	int state, err, before;
+
+	CHECK_EQ(vmap_space_range(r.s, &base, &len), 0);
+	at = base + rnd(len / PG - 4) * PG;
+	switch (rnd(4)) {
+	case 0:
+		CALL(true, vmap_range_state(r.s, at, 4 * PG, &state), ENOMEM);
+		break;
+	case 1:
+		CALL(true, vmap_walk(r.s, at, at + 64 * PG, VMAP_WALK_ALL,
+				     see_nothing, NULL),
+		     ENOMEM);
+		break;
+	case 2:
+		CALL(true, vmap_largest_free(r.s, &now, &after), ENOMEM);
+		break;
+	default:
+		before = (int)injected();
+		err = vmap_alloc_at(r.s, at, 2 * PG,
+				    rnd(2) ? VMAP_AT_PURGE : 0);
+		if (err == -ENOMEM)
+			expect(err, (uint64_t)before, __LINE__,
+			       "vmap_alloc_at", (const int[]){ ENOMEM, 0 });
+		else if (err)
+			CHECK(err == -EBUSY || err == -EAGAIN ||
+			      err == -ERANGE);
+		else
+			CALL(true, vmap_free(r.s, at));
+		settle(true, (uint64_t)before);
+		break;
+	}
+}
+
 static void step_other(void)
 {
 	static const unsigned modes[] = { VMAP_PURGE_TRY, VMAP_PURGE_SYNC,
 					  VMAP_PURGE_FORCE_FLUSH };
 
+	if (rnd(3) == 0) {
+		step_address();
+		return;
+	}
 	switch (rnd(6)) {
 	case 0:
 		CALL(true, vmap_purge(r.s, modes[rnd(3)]));
