@@ -361,9 +361,10 @@ static int grow(vmap_space *s, struct busy_shard *sh, uint64_t addr,
 	pthread_mutex_unlock(&sh->lock);
 	pthread_mutex_unlock(&s->free_lock);
 	va_put(s, rec);
-	va_put(s, used);
-	if (err || !s->guard)
+	if (err || !s->guard) {
+		va_put(s, used);
 		return err;
+	}
 	/* The caller owns the area: nobody else looks at its guard. */
 	err = move_guard(s, guard_page(s, old_end), mprot,
 			 guard_page(s, new_end), &mprot);
@@ -373,18 +374,22 @@ static int grow(vmap_space *s, struct busy_shard *sh, uint64_t addr,
 	if (err) { /* back as it was */
 		struct va *extra;
 
-		rec = NULL;
 		va->end = old_end;
 		sh->bytes -= new_end - old_end;
 		pthread_mutex_unlock(&sh->lock);
-		extra = ft_insert(&s->free, old_end, new_end, &rec);
+		/* A block used up by the carve left its record in `used`
+		 * for this; one only shortened takes the range back whole,
+		 * needing none. */
+		extra = ft_insert(&s->free, old_end, new_end, &used);
 		pthread_mutex_unlock(&s->free_lock);
 		va_put(s, extra);
+		va_put(s, used);
 		return err;
 	}
 	va->flags = (va->flags & ~VA_GUARD_MPROT) | (mprot ? VA_GUARD_MPROT : 0);
 	pthread_mutex_unlock(&sh->lock);
 	pthread_mutex_unlock(&s->free_lock);
+	va_put(s, used);
 	return 0;
 }
 

@@ -19,6 +19,9 @@ static struct {
 	int fail;			/* release fails on every path */
 	size_t calls, ranges, biggest;	/* what release saw */
 	int reserved, unreserved;
+	int guard_fail;			/* guard installs fail from the
+					   n-th on (0: never) */
+	int guard_installs;
 } fake;
 
 static int fake_reserve(uint64_t len, uint64_t *out)
@@ -70,11 +73,19 @@ static int fake_map_anon(uint64_t addr, uint64_t len)
 	return fake.fail ? -ENOMEM : os_linux.map_anon(addr, len);
 }
 
+static int fake_guard_install(uint64_t addr, uint64_t page, uint64_t *calls)
+{
+	if (fake.guard_fail && ++fake.guard_installs >= fake.guard_fail)
+		return -ENOMEM;
+	return os_linux.guard_install(addr, page, calls);
+}
+
 static struct vmap_os fake_os;
 
 static void init_fake_os(void)
 {
 	fake_os = os_linux; /* mapping files and guards: the real ones */
+	fake_os.guard_install = fake_guard_install;
 	fake_os.reserve = fake_reserve;
 	fake_os.unreserve = fake_unreserve;
 	fake_os.probe = fake_probe;
@@ -198,6 +209,49 @@ static void test_refused(void)
 	vmap_space_destroy(s);
 }
 
+/*
+ * vmap_vrealloc when the kernel will not move a guard page: a grow in place
+ * that carved the whole free range after the area puts it back (it needs the
+ * record the carve freed: a regression test -- it once had none and
+ * crashed), the move's new area cannot get its guard either, and the call
+ * fails with ENOMEM, the area as it was, its contents kept.
+ *   AAAA g ...... B g     A grows into exactly the 6 free pages: refused
+ */
+static void test_vrealloc_guard_refused(void)
+{
+	struct vmap_config c;
+	vmap_space *s;
+	char *a, *b, *p;
+
+	memset(&fake, 0, sizeof(fake));
+	fake.path = OS_RELEASE_MADVISE;
+	vmap_config_init(&c);
+	c.flags = VMAP_SPACE_MEMORY | VMAP_SPACE_NOPURGER | VMAP_SPACE_GUARD |
+		  VMAP_SPACE_NOPOOL;
+	c.length = 64 * PG;
+	REQUIRE(vmap_space_create(&c, &s) == 0);
+	a = vmap_vmalloc(s, 4 * PG);
+	REQUIRE(a);
+	REQUIRE(vmap_xalloc(s, PG, 0, 0, 0, (uintptr_t)a + 11 * PG, UINT64_MAX,
+			    0, &(uint64_t){ 0 }) == 0);
+	b = a + 11 * PG;
+	memset(a, 0x5a, 4 * PG);
+	fake.guard_fail = 1;
+	fake.guard_installs = 0;
+	errno = 0;
+	p = vmap_vrealloc(s, a, 10 * PG); /* A + guard fill the 6 pages */
+	CHECK(p == NULL);
+	CHECK_EQ(errno, ENOMEM);
+	fake.guard_fail = 0;
+	CHECK_EQ(a[4 * PG - 1], 0x5a);
+	CHECK_EQ(test_stats(s).busy_pages, 5 + 2);
+	CHECK_EQ(test_stats(s).free_blocks, 2);
+	CHECK_EQ(vmap_check(s), 0);
+	CHECK_EQ(vmap_vfree(s, a), 0);
+	CHECK_EQ(vmap_vfree(s, b), 0);
+	vmap_space_destroy(s);
+}
+
 int main(void)
 {
 	init_fake_os();
@@ -205,5 +259,6 @@ int main(void)
 	test_vectored();
 	test_fallback();
 	test_refused();
+	test_vrealloc_guard_refused();
 	return test_summary("memory_unit_test");
 }
