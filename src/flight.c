@@ -29,10 +29,13 @@
  * flight starts.  At any other time such a token is -ENOENT.
  *
  * Giving a batch back needs the purge mutex (the pools are the purge's).  A
- * completion takes it if it is free; if a purge holds it -- perhaps one whose
- * flush callback is waiting for this very completion, or is this thread --
- * the batch is left on the done list, and that purge, or the next, gives it
- * back.  So vmap_flush_complete never waits for a purge.  An allocation that
+ * completion takes it if it is free; if someone holds it -- a purge whose
+ * flush callback may be waiting for this very completion, this thread, a
+ * query -- the batch is left on the done list, and the holder gives it back
+ * as it lets go: every holder unlocks through purge_unlock, which settles,
+ * unlocks, and looks again for a completion that came in between (one of
+ * the two always sees the other).  So vmap_flush_complete never waits for
+ * the purge mutex, and no completed batch waits for a later call.  An allocation that
  * finds no room gives back what is done, and may wait for completions
  * (reclaim.c).
  */
@@ -178,7 +181,10 @@ int vmap_flush_complete(vmap_space *s, uint64_t token)
 	/* A token no flight has yet may be the one a flush_async call is
 	 * returning right now (a fast GPU, a preempted CPU): remembered, it
 	 * completes that call's batch as soon as it is in flight. */
-	if (!found && s->calling && s->nearly < FLIGHT_EARLY) {
+	if (s->calling && s->nearly < FLIGHT_EARLY) {
+		/* Also when earlier batches had the token: the call under
+		 * way may be returning it again (a second flush put on the
+		 * same fence). */
 		s->early[s->nearly++] = token;
 		found = true;
 	}
@@ -189,11 +195,10 @@ int vmap_flush_complete(vmap_space *s, uint64_t token)
 	pthread_mutex_unlock(&s->flight_lock);
 	if (!found)
 		return -ENOENT;
-	/* Give it back now if no purge runs; else that purge will. */
-	if (!vm_in_flush(s) && !pthread_mutex_trylock(&s->purge_lock)) {
-		__flights_settle(s);
-		pthread_mutex_unlock(&s->purge_lock);
-	}
+	/* Give it back now if nobody holds the purge mutex; else its holder
+	 * does, as it lets go (purge_unlock). */
+	if (!vm_in_flush(s) && !pthread_mutex_trylock(&s->purge_lock))
+		purge_unlock(s);
 	return 0;
 }
 
@@ -226,6 +231,25 @@ uint64_t __flights_settle(vmap_space *s)
 		total += __vm_give(s, done, false);
 	}
 	return total;
+}
+
+void purge_unlock(vmap_space *s)
+{
+	bool done;
+
+	for (;;) {
+		__flights_settle(s);
+		pthread_mutex_unlock(&s->purge_lock);
+		if (!s->flush_async)
+			return;
+		/* A completion that found the mutex held, after the settle
+		 * above, left its batch for us: look once more. */
+		pthread_mutex_lock(&s->flight_lock);
+		done = s->done != NULL;
+		pthread_mutex_unlock(&s->flight_lock);
+		if (!done || pthread_mutex_trylock(&s->purge_lock))
+			return;
+	}
 }
 
 bool flights_pending(vmap_space *s)

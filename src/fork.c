@@ -61,7 +61,7 @@ void space_lock_all(vmap_space *s)
 void space_unlock_all(vmap_space *s)
 {
 	unlock_rest(s);
-	pthread_mutex_unlock(&s->purge_lock);
+	purge_unlock(s);
 }
 
 /* Every purge mutex first: a flush callback of one space may call into

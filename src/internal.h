@@ -818,6 +818,10 @@ uint64_t __flight_call(vmap_space *s, const struct vmap_range *r, size_t n);
 void __flight_start(vmap_space *s, uint64_t token, struct va *list);
 /* Purge mutex held: give back every completed flight; returns its areas. */
 uint64_t __flights_settle(vmap_space *s);
+/* Let go of the purge mutex, giving back every completed flight first --
+ * including one completed while it was held (every holder but the fork
+ * handlers unlocks with this). */
+void purge_unlock(vmap_space *s);
 /* Anything in flight or completed and not yet given back? */
 bool flights_pending(vmap_space *s);
 /* Wait until a completion arrives, unless nothing is in flight; true if

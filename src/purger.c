@@ -89,7 +89,7 @@ static void background(vmap_space *s, bool urgent, uint64_t now)
 			p->next_trim = now + p->delay_ns / 2;
 	}
 	did = __vm_purge(s, 0, NULL, 0);
-	pthread_mutex_unlock(&s->purge_lock);
+	purge_unlock(s);
 	if (did)
 		vm_count(urgent ? &s->purges_threshold : &s->purges_timer, 1);
 }

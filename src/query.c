@@ -177,7 +177,7 @@ int vmap_range_state(vmap_space *s, uint64_t start, uint64_t size,
 	pthread_mutex_unlock(&s->free_lock);
 	if (!err)
 		err = __vm_range_state(s, start, start + size);
-	pthread_mutex_unlock(&s->purge_lock);
+	purge_unlock(s);
 	if (err < 0)
 		return err;
 	*state = err;

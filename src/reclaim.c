@@ -67,7 +67,7 @@ static void purge_all(vmap_space *s, atomic_uint_fast64_t *cause, bool force)
 {
 	pthread_mutex_lock(&s->purge_lock);
 	__purge_all(s, cause, force);
-	pthread_mutex_unlock(&s->purge_lock);
+	purge_unlock(s);
 }
 
 /* A purge of the lazy list only; with wait false, none if one is running. */
@@ -78,7 +78,7 @@ static bool purge_lazy(vmap_space *s, atomic_uint_fast64_t *cause, bool wait)
 	else if (pthread_mutex_trylock(&s->purge_lock))
 		return false;
 	run(s, cause, 0, NULL, 0);
-	pthread_mutex_unlock(&s->purge_lock);
+	purge_unlock(s);
 	return true;
 }
 
@@ -146,7 +146,7 @@ static bool drain_pools(vmap_space *s)
 	    pthread_mutex_trylock(&s->purge_lock))
 		return false;
 	moved = __nodes_decay(s, true);
-	pthread_mutex_unlock(&s->purge_lock);
+	purge_unlock(s);
 	return moved;
 }
 
@@ -158,9 +158,12 @@ static bool wait_flights(vmap_space *s)
 	if (vm_in_flush(s) || !flights_pending(s))
 		return false;
 	flights_wait(s);
+	/* The completed batches, pools and all, into the tree: the caller
+	 * looks there (as after a miss's purge). */
 	pthread_mutex_lock(&s->purge_lock);
 	__flights_settle(s);
-	pthread_mutex_unlock(&s->purge_lock);
+	__nodes_decay(s, true);
+	purge_unlock(s);
 	return true;
 }
 
@@ -211,7 +214,7 @@ int reclaim_at_miss(vmap_space *s, uint64_t lo, uint64_t hi, bool purge,
 		vm_count(&s->purge_retries, 1);
 		__purge_all(s, &s->purges_miss, false);
 	}
-	pthread_mutex_unlock(&s->purge_lock);
+	purge_unlock(s);
 	if (state == VMAP_RANGE_FREE && tries < 2)
 		return 0;
 	if (state == VMAP_RANGE_LAZY && purge &&
@@ -259,6 +262,6 @@ int vmap_unmap_aliases(vmap_space *s)
 		dirty = __collect_dirty(s, &n);
 	run(s, &s->purges_aliases, PURGE_FORCE | PURGE_TREE, dirty, n);
 	__nodes_decay(s, true);
-	pthread_mutex_unlock(&s->purge_lock);
+	purge_unlock(s);
 	return err;
 }
