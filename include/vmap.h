@@ -253,8 +253,9 @@ typedef void (*vmap_flush_fn)(void *ctx, const struct vmap_range *ranges,
  *
  * A completion may arrive before the call has returned the token -- from the
  * thread that watches the fences, or from the callback itself: the batch
- * then starts completed.  (Up to 8 tokens no batch has are remembered while
- * a call is under way; at any other time such a token is -ENOENT.)
+ * then starts completed.  (While a call is under way every completion is
+ * remembered, and a token no batch has is accepted; at any other time such
+ * a token is -ENOENT.)
  * Several batches may be in flight at once, and may share a token (one fence
  * for several flushes): a completion completes every batch with that token.
  * Every call needs a completion, even one with n == 0 (VMAP_PURGE_FORCE_FLUSH)
@@ -753,7 +754,9 @@ VMAP_API int vmap_largest_free(vmap_space *space, uint64_t *now,
  * if a purge is running (this thread's flush callback included), when that
  * purge ends.  Never waits for a purge.
  * Errors: -EINVAL (space NULL, or a space without flush_async); -ENOENT (no
- * batch in flight has this token: never returned, or completed already).
+ * batch in flight has this token: never returned, or completed already);
+ * -ENOMEM (while a flush_async call was under way, no memory to remember
+ * the completion: nothing changed, complete again).
  * Concurrency: thread-safe, from any thread, the flush callback included.
  * An allocation that finds no room gives back completed batches and, if
  * batches are still in flight, waits for a completion and tries again

@@ -23,10 +23,10 @@
  * The token is the callback's return value, so a completion can come before
  * the library has it: the invalidation was quick, or the purging thread was
  * descheduled between the callback's return and the flight's start.  While a
- * call is under way, a completion of a token no flight has is remembered
- * (up to FLIGHT_EARLY of them) and the call's flight, if it has that token,
- * starts completed; the others named nothing and are forgotten when the
- * flight starts.  At any other time such a token is -ENOENT.
+ * call is under way, every completion is remembered (in an array that grows
+ * as needed), and the call's flight, if it has one of those tokens, starts
+ * completed; the others are forgotten when it starts.  At any other time a
+ * token no flight has is -ENOENT.
  *
  * Giving a batch back needs the purge mutex (the pools are the purge's).  A
  * completion takes it if it is free; if someone holds it -- a purge whose
@@ -40,6 +40,7 @@
  * (reclaim.c).
  */
 #include <errno.h>
+#include <stdlib.h>
 
 #include "internal.h"
 
@@ -59,7 +60,8 @@ void flights_init(vmap_space *s, vmap_flush_async_fn fn)
 	s->flight_areas = s->flight_pages = 0;
 	s->flights_open = s->completions = 0;
 	s->calling = false;
-	s->nearly = 0;
+	s->early = NULL;
+	s->nearly = s->early_cap = 0;
 	pthread_mutex_init(&s->flight_lock, NULL);
 	pthread_cond_init(&s->flight_cond, NULL);
 }
@@ -74,6 +76,7 @@ void flights_fini(vmap_space *s, void (*release)(struct va *))
 				release(v);
 			}
 		}
+	free(s->early);
 	pthread_cond_destroy(&s->flight_cond);
 	pthread_mutex_destroy(&s->flight_lock);
 }
@@ -103,7 +106,7 @@ uint64_t __flight_call(vmap_space *s, const struct vmap_range *r, size_t n)
 /* Flight lock held: was token completed before its call returned? */
 static bool __early(vmap_space *s, uint64_t token)
 {
-	for (unsigned i = 0; i < s->nearly; i++)
+	for (size_t i = 0; i < s->nearly; i++)
 		if (s->early[i] == token)
 			return true;
 	return false;
@@ -167,6 +170,19 @@ int vmap_flush_complete(vmap_space *s, uint64_t token)
 	if (!s || !s->flush_async)
 		return -EINVAL;
 	pthread_mutex_lock(&s->flight_lock);
+	/* Room to remember it first (see below), so that a failure changes
+	 * nothing and the caller may simply complete again. */
+	if (s->calling && s->nearly == s->early_cap) {
+		size_t cap = s->early_cap ? 2 * s->early_cap : 16;
+		uint64_t *e = vm_realloc(s->early, cap * sizeof(*e));
+
+		if (!e) {
+			pthread_mutex_unlock(&s->flight_lock);
+			return -ENOMEM;
+		}
+		s->early = e;
+		s->early_cap = cap;
+	}
 	for (link = &s->flights; (f = *link);) {
 		if (FLIGHT_TOKEN(f) != token) {
 			link = &FLIGHT_NEXT(f);
@@ -178,13 +194,11 @@ int vmap_flush_complete(vmap_space *s, uint64_t token)
 		s->flights_open--;
 		found = true;
 	}
-	/* A token no flight has yet may be the one a flush_async call is
-	 * returning right now (a fast GPU, a preempted CPU): remembered, it
-	 * completes that call's batch as soon as it is in flight. */
-	if (s->calling && s->nearly < FLIGHT_EARLY) {
-		/* Also when earlier batches had the token: the call under
-		 * way may be returning it again (a second flush put on the
-		 * same fence). */
+	/* Any token completed while a flush_async call is under way may be
+	 * the one it is returning right now (a fast GPU, a preempted CPU; or,
+	 * with a shared fence, again): remembered, it completes that call's
+	 * batch as soon as it is in flight. */
+	if (s->calling) {
 		s->early[s->nearly++] = token;
 		found = true;
 	}

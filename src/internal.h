@@ -16,8 +16,7 @@
 #include "os.h"
 #include "vmap.h"
 
-#define VMAP_BUSY_SHARDS 32
-#define FLIGHT_EARLY 8 /* completions remembered during a flush_async call */ /* all held by vmap_check: stay under TSan's 64 */
+#define VMAP_BUSY_SHARDS 32 /* all held by vmap_check: stay under TSan's 64 */
 
 /* The warm pool's size classes (pool.c): one per size up to POOL_EXACT
  * pages, then one per power of two up to 2^64 pages. */
@@ -548,8 +547,8 @@ struct vmap_space {
 	uint64_t flights_open;		     /* on flights */
 	uint64_t completions;		     /* ever */
 	bool calling;			     /* a flush_async call is under way */
-	unsigned nearly;		     /* early[0..nearly): completions */
-	uint64_t early[FLIGHT_EARLY];	     /* made during that call */
+	uint64_t *early;		     /* early[0..nearly): completions */
+	size_t nearly, early_cap;	     /* made during that call */
 
 	/* The list of live spaces the fork handlers lock (fork.c); protected
 	 * by that list's mutex. */

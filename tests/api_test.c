@@ -817,6 +817,8 @@ struct async_rec {
 	struct vmap_range r[16];
 	uint64_t complete_in_flush; /* complete this token from the callback */
 	int complete_err;
+	/* ... or these: [from, to) and then the call's own */
+	uint64_t complete_from, complete_to;
 };
 
 static struct async_rec arec;
@@ -832,6 +834,13 @@ static uint64_t async_flush(void *ctx, const struct vmap_range *r, size_t n)
 		a->complete_err = vmap_flush_complete(a->s,
 						      a->complete_in_flush);
 		a->complete_in_flush = 0;
+	}
+	for (; a->complete_from < a->complete_to; a->complete_from++)
+		a->complete_err |= vmap_flush_complete(a->s, a->complete_from);
+	if (a->complete_to) {
+		a->complete_err |= vmap_flush_complete(a->s,
+						       a->next_token + 1);
+		a->complete_to = 0;
 	}
 	return a->shared ? a->shared : ++a->next_token;
 }
@@ -988,6 +997,29 @@ static void test_async_flush(void)
 	CHECK_EQ(test_stats(s).inflight_flushes, 0);
 	CHECK_EQ(state_of(s, a, 1), VMAP_RANGE_FREE);
 	CHECK_EQ(vmap_check(s), 0);
+	/* Many completions during one call (here 20 earlier batches, then
+	 * the call's own): all remembered -- once only 8 were, and the own
+	 * token, the 21st, was -ENOENT, its batch stranded. */
+	{
+		vmap_space *big = async_space(64);
+
+		for (int i = 0; i < 20; i++) {
+			CHECK_EQ(vmap_free(big, alloc(big, 1)), 0);
+			CHECK_EQ(vmap_purge(big, VMAP_PURGE_SYNC), 0);
+		}
+		CHECK_EQ(test_stats(big).inflight_flushes, 20);
+		CHECK_EQ(vmap_free(big, alloc(big, 1)), 0);
+		arec.complete_err = 0;
+		arec.complete_from = 1;
+		arec.complete_to = 21;
+		CHECK_EQ(vmap_purge(big, VMAP_PURGE_SYNC), 0);
+		CHECK_EQ(arec.complete_err, 0);
+		CHECK_EQ(test_stats(big).inflight_flushes, 0);
+		CHECK_EQ(test_stats(big).free_pages, 64);
+		CHECK_EQ(vmap_check(big), 0);
+		vmap_space_destroy(big);
+		arec.s = s;
+	}
 	/* An unknown token while no call is under way: -ENOENT. */
 	CHECK_REJECTED(s, vmap_flush_complete(s, 1000), -ENOENT);
 
