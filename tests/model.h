@@ -11,6 +11,14 @@
  * the first disagreement prints what differed and stops the process --
  * exit(1) from a seed, abort() from a fuzz input.  The thread must be
  * pinned (model_pin) first: the model knows one CPU's vmap blocks.
+ *
+ * A quarter of the spaces flush asynchronously (flush_async): their
+ * batches stay in flight until a step, or the callback itself, completes
+ * their token -- in any order, several batches with one token; the model
+ * foresees every call that would wait for a completion (forever, in one
+ * thread) and makes sure it does not.  Every 16 steps, and as a step of
+ * its own, vmap_walk and vmap_largest_free are checked against the model's
+ * pages too.
  */
 #ifndef VMAP_TEST_MODEL_H
 #define VMAP_TEST_MODEL_H
@@ -60,6 +68,27 @@ struct model_tally {
 	uint64_t unreserved;	/* vmap_unreserve calls that took one back */
 	uint64_t refused;	/* frees of a reservation: -EPERM */
 	uint64_t state[3];	/* vmap_range_state's answers */
+	/* Asynchronous flushes (a quarter of the spaces): */
+	uint64_t flights;	/* flush_async calls (batches started) */
+	uint64_t markers;	/* ... of nothing lazy: a marker flight */
+	uint64_t completed;	/* vmap_flush_complete calls that completed
+				   a flight, outside a callback */
+	uint64_t out_of_order;	/* ... not the oldest flight in flight */
+	uint64_t shared;	/* ... more than one flight at once */
+	uint64_t in_call;	/* completions of older flights from the
+				   callback: given back as its purge ends */
+	uint64_t early;		/* batches that started completed */
+	uint64_t early_shared;	/* ... by a completion that also completed
+				   an older flight with the token */
+	uint64_t unknown;	/* -ENOENT: no flight had the token */
+	uint64_t remembered;	/* unknown tokens taken during a call */
+	uint64_t not_async;	/* -EINVAL: a space without flush_async */
+	uint64_t unblocked;	/* allocations that would have waited for
+				   a completion, forever: the callback
+				   completed everything instead */
+	uint64_t completed_first; /* ... or, with no purge to call it, a
+				   flight completed instead of the call */
+	uint64_t walks, largest; /* vmap_walk, vmap_largest_free checks */
 };
 const struct model_tally *model_tally(void);
 
@@ -86,8 +115,10 @@ typedef unsigned long long ull;
 
 /* BLK: a live vmap block's page; CACHED: free, in a node pool (free to
  * vmap_stats, not in the free tree); RSV: a reservation's (vmap_reserve:
- * busy, but no vmap_free's). */
-enum { FREE, BUSY, LAZY, BLK, CACHED, RSV };
+ * busy, but no vmap_free's); FLT: a purged area whose asynchronous flush
+ * is in flight (lazy to vmap_range_state and vmap_walk, counted in
+ * flight, free only once its token is completed). */
+enum { FREE, BUSY, LAZY, BLK, CACHED, RSV, FLT };
 
 #define POOL_PAGES 256	/* areas up to this many pages are pooled */
 #define POOL_SCAN 4	/* pooled areas a take looks at */
@@ -114,6 +145,50 @@ struct mblock {
 
 struct piece {
 	uint64_t addr, size;		/* size: the bytes asked for */
+};
+
+/*
+ * An asynchronous flush in flight: one flush_async call's batch, out of use
+ * until its token is completed.  Its areas are the FLT pages whose
+ * flight_of is its id (a marker, of a flush of nothing lazy, has none).
+ * done: completed during a purge, given back when the purge ends, in the
+ * order of the library's done list -- the highest done_seq first.
+ */
+#define MAX_FLIGHTS 64
+/* The most completions a callback makes -- but for one that completes
+ * everything, its own token first -- so that the library remembers each
+ * for the batch the call starts (8 a call, until it remembered them all). */
+#define FLIGHT_EARLY 8
+
+struct mflight {
+	uint64_t token;
+	uint32_t id, areas, pages;
+	bool done;
+	uint64_t done_seq;
+};
+
+/*
+ * What the flush_async callback does when it is called: the completions
+ * it makes (of older flights' tokens, of the token it is about to return,
+ * of unknown ones), then the token it returns.  Drawn before each
+ * operation of an async space (the model must know it to foresee a wait),
+ * one plan per call the operation may make; a call past the last takes
+ * the last.  The callback records what vmap_flush_complete said, for the
+ * model's purge to compare.
+ */
+#define PLAN_COMP (MAX_FLIGHTS + 12)
+#define NPLANS 2
+
+struct plan {
+	unsigned ncomp;
+	uint64_t comp[PLAN_COMP];
+	uint64_t ret;
+};
+
+struct calls {
+	struct plan plan[NPLANS];
+	unsigned made, modelled;	/* calls vmap made; the model took */
+	int rc[NPLANS][PLAN_COMP];
 };
 
 struct model {
@@ -148,10 +223,23 @@ struct model {
 	uint32_t phead[2][POOL_PAGES], pcount[2][POOL_PAGES];
 	uint32_t pnext[MAX_PAGES];
 	bool lazy_block[MAX_PAGES];	/* a lazy area is a retired block */
+	/* Asynchronous flushes (flush_async instead of flush): the flights,
+	 * oldest first; the flight of each FLT page; tokens. */
+	bool async;
+	struct mflight flt[MAX_FLIGHTS];
+	size_t nflt;
+	uint32_t flight_of[MAX_PAGES];
+	uint32_t next_fid;
+	uint64_t done_seq;
+	uint64_t tok_next;		/* the next fresh token */
+	uint64_t last_ret;		/* the token the last call returned */
+	bool any_ret;
 	struct vmap_stats st;		/* what vmap_stats() must say */
 };
 
 extern struct model m;		/* model_ref.c */
+extern struct calls cbs;	/* model_ref.c: this operation's calls */
+extern struct model_tally tally; /* model_ops.c */
 extern vmap_space *space;	/* model_ops.c: the space under test */
 extern int model_nchecks;	/* model_ops.c: EXPECTs, both halves */
 
@@ -170,6 +258,7 @@ void model_fail(const char *file, int line, const char *fmt, ...);
 /* model_ref.c: the model's side of each operation, as the header has it. */
 void model_reset(void);		/* an empty model, no flush seen */
 void flush_cb(void *ctx, const struct vmap_range *r, size_t n);
+uint64_t flush_async_cb(void *ctx, const struct vmap_range *r, size_t n);
 uint64_t addr_of(uint64_t page);
 uint64_t to_pages(uint64_t size);
 unsigned order_of(uint64_t pages);
@@ -187,6 +276,24 @@ int model_ram_alloc(uint64_t size, uint64_t *addr);
 int model_ram_free(uint64_t addr, uint64_t size);
 void model_vmap_purge(unsigned how);
 void model_unmap_aliases(void);
+/* vmap_flush_complete, outside any callback. */
+int model_complete(uint64_t token);
+/*
+ * Would this call wait for a completion -- forever, single-threaded --
+ * with the callback doing cbs.plan[0]?  0: no; 1: yes, after its purge
+ * has called the callback (a plan that completes everything prevents it);
+ * 2: yes, and no callback comes first.  The calls' arguments as they go
+ * to vmap (model_alloc's op; vmap_ram_alloc's size; vmap_alloc_at's).
+ */
+int model_alloc_waits(const struct op *o);
+int model_ram_alloc_waits(uint64_t size);
+int model_at_waits(uint64_t addr, uint64_t size, unsigned flags);
+/* vmap_walk of [from, to) for `what` (stopping after `stop` ranges with
+ * fn's return value rv, if stop), and vmap_largest_free, against the
+ * model's pages. */
+void check_walk(uint64_t from, uint64_t to, unsigned what, size_t stop,
+		int rv);
+void check_largest(void);
 /* vmap against the model after an operation: return values are the
  * caller's; this compares the flushes, vmap_check() and every counter. */
 void check_state(uint64_t flushes_before);

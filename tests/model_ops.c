@@ -28,12 +28,13 @@
 
 enum { OP_ALLOC, OP_XALLOC, OP_BAD_ARGS, OP_FREE, OP_BAD_FREE, OP_PURGE,
        OP_RAM_ALLOC, OP_RAM_FREE, OP_BAD_RAM, OP_AT, OP_RESERVE,
-       OP_UNRESERVE, OP_STATE, OP_BAD_AT };
+       OP_UNRESERVE, OP_STATE, OP_BAD_AT, OP_COMPLETE, OP_WALK };
 static const char *const op_name[] = { "alloc", "xalloc", "bad xalloc",
 				       "free", "bad free", "purge",
 				       "ram alloc", "ram free", "bad ram op",
 				       "alloc at", "reserve", "unreserve",
-				       "range state", "bad range op" };
+				       "range state", "bad range op",
+				       "flush complete", "walk" };
 
 vmap_space *space;
 int model_nchecks;
@@ -43,7 +44,7 @@ static bool fuzzing;		/* ... or a fuzz input */
 static size_t fed;		/* of this many bytes */
 static uint64_t op_index;
 static struct op cur;
-static struct model_tally tally;
+struct model_tally tally;
 
 static uint64_t rnd(uint64_t n)
 {
@@ -73,12 +74,13 @@ void model_fail(const char *file, int line, const char *fmt, ...)
 		"align %#llx phase %#llx nocross %#llx window [%#llx, %#llx) "
 		"flags %#x addr %#llx how %#x variant %d; space [%#llx, %#llx) "
 		"page %#llx lazy_max %llu strict %d block_pages %llu "
-		"pools %d:\n  ",
+		"pools %d async %d (%zu flights):\n  ",
 		(ull)op_index, op_name[cur.kind], (ull)cur.size,
 		(ull)cur.align, (ull)cur.phase, (ull)cur.nocross,
 		(ull)cur.vstart, (ull)cur.vend, cur.flags, (ull)cur.addr,
 		cur.how, cur.variant, (ull)m.base, (ull)m.end, (ull)m.ps,
-		(ull)m.lazy_max, m.strict, (ull)m.bp, m.pools);
+		(ull)m.lazy_max, m.strict, (ull)m.bp, m.pools, m.async,
+		m.nflt);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
@@ -181,10 +183,11 @@ static uint64_t gen_bad_free(struct op *o)
 			break;
 		q = m.busy[rnd(m.nbusy)];
 		return addr_of(q) + 1 + rnd(m.len_at[q] * m.ps - 1);
-	case 1: /* a lazy area's start: a double free */
+	case 1: /* a lazy (or in flight) area's start: a double free */
 	case 2: /* a page never allocated, or already back */
 		for (q = 0; q < m.npages; q++, p = (p + 1) % m.npages)
-			if (o->variant == 1 ? m.state[p] == LAZY && m.len_at[p]
+			if (o->variant == 1 ? (m.state[p] == LAZY ||
+					       m.state[p] == FLT) && m.len_at[p]
 					    : m.state[p] == FREE)
 				return addr_of(p);
 		break;
@@ -199,6 +202,219 @@ static uint64_t gen_bad_free(struct op *o)
 		break;
 	}
 	return chance(50) ? m.end + rnd(-m.end) : rnd(m.base + 1) - 1;
+}
+
+/* ---- asynchronous flushes ---- */
+
+/* A token no flight is likely to have: one far past those handed out, any
+ * value, or the last one returned (completed already, perhaps). */
+static uint64_t unknown_token(void)
+{
+	switch (rnd(3)) {
+	case 0: return m.tok_next + (1ull << 40) + rnd(1ull << 20);
+	case 1: return rnd(UINT64_MAX);
+	default: return m.any_ret ? m.last_ret : m.tok_next;
+	}
+}
+
+/*
+ * What the callback will do if this operation purges (model.h: struct
+ * plan): return a fresh token, or a quarter of the time the last one again
+ * (shared: one completion completes both batches, an older one in flight
+ * and this one, even when it comes during this call); and, 30% of the time
+ * at its first call, complete a few tokens first: older flights' (out of
+ * order; given back when the purge ends), the one it is about to return
+ * (the batch starts completed), unknown ones (remembered: 0) -- now and
+ * then up to FLIGHT_EARLY of them.
+ */
+static void draw_plans(void)
+{
+	struct plan *pl = &cbs.plan[0];
+
+	pl->ret = m.any_ret && chance(25) ? m.last_ret : m.tok_next++;
+	if (chance(30)) {
+		uint64_t n = chance(5) ? FLIGHT_EARLY - rnd(4) : 1 + rnd(3);
+
+		while (pl->ncomp < n) {
+			uint64_t r = rnd(100);
+
+			pl->comp[pl->ncomp++] =
+				r < 45 && m.nflt ? m.flt[rnd(m.nflt)].token :
+				r < 75 ? pl->ret : unknown_token();
+		}
+	}
+	cbs.plan[1].ret = m.tok_next++;	/* a second call: no completions */
+}
+
+/* A plan that completes the token it returns and every flight: after the
+ * purge nothing is in flight, and a miss cannot wait.  (Its own first:
+ * the library remembered only the first 8 completions of a call once.) */
+static void plan_everything(void)
+{
+	struct plan *pl = &cbs.plan[0];
+
+	pl->ret = m.tok_next++;
+	pl->comp[0] = pl->ret;
+	pl->ncomp = 1;
+	for (size_t i = 0; i < m.nflt; i++) {	/* each token once */
+		unsigned k = 0;
+
+		while (k < pl->ncomp && pl->comp[k] != m.flt[i].token)
+			k++;
+		if (k == pl->ncomp)
+			pl->comp[pl->ncomp++] = m.flt[i].token;
+	}
+	for (unsigned i = pl->ncomp - 1; i > 1; i--) {	/* in any order */
+		unsigned j = 1 + (unsigned)rnd(i);
+		uint64_t t = pl->comp[i];
+
+		pl->comp[i] = pl->comp[j];
+		pl->comp[j] = t;
+	}
+}
+
+/*
+ * vmap_flush_complete (variant): 0 the token of a flight in flight, any of
+ * them (out of order); 1 an unknown token: -ENOENT, nothing changes; 2 a
+ * NULL space; 3 a space without flush_async: -EINVAL.  With `flight`,
+ * variant 0 whenever anything is in flight.
+ */
+static void step_complete(struct op *o, bool flight)
+{
+	vmap_space *sp = space;
+	uint64_t token;
+	size_t i = 0, n = 0;
+	int ret, exp;
+
+	o->kind = OP_COMPLETE;
+	if (!m.async)
+		o->variant = chance(10) ? 2 : 3;
+	else
+		o->variant = m.nflt && (flight || chance(85)) ? 0 :
+			     chance(85) ? 1 : 2;
+	switch (o->variant) {
+	case 0:
+		i = rnd(m.nflt);
+		token = m.flt[i].token;
+		for (size_t k = 0; k < m.nflt; k++)
+			n += m.flt[k].token == token;
+		break;
+	case 1:
+		token = unknown_token();
+		break;
+	default:
+		token = chance(50) ? rnd(UINT64_MAX) : rnd(4);
+		sp = o->variant == 2 ? NULL : space;
+		break;
+	}
+	o->addr = token;
+	ret = vmap_flush_complete(sp, token);
+	exp = sp ? model_complete(token) : -EINVAL;
+	EXPECT(o->variant != 0 || exp == 0, "test bug: no flight has it");
+	tally.completed += o->variant == 0;
+	tally.out_of_order += o->variant == 0 && i > 0;
+	tally.shared += n > 1;
+	tally.unknown += exp == -ENOENT;
+	tally.not_async += exp == -EINVAL;
+	EXPECT(ret == exp, "returned %d (%s), model %d", ret,
+	       vmap_strerror(ret), exp);
+}
+
+/*
+ * An async space's call that would wait for a completion (model.h): the
+ * purge it runs first calls the callback, which now completes everything
+ * (1, half the time if anything is in flight); or a flight is completed
+ * instead of the call, which is not made (false) -- always if no callback
+ * would come first (2).
+ */
+static bool may_call(struct op *o, int waits)
+{
+	if (waits == 1 && (!m.nflt || chance(50))) {
+		plan_everything();
+		tally.unblocked++;
+	} else if (waits) {
+		tally.completed_first++;
+		step_complete(o, true);
+		return false;
+	}
+	return true;
+}
+
+/* ---- vmap_walk and vmap_largest_free ---- */
+
+static int never_called(void *arg, const struct vmap_walk_range *r)
+{
+	(void)arg;
+	(void)r;
+	EXPECT(false, "the walk called back after refusing its arguments");
+	return 0;
+}
+
+/*
+ * vmap_walk (variant): 0 the whole space; 1 a window anywhere (unaligned,
+ * maybe past the end), of any states; 2 the same, stopped by the callback's
+ * return value after a few ranges; 3 a window wholly outside the space:
+ * nothing; 4 refused arguments: -EINVAL and no call back.  And
+ * vmap_largest_free (refused, in variant 4).
+ */
+static void step_walk(struct op *o)
+{
+	uint64_t from = m.base, to = m.end, now, after;
+	unsigned what = VMAP_WALK_ALL;
+	int ret;
+
+	switch (o->variant = (int)rnd(5)) {
+	case 1:
+	case 2:
+		from = addr_of(rnd(m.npages)) + (chance(30) ? rnd(m.ps) : 0);
+		to = chance(10) ? UINT64_MAX - rnd(m.ps) :
+		     from + 1 + rnd((m.end - from) + m.ps);
+		if (chance(10))
+			from = rnd(m.base + 1);
+		what = 1 + (unsigned)rnd(VMAP_WALK_ALL);
+		break;
+	case 3:
+		if (m.base && chance(50))
+			from = rnd(m.base), to = from + 1 + rnd(m.base - from);
+		else	/* (the space ends a page below 2^64 at most) */
+			from = m.end + rnd(m.ps - 1), to = UINT64_MAX;
+		break;
+	case 4: {
+		vmap_space *sp = space;
+		vmap_walk_fn fn = never_called;
+
+		switch (rnd(6)) {
+		case 0: to = rnd(from + 1); break;	/* from >= to */
+		case 1: what = 0; break;
+		case 2: what = 1u << (3 + rnd(29)); break;
+		case 3: what |= 8u << rnd(28); break;
+		case 4: fn = NULL; break;
+		default: sp = NULL; break;
+		}
+		o->vstart = from;
+		o->vend = to;
+		o->flags = what;
+		ret = vmap_walk(sp, from, to, what, fn, NULL);
+		EXPECT(ret == -EINVAL, "vmap_walk() = %d, not -EINVAL", ret);
+		now = after = SENTINEL;
+		ret = vmap_largest_free(chance(50) ? NULL : space,
+					chance(50) ? NULL : &now, NULL);
+		EXPECT(ret == -EINVAL && now == SENTINEL && after == SENTINEL,
+		       "vmap_largest_free() = %d, not -EINVAL", ret);
+		return;
+	}
+	}
+	o->vstart = from;
+	o->vend = to;
+	o->flags = what;
+	if (o->variant == 2)
+		check_walk(from, to, what, 1 + rnd(8),
+			   chance(50) ? 1 + (int)rnd(1000) : -1 - (int)rnd(99));
+	else
+		check_walk(from, to, what, 0, 0);
+	check_largest();
+	tally.walks++;
+	tally.largest++;
 }
 
 /* ---- the vm_map_ram family ---- */
@@ -258,6 +474,9 @@ static void step_ram_alloc(struct op *o)
 	int ret, exp;
 
 	o->size = gen_ram_size();
+	if (!may_call(o, model_ram_alloc_waits(o->size)))
+		return;
+	EXPECT(!model_ram_alloc_waits(o->size), "test bug: it still waits");
 	ret = vmap_ram_alloc(space, o->size, &addr);
 	exp = model_ram_alloc(o->size, &want);
 	o->addr = addr;
@@ -428,7 +647,8 @@ static uint64_t pooled_area(void)
  * o->size), drawn where the outcomes are (o->variant says which):
  *   0  a busy area, a reservation or a block: -EBUSY (maybe a page more
  *      or less, or shifted a page)
- *   1  a lazy area, maybe with free pages around: -EAGAIN, or the purge
+ *   1  a lazy area, maybe with free pages around: -EAGAIN, or the purge;
+ *      in an async space, half the time an area in flight
  *   2  free pages, maybe running on into what follows them
  *   3  a pooled area: taken from its pool if a take would look at it,
  *      else after the pools are drained; or a page more
@@ -455,7 +675,9 @@ static void gen_range(struct op *o)
 		break;
 	}
 	case 1:
-		if ((p = find_page(LAZY, true)) != NO_PAGE)
+		if ((m.async && chance(50) &&
+		     (p = find_page(FLT, true)) != NO_PAGE) ||
+		    (p = find_page(LAZY, true)) != NO_PAGE)
 			n = m.len_at[p];
 		break;
 	case 2:
@@ -500,6 +722,10 @@ static void step_at(struct op *o, bool reserve)
 
 	gen_range(o);
 	o->flags = chance(50) ? VMAP_AT_PURGE : 0;
+	if (!may_call(o, model_at_waits(o->addr, o->size, o->flags)))
+		return;
+	EXPECT(!model_at_waits(o->addr, o->size, o->flags),
+	       "test bug: it still waits");
 	ret = reserve ? vmap_reserve(space, o->addr, o->size, o->flags)
 		      : vmap_alloc_at(space, o->addr, o->size, o->flags);
 	exp = model_alloc_at(o->addr, o->size, o->flags, reserve);
@@ -625,7 +851,8 @@ static void step_bad_at(struct op *o)
 	case 0: o->size = 0; break;
 	case 1: o->addr += 1 + rnd(m.ps - 1); break;
 	case 2: o->size -= 1 + rnd(m.ps - 1); break;
-	case 3: /* wraps: a page of the space's top and 2^64 - addr more */
+	case 3: /* a page of the space's top and 2^64 - addr more: ends at
+		 * 2^64 (-ERANGE) or goes past it (-EINVAL) */
 		o->addr = m.end - (1 + rnd(8)) * m.ps;
 		o->size = -o->addr + rnd(4) * m.ps;
 		break;
@@ -671,7 +898,9 @@ static void step_bad_at(struct op *o)
 	}
 	if (!sp || (o->how == 2 && o->variant == 4))
 		exp = -EINVAL;
-	EXPECT(exp == -EINVAL || (exp == -ERANGE && o->variant >= 5),
+	EXPECT(exp == -EINVAL ||
+	       (exp == -ERANGE && (o->variant >= 5 ||
+				   (o->variant == 3 && !(o->addr + o->size)))),
 	       "test bug: the model says %d", exp);
 	EXPECT(ret == exp, "returned %d (%s), model %d", ret,
 	       vmap_strerror(ret), exp);
@@ -681,6 +910,13 @@ static void step_bad_at(struct op *o)
  * vmap_reserve or a reservation given back (or refused), 1.5%
  * vmap_range_state, 0.5% refused input. */
 #define AT_OPS 80
+/* Below them, vmap_walk's 1%; and below that vmap_flush_complete's: 5% in
+ * async spaces, 0.5% elsewhere (-EINVAL).  In async spaces also n% of the
+ * other steps with n flights in flight, and every step when they pile up:
+ * a purge starts a flight every few steps, each needs a completion, and
+ * about 10 in flight leave room for out-of-order and shared ones. */
+#define WALK_OPS 10
+#define COMPLETE_OPS(async) ((async) ? 50 : 5)
 
 static uint64_t rsv_pages(void)
 {
@@ -708,10 +944,12 @@ static int at_kind(uint64_t r, bool drain)
 static void step(struct op *o, unsigned p_alloc)
 {
 	uint64_t addr = SENTINEL, want = SENTINEL, r = rnd(1000);
+	uint64_t walk = 1000 - AT_OPS - WALK_OPS;
 	int ret, exp;
 	bool drain;
 
 	memset(o, 0, sizeof(*o));
+	memset(&cbs, 0, sizeof(cbs));
 	/* In ram spaces, 4.5% bad ram ops and 60% of the rest ram ops.
 	 * Freed pieces give no room back until their block goes: after a
 	 * miss, drain harder, or the space stays full of blocks.  The top
@@ -719,6 +957,8 @@ static void step(struct op *o, unsigned p_alloc)
 	drain = !chance(p_alloc) || m.st.busy_pages > m.cap ||
 		(m.ram_full && chance(50));
 	o->kind = r >= 1000 - AT_OPS ? at_kind(r, drain) :
+		  r >= walk ? OP_WALK :
+		  r >= walk - COMPLETE_OPS(m.async) ? OP_COMPLETE :
 		  r < 25 ? OP_BAD_FREE : r < 35 ? OP_BAD_ARGS :
 		  r < 35 + m.purge_rate ? OP_PURGE :
 		  m.ram && r < 80 + m.purge_rate ? OP_BAD_RAM :
@@ -727,7 +967,18 @@ static void step(struct op *o, unsigned p_alloc)
 						       : OP_RAM_ALLOC) :
 		  m.nbusy && drain ? OP_FREE :
 		  chance(60) ? OP_ALLOC : OP_XALLOC;
+	if (m.async && o->kind != OP_COMPLETE &&
+	    (m.nflt >= MAX_FLIGHTS - 8 || rnd(100) < m.nflt))
+		o->kind = OP_COMPLETE;
+	if (m.async)
+		draw_plans();
 	switch (o->kind) {
+	case OP_COMPLETE:
+		step_complete(o, m.nflt >= MAX_FLIGHTS - 8);
+		return;
+	case OP_WALK:
+		step_walk(o);
+		return;
 	case OP_AT:
 	case OP_RESERVE:
 		step_at(o, o->kind == OP_RESERVE);
@@ -756,6 +1007,9 @@ static void step(struct op *o, unsigned p_alloc)
 		gen_alloc(o, o->kind != OP_ALLOC);
 		if (o->kind == OP_BAD_ARGS)
 			spoil(o);
+		if (!may_call(o, model_alloc_waits(o)))
+			return;
+		EXPECT(!model_alloc_waits(o), "test bug: it still waits");
 		if (o->kind == OP_ALLOC)
 			ret = vmap_alloc(space, o->size, o->align, o->vstart,
 					 o->vend, &addr);
@@ -873,6 +1127,22 @@ static void new_space(void)
 		    (m.pools ? 0 : VMAP_SPACE_LOWEST_FIT);
 	cfg.block_pages = m.bp;
 	m.bp = m.bp ? m.bp : 1024;	/* the kernel's */
+	/*
+	 * A quarter of the spaces (not strict ones: the library refuses)
+	 * flush asynchronously; tokens from 0, from 1, through the top of
+	 * the 64 bits to 0, or from anywhere.
+	 */
+	m.async = !m.strict && chance(25);
+	if (m.async) {
+		cfg.flush = NULL;
+		cfg.flush_async = flush_async_cb;
+		switch (rnd(4)) {
+		case 0: m.tok_next = 0; break;
+		case 1: m.tok_next = 1; break;
+		case 2: m.tok_next = -(1 + rnd(4)); break;
+		default: m.tok_next = rnd(UINT64_MAX); break;
+		}
+	}
 	m.st.block_pages = m.bp;
 	err = vmap_space_create(&cfg, &space);
 	EXPECT(err == 0, "vmap_space_create() = %d", err);
@@ -918,12 +1188,22 @@ void model_new_space(void)
 	new_space();
 }
 
+/* Steps between whole-space walks (and largest-free checks). */
+#ifndef WALK_EVERY
+#define WALK_EVERY 16
+#endif
+
 void model_step(unsigned p_alloc)
 {
 	uint64_t flushes_before = m.st.flushes;
 
 	step(&cur, p_alloc);
 	check_state(flushes_before);
+	/* And now and then the whole space through vmap_walk. */
+	if (op_index % WALK_EVERY == 0) {
+		check_walk(m.base, m.end, VMAP_WALK_ALL, 0, 0);
+		check_largest();
+	}
 	op_index++;
 }
 

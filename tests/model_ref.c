@@ -23,9 +23,27 @@
  * is not all free drains the node pools and is then told busy from lazy; see
  * model_alloc_at.
  *
+ * A quarter of the spaces flush asynchronously (vmap_config.flush_async):
+ * a purge's batch does not go back to the pools and the tree when the
+ * callback returns, but waits *in flight* (counted apart, lazy to queries)
+ * until vmap_flush_complete(token); then it goes exactly where a sync purge
+ * would have put it.  The callback (flush_async_cb) does what the
+ * operation's plan says (struct plan): it may complete older flights (given
+ * back when its purge ends), the token it is about to return (the batch
+ * starts completed) or unknown ones, and returns a fresh token or the last
+ * one again (a shared token: one completion completes both batches).  See
+ * flight_start and settle.
+ *
+ * An allocation that finds no room waits, in such a space, for a completion
+ * while anything is in flight after its purge: single-threaded, forever.
+ * The operations never make such a call: model_ops.c asks the model first
+ * (model_alloc_waits ...) and makes the callback complete everything
+ * instead, or, if no callback would come, completes a flight instead of
+ * making the call.
+ *
  * In the pictures, A and B are busy areas, R reservations, + lazy pages, .
- * free pages and c pooled ones; in a block, p is a live piece, d dirty and
- * _ never handed out.
+ * free pages, c pooled ones and ~ in flight; in a block, p is a live piece,
+ * d dirty and _ never handed out.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -36,6 +54,7 @@
 #include "model.h"
 
 #define FT_MISSES 16	/* "more than 16" misses: see vmap_alloc */
+#define SENTINEL_PAGES 0x5e5e5e5eull	/* an out-parameter not written */
 
 /* A request as the header defines it: size in whole pages, align at least
  * a page, [lo, hi) the window clipped to the space's whole pages. */
@@ -46,6 +65,7 @@ struct fit {
 };
 
 struct model m;
+struct calls cbs;
 
 /* What the flush callback saw: never more than one call per operation. */
 static struct {
@@ -83,6 +103,27 @@ void flush_cb(void *ctx, const struct vmap_range *r, size_t n)
 		else
 			flog.r[i] = r[i];
 	}
+}
+
+/*
+ * The asynchronous flush: the same ranges, checked as flush_cb checks them,
+ * then the completions of this call's plan -- what vmap_flush_complete says
+ * to them is recorded, for the model's purge (flight_start) to compare --
+ * and the plan's token.
+ */
+uint64_t flush_async_cb(void *ctx, const struct vmap_range *r, size_t n)
+{
+	unsigned k = cbs.made++;
+	const struct plan *pl = &cbs.plan[k < NPLANS ? k : NPLANS - 1];
+
+	flush_cb(ctx, r, n);
+	for (unsigned i = 0; i < pl->ncomp; i++) {
+		int rc = vmap_flush_complete(space, pl->comp[i]);
+
+		if (k < NPLANS)
+			cbs.rc[k][i] = rc;
+	}
+	return pl->ret;
 }
 
 /* ---- the model ---- */
@@ -137,9 +178,9 @@ static void pool_put(uint64_t p, uint32_t pages)
 }
 
 /* The first of the first POOL_SCAN areas of the young generation, then of
- * the old, that meets f, unlinked; the pool is tried only by a bottom-up
- * request of up to POOL_PAGES pages that its window can hold. */
-static bool pool_take(const struct fit *f, uint64_t *page)
+ * the old, that meets f, unlinked if take; the pool is tried only by a
+ * bottom-up request of up to POOL_PAGES pages that its window can hold. */
+static bool pool_find(const struct fit *f, uint64_t *page, bool take)
 {
 	uint64_t pages = f->size / m.ps;
 
@@ -159,6 +200,8 @@ static bool pool_take(const struct fit *f, uint64_t *page)
 					       (a + f->size - 1) / f->nocross))
 				continue;
 			*page = *link;
+			if (!take)
+				return true;
 			*link = m.pnext[*link];
 			m.pcount[g][pages - 1]--;
 			m.st.cached_areas--;
@@ -168,6 +211,158 @@ static bool pool_take(const struct fit *f, uint64_t *page)
 		}
 	}
 	return false;
+}
+
+static bool pool_take(const struct fit *f, uint64_t *page)
+{
+	return pool_find(f, page, true);
+}
+
+/* A flushed area back: into its pool (with pool: up to POOL_PAGES pages,
+ * not a retired block), else to the tree. */
+static void give_area(uint32_t p, bool pool)
+{
+	uint32_t pages = m.len_at[p];
+
+	if (pool && pages <= POOL_PAGES && !m.lazy_block[p]) {
+		pool_put(p, pages);
+	} else {
+		memset(&m.state[p], FREE, pages);
+		m.len_at[p] = 0;
+	}
+	m.lazy_block[p] = false;
+}
+
+/* ---- asynchronous flushes ---- */
+
+/*
+ * vmap_flush_complete(token): every flight in flight with that token is
+ * done -- newest first onto the library's done list, so given back oldest
+ * first.  During a callback (calling) every completion is also remembered,
+ * for the batch the call starts, so a token no flight has is taken too: 0,
+ * and counted.  *found: the flights completed.
+ */
+static int complete_one(uint64_t token, bool calling, unsigned *found)
+{
+	*found = 0;
+	for (size_t i = m.nflt; i-- > 0;)
+		if (!m.flt[i].done && m.flt[i].token == token) {
+			m.flt[i].done = true;
+			m.flt[i].done_seq = ++m.done_seq;
+			++*found;
+		}
+	if (!*found && !calling)
+		return -ENOENT;
+	m.st.completions++;
+	return 0;
+}
+
+/* A completed flight back where a sync purge would have put the batch: its
+ * areas, in address order, into the pools (young, at the head) and the
+ * tree -- into the pools even when a sync purge's batch would skip them
+ * (a completion does not know the purge's kind; a sync purge drains them
+ * after).  Counted purged now, not when flushed. */
+static void give_flight(size_t i)
+{
+	struct mflight f = m.flt[i];
+
+	memmove(&m.flt[i], &m.flt[i + 1], (m.nflt - i - 1) * sizeof(f));
+	m.nflt--;
+	for (uint64_t p = m.npages; p-- > 0;)
+		if (m.state[p] == FLT && m.len_at[p] && m.flight_of[p] == f.id)
+			give_area((uint32_t)p, m.pools);
+	m.st.inflight_areas -= f.areas;
+	m.st.inflight_pages -= f.pages;
+	m.st.areas_purged += f.areas;
+}
+
+/* Every completed flight back, last completed first (the done list is a
+ * stack): at the start and the end of every purge, and at once after a
+ * completion outside one. */
+static void settle(void)
+{
+	for (;;) {
+		size_t best = m.nflt;
+
+		for (size_t i = 0; i < m.nflt; i++)
+			if (m.flt[i].done &&
+			    (best == m.nflt ||
+			     m.flt[i].done_seq > m.flt[best].done_seq))
+				best = i;
+		if (best == m.nflt)
+			return;
+		give_flight(best);
+	}
+}
+
+/*
+ * A purge's flush_async call and the flight it starts: the plan's
+ * completions (older flights are done, given back when this purge ends;
+ * every token is remembered), then the batch -- every lazy area -- goes in
+ * flight with the returned token, out of the lazy counters into the flight
+ * ones: ++AA++ -> ~~AA~~.  With nothing lazy (a forced flush, or only live
+ * blocks' dirty ranges) the flight is a marker, of no pages.  A batch whose
+ * token was completed during the call starts completed -- an older flight
+ * with that token (a shared fence) completed or not.
+ */
+static void flight_start(const uint32_t *lazy, size_t nlazy)
+{
+	unsigned k = cbs.modelled++, found;
+	const struct plan *pl = &cbs.plan[k < NPLANS ? k : NPLANS - 1];
+	bool early = false, shared = false;
+	struct mflight *f;
+
+	EXPECT(k < cbs.made, "flush_async called %u times, the model's "
+	       "purges %u", cbs.made, k + 1);
+	for (unsigned i = 0; i < pl->ncomp; i++) {
+		int rc = complete_one(pl->comp[i], true, &found);
+
+		EXPECT(k >= NPLANS || rc == cbs.rc[k][i],
+		       "vmap_flush_complete(%#llx) from the callback = %d, "
+		       "model %d", (ull)pl->comp[i], cbs.rc[k][i], rc);
+		early |= !rc && pl->comp[i] == pl->ret;
+		shared |= found && pl->comp[i] == pl->ret;
+		tally.in_call += found;
+		tally.remembered += !rc && !found;
+	}
+	EXPECT(m.nflt < MAX_FLIGHTS, "test bug: more than %d flights",
+	       MAX_FLIGHTS);
+	f = &m.flt[m.nflt++];
+	f->token = pl->ret;
+	f->id = ++m.next_fid;
+	f->areas = (uint32_t)nlazy;
+	f->pages = (uint32_t)m.st.lazy_pages;
+	f->done = early;
+	f->done_seq = early ? ++m.done_seq : 0;
+	for (size_t i = 0; i < nlazy; i++) {
+		uint32_t p = lazy[i];
+
+		memset(&m.state[p], FLT, m.len_at[p]);
+		for (uint32_t q = p; q < p + m.len_at[p]; q++)
+			m.flight_of[q] = f->id;
+	}
+	m.st.inflight_areas += nlazy;
+	m.st.inflight_pages += m.st.lazy_pages;
+	m.st.lazy_areas = m.st.lazy_pages = 0;
+	m.last_ret = pl->ret;
+	m.any_ret = true;
+	tally.flights++;
+	tally.markers += !nlazy;
+	tally.early += early;
+	tally.early_shared += shared;
+}
+
+int model_complete(uint64_t token)
+{
+	unsigned found;
+	int rc;
+
+	if (!m.async)
+		return -EINVAL;
+	rc = complete_one(token, false, &found);
+	if (!rc)
+		settle();	/* no purge runs: given back at once */
+	return rc;
 }
 
 /*
@@ -198,6 +393,9 @@ static bool model_purge(bool force, bool aliases, bool pool)
 		b->dmax = 0;
 		dirty++;
 	}
+	/* (An async space's purge first gives back what completed: nothing,
+	 * between operations.) */
+	settle();
 	if (!m.st.lazy_areas && !dirty && !force)
 		return false;
 	m.nexp = 0;
@@ -212,32 +410,33 @@ static bool model_purge(bool force, bool aliases, bool pool)
 		if (m.state[p] == LAZY && m.len_at[p])
 			lazy[nlazy++] = (uint32_t)p;
 	}
+	m.st.purges++;
+	m.st.flushes++;
+	m.st.ranges_flushed += m.nexp;
+	if (m.st.lazy_areas > m.st.purge_max_areas)
+		m.st.purge_max_areas = m.st.lazy_areas;
 	/*
 	 * Flushed: with pools (unless the caller empties them next), the old
 	 * generation goes back to the tree, then each lazy area of up to
 	 * POOL_PAGES pages (not a retired block) goes into its pool -- the
 	 * batch in address order at the head -- and the rest to the tree.
+	 * Asynchronously: the batch goes in flight, the pools decay all the
+	 * same, and what completed meanwhile -- this batch too, if its token
+	 * was completed during the call -- comes back as the purge ends.
 	 */
 	pool = pool && m.pools;
+	if (m.async) {
+		flight_start(lazy, nlazy);
+		if (pool)
+			pools_decay(false);
+		settle();
+		return true;
+	}
 	if (pool)
 		pools_decay(false);
-	for (size_t i = nlazy; i-- > 0;) {
-		uint32_t p = lazy[i], pages = m.len_at[p];
-
-		if (pool && pages <= POOL_PAGES && !m.lazy_block[p]) {
-			pool_put(p, pages);
-		} else {
-			memset(&m.state[p], FREE, pages);
-			m.len_at[p] = 0;
-		}
-		m.lazy_block[p] = false;
-	}
-	m.st.purges++;
-	m.st.flushes++;
-	m.st.ranges_flushed += m.nexp;
+	for (size_t i = nlazy; i-- > 0;)
+		give_area(lazy[i], pool);
 	m.st.areas_purged += m.st.lazy_areas;
-	if (m.st.lazy_areas > m.st.purge_max_areas)
-		m.st.purge_max_areas = m.st.lazy_areas;
 	m.st.lazy_areas = m.st.lazy_pages = 0;
 	return true;
 }
@@ -458,13 +657,20 @@ static bool model_find(const struct fit *f, uint64_t *page)
 	return false;
 }
 
+/* Can a sync purge make room?  Something is lazy or pooled, a block is
+ * live (it may be fragmented), or a flush is in flight. */
+static bool could_help(void)
+{
+	return m.st.lazy_pages || m.nblk || m.st.cached_areas || m.nflt;
+}
+
 /*
  * A pool's area, else the tree's search, and on a miss, where that can help
- * -- something is lazy or pooled, or a block is live (it may be
- * fragmented), and the window, were it all free, could hold the area with
+ * (could_help), and the window, were it all free, could hold the area with
  * its alignment, phase and boundary; never with NOPURGE -- a sync purge
  * (fragmented blocks first, every pool back to the tree after) and one more
- * search.
+ * search.  In an async space, a second miss with flights pending would
+ * wait for a completion: the operations never get there (place_waits).
  */
 static bool model_place(const struct fit *f, uint64_t *p)
 {
@@ -481,14 +687,17 @@ static bool model_place(const struct fit *f, uint64_t *p)
 		pools_decay(true);
 		return model_find(f, p);
 	}
-	retry = !f->nopurge &&
-		(m.st.lazy_pages || m.nblk || m.st.cached_areas) &&
+	retry = !f->nopurge && could_help() &&
 		block_fit(f, 0, m.st.total_pages, &(uint64_t){ 0 });
 	if (!retry)
 		return false;
 	m.st.purge_retries++;
 	purge_all(false, &m.st.purges_miss);
-	return model_find(f, p);
+	if (model_find(f, p))
+		return true;
+	EXPECT(!m.nflt, "test bug: the call waits for one of %zu flights",
+	       m.nflt);
+	return false;
 }
 
 int model_alloc(const struct op *o, uint64_t *addr)
@@ -561,8 +770,9 @@ int model_free(uint64_t addr)
 }
 
 /* What [p, p + pages) holds, as vmap_range_state says it: busy if any page
- * is (an area, a reservation, a block), else lazy if any page is, else free
- * -- pooled pages are free:  ..c+c. lazy, ..cc.. free, .+A+. busy. */
+ * is (an area, a reservation, a block), else lazy if any page is (in
+ * flight too), else free -- pooled pages are free:  ..c+c. lazy, ..c~.
+ * lazy, ..cc.. free, .+A+. busy. */
 static int range_state(uint64_t p, uint64_t pages)
 {
 	int state = VMAP_RANGE_FREE;
@@ -571,7 +781,7 @@ static int range_state(uint64_t p, uint64_t pages)
 		if (m.state[q] == BUSY || m.state[q] == BLK ||
 		    m.state[q] == RSV)
 			return VMAP_RANGE_BUSY;
-		if (m.state[q] == LAZY)
+		if (m.state[q] == LAZY || m.state[q] == FLT)
 			state = VMAP_RANGE_LAZY;
 	}
 	return state;
@@ -580,9 +790,10 @@ static int range_state(uint64_t p, uint64_t pages)
 /* The -EINVAL and -ERANGE rules of the fixed-address calls. */
 static int check_range(uint64_t start, uint64_t size)
 {
-	if (!size || (start | size) % m.ps || size > UINT64_MAX - start)
+	if (!size || (start | size) % m.ps || size - 1 > UINT64_MAX - start)
 		return -EINVAL;
-	if (start < m.base || start + size > m.end)
+	/* Ending at 2^64 exactly is past the end, not a wrap. */
+	if (start < m.base || !(start + size) || start + size > m.end)
 		return -ERANGE;
 	return 0;
 }
@@ -596,6 +807,9 @@ static int check_range(uint64_t start, uint64_t size)
  *   .R++..  busy (an area, a reservation, a block): -EBUSY
  *   ..++c.  lazy: -EAGAIN; with VMAP_AT_PURGE a sync purge, and again
  *   ..cc..  free once the pools are drained: again
+ *   ..~~+.  in flight (lazy too): the purge's callback may complete it;
+ *           if it does not, a second purge, and then the call waits for
+ *           completions while the range is lazy (never made: at_waits)
  * Both failures count as allocation failures.  A third miss is -EBUSY: only
  * another thread could take the range between the look and the retry.
  */
@@ -624,6 +838,11 @@ int model_alloc_at(uint64_t addr, uint64_t size, unsigned flags,
 		if (tries < 2 && (state == VMAP_RANGE_FREE ||
 				  (state == VMAP_RANGE_LAZY && purge)))
 			continue;
+		/* Lazy still, after two purges: in flight, and the call
+		 * waits for a completion (model_at_waits). */
+		EXPECT(state != VMAP_RANGE_LAZY || !purge || !m.nflt,
+		       "test bug: the call waits for one of %zu flights",
+		       m.nflt);
 		m.st.alloc_failures++;
 		return state == VMAP_RANGE_LAZY && !purge ? -EAGAIN : -EBUSY;
 	}
@@ -828,17 +1047,153 @@ int model_ram_free(uint64_t addr, uint64_t size)
 	return 0;
 }
 
+/* ---- calls that would wait for a completion ---- */
+
+/* A live block with nothing live but pages never handed out: a sync purge
+ * retires it (purge_fragmented); its pages go lazy with the batch. */
+static bool fragmented(const struct mblock *b)
+{
+	return b->live && b->free + b->dirty == m.bp && b->dirty != m.bp;
+}
+
+/*
+ * The pages a sync purge (purge_all) would leave free, with the callback
+ * doing cbs.plan[0], made FREE in m.state (the caller restores it): every
+ * pooled page; every page of a flight the plan completes; and, if the
+ * batch starts completed, every lazy page and every page of a fragmented
+ * block.  There is a callback only if the purge has a batch.  Returns the
+ * flights still in flight after it (the flights themselves are left as
+ * they were).
+ */
+static size_t after_purge_all(void)
+{
+	static struct mflight saved[MAX_FLIGHTS];
+	const struct plan *pl = &cbs.plan[0];
+	size_t nsaved = m.nflt, pending = 0;
+	uint64_t seq = m.done_seq, comps = m.st.completions;
+	bool cb = m.st.lazy_areas != 0, early = false;
+	unsigned found;
+	uint32_t id = 0;
+	bool done = false;
+
+	for (size_t k = 0; k < MAX_BLOCKS; k++)
+		cb |= fragmented(&m.blk[k]);
+	memcpy(saved, m.flt, nsaved * sizeof(saved[0]));
+	for (unsigned i = 0; cb && i < pl->ncomp; i++)
+		early |= !complete_one(pl->comp[i], true, &found) &&
+			 pl->comp[i] == pl->ret;
+	for (size_t k = 0; early && k < MAX_BLOCKS; k++)
+		if (fragmented(&m.blk[k]))
+			memset(&m.state[m.blk[k].page], FREE, m.bp);
+	for (uint64_t p = 0; p < m.npages; p++) {
+		if (m.state[p] == FLT && m.flight_of[p] != id) {
+			id = m.flight_of[p];
+			for (size_t i = 0; i < m.nflt; i++)
+				if (m.flt[i].id == id)
+					done = m.flt[i].done;
+		}
+		if (m.state[p] == CACHED || (m.state[p] == FLT && done) ||
+		    (m.state[p] == LAZY && early))
+			m.state[p] = FREE;
+	}
+	for (size_t i = 0; i < m.nflt; i++)
+		pending += !m.flt[i].done;
+	pending += cb && !early;
+	memcpy(m.flt, saved, nsaved * sizeof(saved[0]));
+	m.done_seq = seq;
+	m.st.completions = comps;
+	return pending;
+}
+
+/* Would model_place(f) wait (see model.h)?  Only after a miss, a purge
+ * that could help, and a second miss, with flights pending. */
+static int place_waits(const struct fit *f)
+{
+	static uint8_t saved[MAX_PAGES];
+	uint64_t p;
+	size_t pending;
+	bool fit, cb = m.st.lazy_areas != 0;
+
+	if (!m.async || f->nopurge || pool_find(f, &p, false) ||
+	    model_find(f, &p) || !could_help() ||
+	    !block_fit(f, 0, m.st.total_pages, &p))
+		return 0;
+	for (size_t k = 0; k < MAX_BLOCKS; k++)
+		cb |= fragmented(&m.blk[k]);
+	memcpy(saved, m.state, m.npages);
+	pending = after_purge_all();
+	fit = model_find(f, &p);
+	memcpy(m.state, saved, m.npages);
+	return fit || !pending ? 0 : cb ? 1 : 2;
+}
+
+int model_alloc_waits(const struct op *o)
+{
+	struct fit f;
+
+	return model_args(o, &f) ? 0 : place_waits(&f);
+}
+
+/* vmap_ram_alloc: a piece that a block on the free list has room for
+ * never misses; else the block's placement, or the tree's for a big one. */
+int model_ram_alloc_waits(uint64_t size)
+{
+	uint64_t pages = to_pages(size), n;
+	struct fit f = { 0 };
+
+	if (!pages)
+		return 0;
+	if (pages > RAM_MAX) {
+		struct op o = { .size = size, .vend = UINT64_MAX };
+
+		return model_alloc_waits(&o);
+	}
+	n = 1ull << order_of(pages);
+	for (size_t i = 0; i < m.nfl; i++)
+		if (m.blk[m.fl[i]].free >= n)
+			return 0;
+	f.size = f.align = m.bp * m.ps;
+	f.lo = m.base;
+	f.hi = m.end;
+	return place_waits(&f);
+}
+
+/* vmap_alloc_at and vmap_reserve with VMAP_AT_PURGE of a lazy range: the
+ * first purge must leave all of it free, or the third miss waits. */
+int model_at_waits(uint64_t addr, uint64_t size, unsigned flags)
+{
+	static uint8_t saved[MAX_PAGES];
+	struct fit f = { .size = size, .align = m.ps, .lo = addr,
+			 .hi = addr + size, .nopurge = true };
+	uint64_t p, first = (addr - m.base) / m.ps, pages = size / m.ps;
+	bool cb = m.st.lazy_areas != 0, free;
+
+	if (!m.async || flags != VMAP_AT_PURGE || check_range(addr, size) ||
+	    pool_find(&f, &p, false) || model_find(&f, &p) ||
+	    range_state(first, pages) != VMAP_RANGE_LAZY)
+		return 0;
+	for (size_t k = 0; k < MAX_BLOCKS; k++)
+		cb |= fragmented(&m.blk[k]);
+	memcpy(saved, m.state, m.npages);
+	after_purge_all();
+	free = range_state(first, pages) == VMAP_RANGE_FREE;
+	memcpy(m.state, saved, m.npages);
+	return free ? 0 : cb ? 1 : 2;
+}
+
 /* ---- comparing ---- */
 
 #define STATS(X)                                                            \
-	X(total_pages) X(busy_areas) X(busy_pages) X(free_pages)            \
-	X(free_blocks) X(largest_free_pages) X(lazy_areas) X(lazy_pages)    \
-	X(lazy_max_pages) X(allocs) X(frees) X(alloc_failures)              \
-	X(purge_retries) X(purges) X(flushes) X(ranges_flushed)             \
-	X(areas_purged) X(purge_max_areas) X(release_path)                  \
-	X(release_syscalls) X(release_errors) X(block_pages) X(blocks)      \
-	X(block_free_pages) X(block_dirty_pages) X(blocks_created)          \
-	X(blocks_freed) X(cached_areas) X(cached_pages) X(cached_hits)      \
+	X(inflight_flushes) X(inflight_areas) X(inflight_pages)             \
+	X(completions) X(total_pages) X(busy_areas) X(busy_pages)           \
+	X(free_pages) X(free_blocks) X(largest_free_pages)                  \
+	X(lazy_areas) X(lazy_pages) X(lazy_max_pages) X(allocs)             \
+	X(frees) X(alloc_failures) X(purge_retries) X(purges)               \
+	X(flushes) X(ranges_flushed) X(areas_purged) X(purge_max_areas)     \
+	X(release_path) X(release_syscalls) X(release_errors)               \
+	X(block_pages) X(blocks) X(block_free_pages)                        \
+	X(block_dirty_pages) X(blocks_created) X(blocks_freed)              \
+	X(cached_areas) X(cached_pages) X(cached_hits)                      \
 	X(cached_decayed) X(purges_threshold) X(purges_miss)                \
 	X(purges_called) X(purges_timer) X(purges_strict)                   \
 	X(purges_aliases) X(backpressure)
@@ -876,6 +1231,12 @@ void check_state(uint64_t flushes_before)
 		if (run > m.st.largest_free_pages)
 			m.st.largest_free_pages = run;
 	}
+	/* Between operations nothing is completed and not given back. */
+	m.st.inflight_flushes = 0;
+	for (size_t i = 0; i < m.nflt; i++) {
+		EXPECT(!m.flt[i].done, "test bug: a completed flight left");
+		m.st.inflight_flushes++;
+	}
 	m.st.blocks = m.nblk;
 	m.st.block_free_pages = m.st.block_dirty_pages = 0;
 	for (size_t k = 0; k < MAX_BLOCKS; k++)
@@ -886,4 +1247,131 @@ void check_state(uint64_t flushes_before)
 	err = vmap_stats(space, &st);
 	EXPECT(err == 0, "vmap_stats() = %d", err);
 	STATS(COMPARE)
+}
+
+/* ---- vmap_walk and vmap_largest_free ---- */
+
+static struct {
+	size_t n, stop;		/* ranges seen; stop at this many */
+	int rv;			/* ... returning this */
+	struct vmap_walk_range r[MAX_PAGES];
+} wlog;
+
+static int walk_cb(void *arg, const struct vmap_walk_range *r)
+{
+	(void)arg;
+	if (wlog.n < MAX_PAGES)
+		wlog.r[wlog.n] = *r;
+	wlog.n++;
+	return wlog.n == wlog.stop ? wlog.rv : 0;
+}
+
+/*
+ * The space as vmap_walk reports it, in address order: each area whole --
+ * busy, reserved, a block, pooled (free), in flight (lazy) -- and the free
+ * pages and the lazy ones (what no structure holds) as maximal runs:
+ *   ..AA++~~~cc.  -> free, area, lazy, in flight, cached, free
+ * (two flights' areas, or two pooled areas, that touch are two ranges).
+ */
+static size_t model_ranges(struct vmap_walk_range *out)
+{
+	static const int state[] = {
+		[FREE] = VMAP_RANGE_FREE, [BUSY] = VMAP_RANGE_BUSY,
+		[LAZY] = VMAP_RANGE_LAZY, [BLK] = VMAP_RANGE_BUSY,
+		[CACHED] = VMAP_RANGE_FREE, [RSV] = VMAP_RANGE_BUSY,
+		[FLT] = VMAP_RANGE_LAZY,
+	};
+	static const unsigned kind[] = {
+		[FREE] = VMAP_KIND_FREE, [BUSY] = VMAP_KIND_AREA,
+		[LAZY] = VMAP_KIND_LAZY, [BLK] = VMAP_KIND_BLOCK,
+		[CACHED] = VMAP_KIND_CACHED, [RSV] = VMAP_KIND_RESERVED,
+		[FLT] = VMAP_KIND_IN_FLIGHT,
+	};
+	size_t n = 0;
+
+	for (uint64_t p = 0, q; p < m.npages; p = q) {
+		int st = m.state[p];
+
+		if (st == FREE || st == LAZY) {
+			for (q = p + 1; q < m.npages && m.state[q] == st; q++)
+				;
+		} else {
+			EXPECT(m.len_at[p], "test bug: page %llu starts no "
+			       "area", (ull)p);
+			q = p + m.len_at[p];
+		}
+		out[n++] = (struct vmap_walk_range){ addr_of(p), addr_of(q),
+						     state[st], kind[st] };
+	}
+	return n;
+}
+
+/* vmap_walk of [from, to): what overlaps the window, in `what`; lazy runs
+ * clipped to it, the rest whole.  With stop, fn returns rv at the stop-th
+ * range, which ends the walk and is what vmap_walk returns. */
+void check_walk(uint64_t from, uint64_t to, unsigned what, size_t stop,
+		int rv)
+{
+	static struct vmap_walk_range all[MAX_PAGES], exp[MAX_PAGES];
+	size_t na = model_ranges(all), ne = 0;
+	int ret, want = 0;
+
+	for (size_t i = 0; i < na; i++) {
+		struct vmap_walk_range r = all[i];
+
+		if (r.end <= from || r.start >= to ||
+		    !(what & (1u << r.state)))
+			continue;
+		if (r.kind == VMAP_KIND_LAZY) {
+			r.start = r.start > from ? r.start : from;
+			r.end = r.end < to ? r.end : to;
+		}
+		exp[ne++] = r;
+	}
+	if (stop && stop <= ne) {
+		ne = stop;
+		want = rv;
+	}
+	wlog.n = 0;
+	wlog.stop = stop;
+	wlog.rv = rv;
+	ret = vmap_walk(space, from, to, what, walk_cb, NULL);
+	EXPECT(ret == want, "vmap_walk([%#llx, %#llx), %#x) = %d, model %d",
+	       (ull)from, (ull)to, what, ret, want);
+	EXPECT(wlog.n == ne, "vmap_walk([%#llx, %#llx), %#x) reported %zu "
+	       "ranges, model %zu", (ull)from, (ull)to, what, wlog.n, ne);
+	for (size_t i = 0; i < ne; i++) {
+		const struct vmap_walk_range *r = &wlog.r[i], *e = &exp[i];
+
+		EXPECT(r->start == e->start && r->end == e->end &&
+		       r->state == e->state && r->kind == e->kind,
+		       "vmap_walk([%#llx, %#llx), %#x) range %zu: [%#llx, "
+		       "%#llx) state %d kind %u; model [%#llx, %#llx) state "
+		       "%d kind %u", (ull)from, (ull)to, what, i,
+		       (ull)r->start, (ull)r->end, r->state, r->kind,
+		       (ull)e->start, (ull)e->end, e->state, e->kind);
+	}
+}
+
+/* The longest runs of free pages -- the tree's and the pools', joined --
+ * now, and after a sync purge: lazy pages too, not those in flight. */
+void check_largest(void)
+{
+	uint64_t now = 0, after = 0, run = 0, arun = 0;
+	uint64_t got_now = SENTINEL_PAGES, got_after = SENTINEL_PAGES;
+	int ret;
+
+	for (uint64_t p = 0; p < m.npages; p++) {
+		bool f = m.state[p] == FREE || m.state[p] == CACHED;
+
+		run = f ? run + 1 : 0;
+		arun = f || m.state[p] == LAZY ? arun + 1 : 0;
+		now = run > now ? run : now;
+		after = arun > after ? arun : after;
+	}
+	ret = vmap_largest_free(space, &got_now, &got_after);
+	EXPECT(ret == 0 && got_now == now && got_after == after,
+	       "vmap_largest_free() = %d: now %llu, after a purge %llu; "
+	       "model %llu, %llu", ret, (ull)got_now, (ull)got_after,
+	       (ull)now, (ull)after);
 }

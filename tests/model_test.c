@@ -115,6 +115,19 @@ int main(void)
 	       (ull)at->state[VMAP_RANGE_FREE],
 	       (ull)at->state[VMAP_RANGE_LAZY],
 	       (ull)at->state[VMAP_RANGE_BUSY]);
+	printf("model_test: asynchronous flushes: %llu flights (%llu markers, "
+	       "%llu started completed, %llu of them sharing the token of "
+	       "one completed then), %llu completions (%llu out of "
+	       "order, %llu of shared tokens), %llu from the callback, %llu "
+	       "unknown tokens remembered, %llu -ENOENT, %llu -EINVAL; "
+	       "waits forestalled: %llu by the callback, %llu by a "
+	       "completion first; %llu walks\n",
+	       (ull)at->flights, (ull)at->markers, (ull)at->early,
+	       (ull)at->early_shared,
+	       (ull)at->completed, (ull)at->out_of_order, (ull)at->shared,
+	       (ull)at->in_call, (ull)at->remembered, (ull)at->unknown,
+	       (ull)at->not_async, (ull)at->unblocked,
+	       (ull)at->completed_first, (ull)at->walks);
 	test_checks = model_checks();	/* the checks were the model's */
 	return test_summary("model_test");
 }

@@ -2,10 +2,12 @@
 /*
  * fuzz_model.c - the model test (../model_ops.c) with its choices taken from
  * a fuzz input instead of a PRNG: the first bytes make the space (page size,
- * pages, base, lazy threshold, strict, vmap blocks), the rest are
- * operations, each checked against the model -- return value, address,
- * flushed ranges, every counter and vmap_check().  A disagreement prints
- * what differed and aborts.  One space per input, destroyed at its end.
+ * pages, base, lazy threshold, strict, vmap blocks, node pools,
+ * asynchronous flushes), the rest are operations, each checked against the
+ * model -- return value, address, flushed ranges, completions, every
+ * counter, vmap_check() and, now and then, vmap_walk().  A disagreement
+ * prints what differed and aborts.  One space per input, destroyed at its
+ * end.
  */
 #include <stddef.h>
 #include <stdint.h>

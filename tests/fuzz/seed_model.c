@@ -18,6 +18,7 @@ int main(int argc, char **argv)
 {
 	static uint8_t buf[1 << 20];
 	struct vmap_stats st;
+	struct model_tally tl;
 	uint64_t ops;
 	size_t n;
 	FILE *f;
@@ -38,6 +39,7 @@ int main(int argc, char **argv)
 	}
 	ops = model_ops();
 	st = *model_stats();
+	tl = *model_tally();
 	model_feed(buf, n);
 	model_run_space(UINT64_MAX);
 	model_end_space();
@@ -51,8 +53,22 @@ int main(int argc, char **argv)
 		perror(argv[3]);
 		return 1;
 	}
-	printf("%s: %zu bytes, %llu steps, largest purge %llu areas\n",
-	       argv[3], n, (unsigned long long)ops,
-	       (unsigned long long)st.purge_max_areas);
+	printf("%s: %zu bytes, %llu steps, %llu pages, largest purge %llu "
+	       "areas, %llu vmap blocks, %llu from node pools", argv[3], n,
+	       (unsigned long long)ops, (unsigned long long)st.total_pages,
+	       (unsigned long long)st.purge_max_areas,
+	       (unsigned long long)st.blocks_created,
+	       (unsigned long long)st.cached_hits);
+	if (tl.flights)	/* an async space: what its completions did */
+		printf(", %llu flights, %llu completions (%llu out of order, "
+		       "%llu of shared tokens, %llu from the callback, %llu "
+		       "batches started completed)",
+		       (unsigned long long)tl.flights,
+		       (unsigned long long)tl.completed,
+		       (unsigned long long)tl.out_of_order,
+		       (unsigned long long)tl.shared,
+		       (unsigned long long)tl.in_call,
+		       (unsigned long long)tl.early);
+	putchar('\n');
 	return 0;
 }
