@@ -18,7 +18,9 @@
  * foresees every call that would wait for a completion (forever, in one
  * thread) and makes sure it does not.  Every 16 steps, and as a step of
  * its own, vmap_walk and vmap_largest_free are checked against the model's
- * pages too.
+ * pages too.  A fifth of the spaces (not async or ram ones) are
+ * VMAP_SPACE_EMPTY: they start with a few spans, some touching, and a step
+ * adds one now and then (or a bad one: overlapping, outside, unaligned).
  */
 #ifndef VMAP_TEST_MODEL_H
 #define VMAP_TEST_MODEL_H
@@ -89,6 +91,13 @@ struct model_tally {
 	uint64_t completed_first; /* ... or, with no purge to call it, a
 				   flight completed instead of the call */
 	uint64_t walks, largest; /* vmap_walk, vmap_largest_free checks */
+	/* Spans (VMAP_SPACE_EMPTY spaces): */
+	uint64_t span_spaces;	/* spaces made empty */
+	uint64_t spans, cuts;	/* vmap_space_add calls that added one;
+				   ... touching another span (a cut) */
+	uint64_t span_bad[3];	/* ... refused: -EEXIST, -ERANGE, -EINVAL */
+	uint64_t not_in_span;	/* fixed-address calls and range states of
+				   a range not inside one span: -ERANGE */
 };
 const struct model_tally *model_tally(void);
 
@@ -117,8 +126,9 @@ typedef unsigned long long ull;
  * vmap_stats, not in the free tree); RSV: a reservation's (vmap_reserve:
  * busy, but no vmap_free's); FLT: a purged area whose asynchronous flush
  * is in flight (lazy to vmap_range_state and vmap_walk, counted in
- * flight, free only once its token is completed). */
-enum { FREE, BUSY, LAZY, BLK, CACHED, RSV, FLT };
+ * flight, free only once its token is completed); ABSENT: in no span of a
+ * VMAP_SPACE_EMPTY space (not the space's: never free, never walked). */
+enum { FREE, BUSY, LAZY, BLK, CACHED, RSV, FLT, ABSENT };
 
 #define POOL_PAGES 256	/* areas up to this many pages are pooled */
 #define POOL_SCAN 4	/* pooled areas a take looks at */
@@ -234,6 +244,11 @@ struct model {
 	uint64_t tok_next;		/* the next fresh token */
 	uint64_t last_ret;		/* the token the last call returned */
 	bool any_ret;
+	/* Spans (VMAP_SPACE_EMPTY): pages outside them are ABSENT; cut[p]:
+	 * two spans touch between pages p - 1 and p, and no free block,
+	 * purge run or area crosses there. */
+	bool empty;
+	bool cut[MAX_PAGES];
 	struct vmap_stats st;		/* what vmap_stats() must say */
 };
 
@@ -270,6 +285,8 @@ int model_alloc_at(uint64_t addr, uint64_t size, unsigned flags,
 		   bool reserve);
 int model_unreserve(uint64_t addr);
 int model_range_state(uint64_t start, uint64_t size, int *state);
+/* vmap_space_add. */
+int model_space_add(uint64_t start, uint64_t length);
 /* The reservation starting at addr, as an index of m.rsv; -1 if none. */
 long rsv_at(uint64_t addr);
 int model_ram_alloc(uint64_t size, uint64_t *addr);

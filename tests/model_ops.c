@@ -28,13 +28,13 @@
 
 enum { OP_ALLOC, OP_XALLOC, OP_BAD_ARGS, OP_FREE, OP_BAD_FREE, OP_PURGE,
        OP_RAM_ALLOC, OP_RAM_FREE, OP_BAD_RAM, OP_AT, OP_RESERVE,
-       OP_UNRESERVE, OP_STATE, OP_BAD_AT, OP_COMPLETE, OP_WALK };
+       OP_UNRESERVE, OP_STATE, OP_BAD_AT, OP_COMPLETE, OP_WALK, OP_SPAN };
 static const char *const op_name[] = { "alloc", "xalloc", "bad xalloc",
 				       "free", "bad free", "purge",
 				       "ram alloc", "ram free", "bad ram op",
 				       "alloc at", "reserve", "unreserve",
 				       "range state", "bad range op",
-				       "flush complete", "walk" };
+				       "flush complete", "walk", "space add" };
 
 vmap_space *space;
 int model_nchecks;
@@ -369,6 +369,8 @@ static void step_walk(struct op *o)
 		from = addr_of(rnd(m.npages)) + (chance(30) ? rnd(m.ps) : 0);
 		to = chance(10) ? UINT64_MAX - rnd(m.ps) :
 		     from + 1 + rnd((m.end - from) + m.ps);
+		if (!to)	/* a page past a space at the very top */
+			to = UINT64_MAX;
 		if (chance(10))
 			from = rnd(m.base + 1);
 		what = 1 + (unsigned)rnd(VMAP_WALK_ALL);
@@ -817,6 +819,106 @@ static void step_unreserve(struct op *o)
 }
 
 /* vmap_range_state of a range drawn by gen_range: nothing changes. */
+/* ---- spans (VMAP_SPACE_EMPTY spaces) ---- */
+
+/* vmap_space_add of [start, start + length) against the model's. */
+static void span_add(struct op *o, uint64_t start, uint64_t length)
+{
+	int ret, exp;
+
+	o->addr = start;
+	o->size = length;
+	ret = vmap_space_add(space, start, length);
+	exp = model_space_add(start, length);
+	tally.span_bad[0] += exp == -EEXIST;
+	tally.span_bad[1] += exp == -ERANGE;
+	tally.span_bad[2] += exp == -EINVAL;
+	EXPECT(ret == exp, "vmap_space_add(%#llx, %#llx) = %d (%s), model %d",
+	       (ull)start, (ull)length, ret, vmap_strerror(ret), exp);
+}
+
+/* The first page at or after p (wrapping) that is absent; NO_PAGE if
+ * none. */
+static uint64_t absent_from(uint64_t p)
+{
+	for (uint64_t q = 0; q < m.npages; q++, p = (p + 1) % m.npages)
+		if (m.state[p] == ABSENT)
+			return p;
+	return NO_PAGE;
+}
+
+/*
+ * A new span, mostly: absent pages from a random absent one, as many as are
+ * absent there or fewer (so touching spans on one side, both, or neither);
+ * or a bad one, which changes nothing: overlapping a span (-EEXIST),
+ * outside the range (-ERANGE), unaligned or empty or wrapping (-EINVAL).
+ */
+static void step_span(struct op *o)
+{
+	uint64_t p = absent_from(rnd(m.npages)), n = 0, start, len;
+
+	switch (o->variant = p == NO_PAGE ? 1 + (int)rnd(4) :
+			     chance(60) ? 0 : 1 + (int)rnd(4)) {
+	case 0:
+		while (p + n < m.npages && m.state[p + n] == ABSENT)
+			n++;
+		n = chance(50) ? n : 1 + rnd(n);
+		if (chance(30) && n > 1) /* leave a gap before it */
+			p++, n--;
+		span_add(o, addr_of(p), n * m.ps);
+		return;
+	case 1: /* over a span's pages, or over an absent run's end */
+		p = rnd(m.npages);
+		n = 1 + rnd(m.npages - p);
+		span_add(o, addr_of(p), n * m.ps);
+		return;
+	case 2: /* outside: below the base, past the end, or both */
+		start = m.base >= m.ps && chance(50) ?
+			m.base - m.ps * (1 + rnd(m.base / m.ps < 8 ? m.base / m.ps : 8)) :
+			addr_of(rnd(m.npages));
+		len = m.end - start + m.ps * rnd(3);
+		if (!len)
+			len = m.ps;
+		span_add(o, start, len);
+		return;
+	case 3: /* unaligned, or empty */
+		start = addr_of(rnd(m.npages));
+		len = m.ps * (1 + rnd(4));
+		switch (rnd(3)) {
+		case 0: start += 1 + rnd(m.ps - 1); break;
+		case 1: len += 1 + rnd(m.ps - 1); break;
+		default: len = 0; break;
+		}
+		span_add(o, start, len);
+		return;
+	default: /* wrapping past 2^64 */
+		start = addr_of(rnd(m.npages));
+		span_add(o, start, -start + m.ps * (1 + rnd(4)));
+		return;
+	}
+}
+
+/*
+ * The spans a VMAP_SPACE_EMPTY space starts with: from the bottom, runs of
+ * pages that are a span or stay absent; spans follow spans (touching: a
+ * cut) or a gap.  At least one span.
+ */
+static void first_spans(void)
+{
+	struct op o = { .kind = OP_SPAN };
+	uint64_t p = 0, n, spans = 0;
+
+	while (p < m.npages) {
+		n = 1 + rnd(chance(50) ? 16 : m.npages / 3);
+		n = n < m.npages - p ? n : m.npages - p;
+		if (chance(70) || (!spans && p + n >= m.npages)) {
+			span_add(&o, addr_of(p), n * m.ps);
+			spans++;
+		}
+		p += n;
+	}
+}
+
 static void step_state(struct op *o)
 {
 	int ret, exp, state = -1, want = -1;
@@ -972,7 +1074,12 @@ static void step(struct op *o, unsigned p_alloc)
 		o->kind = OP_COMPLETE;
 	if (m.async)
 		draw_plans();
+	if (m.empty && o->kind != OP_COMPLETE && chance(3))
+		o->kind = OP_SPAN;
 	switch (o->kind) {
+	case OP_SPAN:
+		step_span(o);
+		return;
 	case OP_COMPLETE:
 		step_complete(o, m.nflt >= MAX_FLIGHTS - 8);
 		return;
@@ -1133,6 +1240,14 @@ static void new_space(void)
 	 * the 64 bits to 0, or from anywhere.
 	 */
 	m.async = !m.strict && chance(25);
+	/* A fifth of the others: spans. */
+	m.empty = !m.async && chance(20);
+	if (m.empty) {
+		memset(m.state, ABSENT, m.npages);
+		tally.span_spaces++;
+		m.st.total_pages = 0;
+		cfg.flags |= VMAP_SPACE_EMPTY;
+	}
 	if (m.async) {
 		cfg.flush = NULL;
 		cfg.flush_async = flush_async_cb;
@@ -1146,6 +1261,10 @@ static void new_space(void)
 	m.st.block_pages = m.bp;
 	err = vmap_space_create(&cfg, &space);
 	EXPECT(err == 0, "vmap_space_create() = %d", err);
+	if (m.empty) {
+		first_spans();
+		check_state(0);
+	}
 }
 
 /* ---- the drivers' side (model.h) ---- */

@@ -624,7 +624,8 @@ static bool model_find(const struct fit *f, uint64_t *page)
 	uint64_t pages = f->size / m.ps, nb = 0, misses = 0, k, j, big;
 
 	for (uint64_t p = 0; p < m.npages; p++) {
-		if (m.state[p] == FREE && (!p || m.state[p - 1] != FREE))
+		if (m.state[p] == FREE &&
+		    (!p || m.state[p - 1] != FREE || m.cut[p]))
 			bs[nb++] = (uint32_t)p;
 		if (m.state[p] == FREE)
 			be[nb - 1] = (uint32_t)p + 1;
@@ -682,13 +683,13 @@ static bool model_place(const struct fit *f, uint64_t *p)
 	 * (no flush), and one more search. */
 	if (f->nopurge) {
 		if (!m.st.cached_areas ||
-		    !block_fit(f, 0, m.st.total_pages, &(uint64_t){ 0 }))
+		    !block_fit(f, 0, m.npages, &(uint64_t){ 0 }))
 			return false;
 		pools_decay(true);
 		return model_find(f, p);
 	}
 	retry = !f->nopurge && could_help() &&
-		block_fit(f, 0, m.st.total_pages, &(uint64_t){ 0 });
+		block_fit(f, 0, m.npages, &(uint64_t){ 0 });
 	if (!retry)
 		return false;
 	m.st.purge_retries++;
@@ -795,6 +796,43 @@ static int check_range(uint64_t start, uint64_t size)
 	/* Ending at 2^64 exactly is past the end, not a wrap. */
 	if (start < m.base || !(start + size) || start + size > m.end)
 		return -ERANGE;
+	/* A span space: not inside one span (an absent page, a cut). */
+	for (uint64_t p = (start - m.base) / m.ps, q = p;
+	     m.empty && q < p + size / m.ps; q++)
+		if (m.state[q] == ABSENT || (q > p && m.cut[q])) {
+			tally.not_in_span++;
+			return -ERANGE;
+		}
+	return 0;
+}
+
+/*
+ * vmap_space_add: the -EINVAL and -ERANGE rules, then -EEXIST if any page
+ * is in a span already; else the pages are free, the tree's, and where the
+ * new span touches another, a cut.
+ */
+int model_space_add(uint64_t start, uint64_t length)
+{
+	uint64_t p, n;
+
+	if (!m.empty || !length || (start | length) % m.ps ||
+	    length - 1 > UINT64_MAX - start)
+		return -EINVAL;
+	/* Ending at 2^64 exactly is past the end, not a wrap. */
+	if (start < m.base || !(start + length) || start + length > m.end)
+		return -ERANGE;
+	p = (start - m.base) / m.ps;
+	n = length / m.ps;
+	for (uint64_t q = p; q < p + n; q++)
+		if (m.state[q] != ABSENT)
+			return -EEXIST;
+	memset(&m.state[p], FREE, n);
+	if (p && m.state[p - 1] != ABSENT)
+		m.cut[p] = true, tally.cuts++;
+	if (p + n < m.npages && m.state[p + n] != ABSENT)
+		m.cut[p + n] = true, tally.cuts++;
+	tally.spans++;
+	m.st.total_pages += n;
 	return 0;
 }
 
@@ -1116,7 +1154,7 @@ static int place_waits(const struct fit *f)
 
 	if (!m.async || f->nopurge || pool_find(f, &p, false) ||
 	    model_find(f, &p) || !could_help() ||
-	    !block_fit(f, 0, m.st.total_pages, &p))
+	    !block_fit(f, 0, m.npages, &p))
 		return 0;
 	for (size_t k = 0; k < MAX_BLOCKS; k++)
 		cb |= fragmented(&m.blk[k]);
@@ -1225,7 +1263,8 @@ void check_state(uint64_t flushes_before)
 	 * pooled pages are free, but not in the tree's blocks. */
 	m.st.free_pages = m.st.free_blocks = m.st.largest_free_pages = 0;
 	for (uint64_t p = 0; p < m.npages; p++) {
-		run = m.state[p] == FREE ? run + 1 : 0;
+		/* Split at cuts, as the tree's blocks are. */
+		run = m.state[p] != FREE ? 0 : m.cut[p] ? 1 : run + 1;
 		m.st.free_pages += run > 0 || m.state[p] == CACHED;
 		m.st.free_blocks += run == 1;
 		if (run > m.st.largest_free_pages)
@@ -1292,8 +1331,13 @@ static size_t model_ranges(struct vmap_walk_range *out)
 	for (uint64_t p = 0, q; p < m.npages; p = q) {
 		int st = m.state[p];
 
+		if (st == ABSENT) {	/* not the space's: skipped */
+			q = p + 1;
+			continue;
+		}
 		if (st == FREE || st == LAZY) {
-			for (q = p + 1; q < m.npages && m.state[q] == st; q++)
+			for (q = p + 1; q < m.npages && m.state[q] == st &&
+			     !m.cut[q]; q++)
 				;
 		} else {
 			EXPECT(m.len_at[p], "test bug: page %llu starts no "
@@ -1364,6 +1408,8 @@ void check_largest(void)
 	for (uint64_t p = 0; p < m.npages; p++) {
 		bool f = m.state[p] == FREE || m.state[p] == CACHED;
 
+		if (m.cut[p])	/* runs end at a cut, as at a busy page */
+			run = arun = 0;
 		run = f ? run + 1 : 0;
 		arun = f || m.state[p] == LAZY ? arun + 1 : 0;
 		now = run > now ? run : now;

@@ -128,6 +128,14 @@ int main(void)
 	       (ull)at->in_call, (ull)at->remembered, (ull)at->unknown,
 	       (ull)at->not_async, (ull)at->unblocked,
 	       (ull)at->completed_first, (ull)at->walks);
+	printf("model_test: spans: %llu empty spaces, %llu spans added "
+	       "(%llu cuts), %llu refused (%llu -EEXIST, %llu -ERANGE, %llu "
+	       "-EINVAL); %llu fixed-address calls and range states not "
+	       "inside one span\n",
+	       (ull)at->span_spaces, (ull)at->spans, (ull)at->cuts,
+	       (ull)(at->span_bad[0] + at->span_bad[1] + at->span_bad[2]),
+	       (ull)at->span_bad[0], (ull)at->span_bad[1],
+	       (ull)at->span_bad[2], (ull)at->not_in_span);
 	test_checks = model_checks();	/* the checks were the model's */
 	return test_summary("model_test");
 }
