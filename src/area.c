@@ -449,13 +449,20 @@ int vm_resize(vmap_space *s, uint64_t addr, uint64_t bytes, uint64_t *lazy)
 	uint64_t end;
 	struct va *va;
 
+	unsigned flags;
+
 	pthread_mutex_lock(&sh->lock);
 	va = __busy_find(sh, addr);
 	end = va ? va->end : 0;
+	flags = va ? va->flags : 0;
 	pthread_mutex_unlock(&sh->lock);
 	*lazy = 0;
-	if (!va)
+	/* A vmap block's start is a piece's, not an area's (vmap_vfree's
+	 * -ENOENT); what may not be resized is refused even at its size. */
+	if (!va || (flags & VA_BLOCK))
 		return -ENOENT;
+	if (flags & NO_RESIZE)
+		return -EINVAL;
 	if (new_end == end)
 		return 0;
 	return new_end > end ? grow(s, sh, addr, new_end)

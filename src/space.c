@@ -304,6 +304,7 @@ static inline uint64_t get(atomic_uint_fast64_t *c)
 
 int vmap_stats(vmap_space *s, struct vmap_stats *out)
 {
+	uint64_t cached_areas, cached_pages;
 	struct vmap_stats st;
 	size_t n;
 
@@ -325,10 +326,14 @@ int vmap_stats(vmap_space *s, struct vmap_stats *out)
 		pthread_mutex_unlock(&sh->lock);
 	}
 	pthread_mutex_lock(&s->free_lock);
-	/* Pooled areas are free space too (counted apart as cached_*). */
+	/* Pooled areas are free space too (counted apart as cached_*).  Both
+	 * read under the free lock: a page can then not leave the tree and
+	 * reach a pool between the two reads and be counted twice (an area
+	 * only leaves the tree under it); pool-to-tree moves uncount first. */
 	st.free_pages = space_pages(s, s->free.bytes);
 	st.free_blocks = s->free.nodes;
 	st.largest_free_pages = space_pages(s, ft_largest(&s->free));
+	cached_areas = nodes_cached(s, &cached_pages);
 	pthread_mutex_unlock(&s->free_lock);
 	st.lazy_areas = get(&s->lazy.areas);
 	st.lazy_pages = get(&s->lazy.pages);
@@ -350,6 +355,8 @@ int vmap_stats(vmap_space *s, struct vmap_stats *out)
 				    : VMAP_RELEASE_NONE;
 	st.pool_max_pages = s->pool_max_pages;
 	nodes_stats(s, &st);
+	st.cached_areas = cached_areas;
+	st.cached_pages = cached_pages;
 	st.free_pages += st.cached_pages;
 	st.record_bytes = records_bytes(s);
 	st.nodes = s->nodes ? s->nnodes : 0;

@@ -49,6 +49,34 @@
  *  - vmap_unmap_ram with any count but the piece's own (the same
  *    power-of-two slot, the other side of RAM_MAX, a size that overflows)
  *    fails with EINVAL and changes nothing;
+ *  - vmap_vrealloc of a live vmalloc (or vmap_alloc_at) area to a new size
+ *    -- smaller, the same, larger, much larger, 16 pages and more (moved by
+ *    mremap), 0 (a free), or of NULL (a vmalloc) -- keeps the tags of the
+ *    pages both sizes have.  In place: a shrink's tail is freed (lazy; in a
+ *    strict space released at once) and the guard follows the new end; a
+ *    grow took pages the test knew were neither busy nor lazy, and they
+ *    read zero.  Moved (only a grow may): the new area lies as a vmalloc's,
+ *    its new pages read as a vmalloc's, and the old one is freed (a
+ *    vmap_vfree of it is -ENOENT).  vmap_vsize is the new size.  Refused --
+ *    a vmap_vmap or big map_ram area, a vprotected one, a reservation, a
+ *    piece, what is no area, a size that overflows -- NULL, the documented
+ *    errno, and nothing changed (a refusal once returned ptr for the
+ *    area's own size, and EINVAL for a vmap block's first piece);
+ *  - vmap_alloc_at and vmap_reserve (VMAP_AT_PURGE sometimes) and
+ *    vmap_range_state answer as what the test knows of the range allows
+ *    (classify: busy, surely lazy, free, or either): -EBUSY for a busy
+ *    page, -EAGAIN for a lazy one, the range when all is free or purged; a
+ *    new area is exactly there (vmap_vsize), reads zero and has its guard
+ *    (alloc_at); no purge ran without VMAP_AT_PURGE, and one that did
+ *    released all that was freed; vmap_vfree, vmap_free and
+ *    vmap_free_sized of a reservation are -EPERM, vmap_unreserve of an area
+ *    -EPERM and of what is no area -ENOENT, and it frees a reservation like
+ *    an area; bad arguments are -EINVAL or -ERANGE and change nothing;
+ *  - vmap_owns is true for every live area and false outside the space (a
+ *    stack address, the bytes around it); vmap_space_range is the
+ *    reservation; vmap_vsize is each live area's size (a piece and what is
+ *    no area: -ENOENT); vmap_walk's busy ranges are exactly the test's
+ *    areas and reservations, and its blocks hold the live pieces;
  *  - alone (no second thread, or at the end): busy + lazy + free + pool
  *    pages make the whole space, busy pages are exactly the live areas with
  *    their guards plus the blocks, and the counters match what was done;
@@ -178,12 +206,27 @@ static bool prot_freed[MAX_SPACE_PAGES]; /* freed after vmap_vprotect: must
 					    be writable once released */
 static uint8_t piece_file[MAX_SPACE_PAGES]; /* a freed piece's page: the
 					       file page it showed, + 1 */
+static uint64_t freed_epoch[MAX_SPACE_PAGES]; /* a FREED page: the space's
+						 purge count just before
+						 its free (alone) */
+static uint8_t in_block[MAX_SPACE_PAGES]; /* in a vmap block (learn_blocks):
+					     IN_BLOCK, or MAYBE_BLOCK where
+					     the purger may free it */
+enum { NO_BLOCK, MAYBE_BLOCK, IN_BLOCK };
+static bool block_seen[MAX_SPACE_PAGES]; /* in a vmap block since the last
+					    sync purge: if the block is gone,
+					    maybe lazy (a block whose last
+					    piece is freed goes lazy whole,
+					    pages never handed out too) */
 
 /* RAM_ALLOC: vmap_ram_alloc pieces, anonymous memory of a block (tags and
- * zeros, as vmalloc). */
-enum { VMALLOC, VMAP, RAM, RAM_ALLOC };
+ * zeros, as vmalloc).  VMALLOC also holds vmap_alloc_at's areas (the same
+ * kind of area, at an address of the test's); RESERVED is a vmap_reserve
+ * range: plain memory of the test's too (tags and zeros), no guard, freed
+ * only by vmap_unreserve. */
+enum { VMALLOC, VMAP, RAM, RAM_ALLOC, RESERVED };
 static const char *const kind_name[] = { "vmalloc", "vmap", "map_ram",
-					 "ram_alloc" };
+					 "ram_alloc", "reservation" };
 
 struct area {
 	uint8_t *p;
@@ -500,9 +543,21 @@ static void mark(const struct area *a, uint8_t state)
 	}
 }
 
+/* The vmap block that holds piece a: see block_seen. */
+static void seen_block(const struct area *a)
+{
+	uint64_t block = s.bp * ps;
+
+	memset(block_seen + index_of((const uint8_t *)((uintptr_t)a->p /
+						       block * block)),
+	       true, s.bp);
+}
+
 static void keep(struct area *a)
 {
 	check_place(a);
+	if (a->piece)
+		seen_block(a);
 	mark(a, OWNED);
 	me.live[me.nlive++] = *a;
 	me.allocs++;
@@ -525,8 +580,10 @@ static void failed(const char *call, bool file)
  * zero, or -- a warm area of the same size at the same place -- the tags an
  * earlier vmalloc area of this process wrote at the same page index, and
  * nothing else (no file page, no piece's data, no other offset). */
-static void check_warm(const uint8_t *p, size_t n, const char *what)
+static void check_warm_at(const uint8_t *area, size_t from, size_t n,
+			  const char *what)
 {
+	const uint8_t *p = area + from * ps;
 	char buf[96];
 
 	must_read(p, n, what);
@@ -536,7 +593,7 @@ static void check_warm(const uint8_t *p, size_t n, const char *what)
 		for (size_t j = 0; j < ps / 8; j++) {
 			bool tag = (j == 0 || j == ps / 8 - 1) &&
 				   w[j] >> 48 == 0xA11C &&
-				   (w[j] & 0xFFFF) == (i & 0xFFFF);
+				   (w[j] & 0xFFFF) == ((from + i) & 0xFFFF);
 
 			if (w[j] && !tag) {
 				describe(w[j], buf, sizeof(buf));
@@ -547,6 +604,11 @@ static void check_warm(const uint8_t *p, size_t n, const char *what)
 			}
 		}
 	}
+}
+
+static void check_warm(const uint8_t *p, size_t n, const char *what)
+{
+	check_warm_at(p, 0, n, what);
 }
 
 /* New memory reads zero (vmap_vmalloc: see check_warm), and takes the
@@ -563,20 +625,30 @@ static void check_new(struct area *a, const char *what, bool warm_ok)
 	stamp(a);
 }
 
-static void new_vmalloc(uint32_t pages, size_t size, bool z)
+/* z: vmap_vzalloc; else vmap_vmalloc, or (realloc) vmap_vrealloc of NULL,
+ * which is vmap_vmalloc. */
+static void new_vmalloc_by(uint32_t pages, size_t size, bool z, bool realloc)
 {
-	const char *call = z ? "vmap_vzalloc" : "vmap_vmalloc";
+	const char *call = z ? "vmap_vzalloc" : realloc ? "vmap_vrealloc(NULL)"
+							: "vmap_vmalloc";
 	struct area a = { .pages = pages, .own = pages + s.guard,
 			  .kind = VMALLOC, .guarded = s.guard,
 			  .prot = PROT_READ | PROT_WRITE, .id = ++me.next_id };
 
-	a.p = z ? vmap_vzalloc(s.space, size) : vmap_vmalloc(s.space, size);
+	a.p = z ? vmap_vzalloc(s.space, size)
+	      : realloc ? vmap_vrealloc(s.space, NULL, size)
+			: vmap_vmalloc(s.space, size);
 	if (!a.p) {
 		failed(call, false);
 		return;
 	}
 	me.vmallocs++;
 	check_new(&a, call, !z);
+}
+
+static void new_vmalloc(uint32_t pages, size_t size, bool z)
+{
+	new_vmalloc_by(pages, size, z, false);
 }
 
 static void op_vmalloc(struct draw *d)
@@ -890,25 +962,50 @@ static void check_released(const struct area *a, const char *what)
 			   false, what);
 }
 
-/* What the page may keep past the free, and what the release must undo. */
-static void mark_freed(const struct area *a)
+/* What the page may keep past the free, and what the release must undo:
+ * pages [from, to) of the area's own (a vmap_vrealloc shrink frees its
+ * tail), freed when the space had purged `epoch` times (purge_epoch). */
+static void mark_freed_part(const struct area *a, uint32_t from, uint32_t to,
+			    uint64_t epoch)
 {
-	mark(a, a->piece ? FREED_PIECE : FREED);
-	for (uint32_t i = 0; i < a->own; i++) {
+	for (uint32_t i = from; i < to; i++) {
 		uint64_t k = index_of(a->p) + i;
 
+		page_state[k] = a->piece ? FREED_PIECE : FREED;
+		used[k] = true;
 		lock_freed[k] = locked[k];
 		prot_freed[k] = a->vprot && i < a->pages;
 		piece_file[k] = a->piece && of_file(a) && i < a->pages
 					? (uint8_t)(a->pgoff[i] + 1) : 0;
+		freed_epoch[k] = epoch;
 	}
 }
 
-static void free_area(size_t i, bool other_call)
+static void mark_freed(const struct area *a, uint64_t epoch)
+{
+	mark_freed_part(a, 0, a->own, epoch);
+}
+
+/* The space's purge count now (alone; 0 with a purger thread, when it
+ * means nothing): a page freed at epoch e is surely still lazy or warm --
+ * not free -- while the count is still e.  Taken before the free, which
+ * may purge. */
+static uint64_t purge_epoch(void)
+{
+	return s.threaded ? 0 : stats().purges;
+}
+
+/* How free_area frees: with the area's own call, another that takes it
+ * (vmap_vfree of a vmap_vmap area, ...), or vmap_vrealloc to size 0. */
+enum { BY_OWN, BY_OTHER, BY_VREALLOC };
+
+static void free_area(size_t i, int how)
 {
 	struct area a = me.live[i];
 	struct vmap_stats before = { 0 }, after;
 	bool pool_check = a.vprot && !s.threaded;
+	bool other_call = how == BY_OTHER;
+	uint64_t epoch = purge_epoch();
 	const char *call;
 	int err;
 
@@ -918,7 +1015,18 @@ static void free_area(size_t i, bool other_call)
 		     "gone", name_of(&a), (ull)a.id, (void *)a.p, a.pages);
 	if (pool_check)
 		before = stats();
-	if (a.kind == RAM_ALLOC && !other_call) {
+	if (how == BY_VREALLOC) {
+		/* The kernel's vrealloc: free, and NULL; errno untouched. */
+		void *p;
+
+		call = "vmap_vrealloc(ptr, 0)";
+		errno = 12345;
+		p = vmap_vrealloc(s.space, a.p, 0);
+		err = p ? -EEXIST : errno == 12345 ? 0 : -errno;
+	} else if (a.kind == RESERVED) {
+		call = "vmap_unreserve";
+		err = vmap_unreserve(s.space, (uintptr_t)a.p);
+	} else if (a.kind == RAM_ALLOC && !other_call) {
 		call = "vmap_ram_free";
 		err = vmap_ram_free(s.space, (uint64_t)(uintptr_t)a.p,
 				    (uint64_t)a.pages * ps);
@@ -947,7 +1055,9 @@ static void free_area(size_t i, bool other_call)
 		     (ull)after.pool_areas, (ull)before.pool_areas);
 	me.prot_frees += a.vprot;
 	me.refused_frees += a.vprot_refused && !a.vprot;
-	mark_freed(&a);
+	mark_freed(&a, epoch);
+	if (a.piece)
+		seen_block(&a);
 	forget(i);
 	if (s.strict && !a.piece)
 		check_released(&a, "freed in a strict space");
@@ -955,7 +1065,7 @@ static void free_area(size_t i, bool other_call)
 
 static void op_free(struct draw *d)
 {
-	free_area(draw(d, me.nlive), draw(d, 4) == 0);
+	free_area(draw(d, me.nlive), draw(d, 4) == 0 ? BY_OTHER : BY_OWN);
 }
 
 /* ---- the file, through the mappings ---- */
@@ -1017,6 +1127,9 @@ static void op_protect(struct draw *d)
 	struct area *a = &me.live[draw(d, me.nlive)];
 	int prot = prots[draw(d, 3)], want = 0, err;
 
+	/* The header promises nothing for a reservation. */
+	if (a->kind == RESERVED)
+		return;
 	if (a->piece)
 		want = -ENOENT;
 	else if (a->ro && (prot & PROT_WRITE))
@@ -1348,6 +1461,8 @@ static void check_purged(bool pieces)
 			if (me.live[k].piece)
 				check_contents(&me.live[k],
 					       "after vmap_unmap_aliases, live");
+	/* Blocks gone by now were released with the rest. */
+	memset(block_seen, 0, sizeof(block_seen));
 	if (!s.threaded) {
 		struct vmap_stats st = stats();
 
@@ -1430,7 +1545,883 @@ static void op_yield(struct draw *d)
 	sched_yield();	/* let the purger in */
 }
 
-/* One operation: a draw of 19 picks it, with these weights. */
+/* ---- what a range holds: the test's knowledge, and vmap_walk's blocks ---- */
+
+/*
+ * What the test knows of each page, for vmap_alloc_at, vmap_reserve and
+ * vmap_range_state: a class per page, or'ed over a range.
+ *   C_BUSY     a live area's (guard included) or reservation's page, or in
+ *              a vmap block: one with a live piece, or (alone) one
+ *              vmap_walk lists -- with nothing else changing the space,
+ *              its list of busy ranges is exact, and is checked against
+ *              the test's areas (learn_blocks);
+ *   C_MAYBE    in a block vmap_walk listed while the purger may free it;
+ *   C_LAZY     freed since the space last purged (alone): lazy, or warm
+ *              in the pool -- surely not free, surely not busy;
+ *   C_UNKNOWN  freed, and a purge ran since: free, or still warm (a
+ *              threshold purge leaves the pool alone), or the purger's;
+ *              or in a vmap block that is gone (block_seen): lazy whole
+ *              until a purge;
+ *   C_FREE     never handed out, or freed and seen released since (the
+ *              test's sync purges): free, in the tree or a node pool.
+ */
+enum { C_FREE = 1, C_UNKNOWN = 2, C_LAZY = 4, C_MAYBE = 8, C_BUSY = 16 };
+
+struct walked {
+	uint64_t n, blocks;
+	struct vmap_walk_range r[MAX_LIVE + 1];
+};
+
+static int walk_one(void *arg, const struct vmap_walk_range *r)
+{
+	struct walked *w = arg;
+
+	if (r->state != VMAP_RANGE_BUSY)
+		FAIL("vmap_walk(BUSY) showed [%#llx, %#llx) in state %d, kind "
+		     "%u", (ull)r->start, (ull)r->end, r->state, r->kind);
+	if (r->start % ps || r->end % ps || r->start >= r->end ||
+	    r->start < (uintptr_t)s.base || r->end > (uintptr_t)s.end)
+		FAIL("vmap_walk: busy range [%#llx, %#llx) is not whole pages "
+		     "of the space [%p, %p)", (ull)r->start, (ull)r->end,
+		     (void *)s.base, (void *)s.end);
+	if (r->kind == VMAP_KIND_BLOCK) {
+		if (r->end - r->start != s.bp * ps ||
+		    r->start % (s.bp * ps))
+			FAIL("vmap_walk: block [%#llx, %#llx) is not %llu "
+			     "pages aligned to its size", (ull)r->start,
+			     (ull)r->end, (ull)s.bp);
+		memset(in_block + (r->start - (uintptr_t)s.base) / ps,
+		       s.threaded ? MAYBE_BLOCK : IN_BLOCK, s.bp);
+		memset(block_seen + (r->start - (uintptr_t)s.base) / ps, true,
+		       s.bp);
+		w->blocks++;
+		return 0;
+	}
+	if (r->kind != VMAP_KIND_AREA && r->kind != VMAP_KIND_RESERVED)
+		FAIL("vmap_walk(BUSY) showed [%#llx, %#llx) of kind %u",
+		     (ull)r->start, (ull)r->end, r->kind);
+	if (w->n == MAX_LIVE + 1)
+		FAIL("vmap_walk: more busy areas than the test's %zu",
+		     me.nlive);
+	w->r[w->n++] = *r;
+	return 0;
+}
+
+/*
+ * Where the vmap blocks are (in_block), from vmap_walk -- and, checked on
+ * the way, that its busy areas and reservations are exactly the test's
+ * (only this thread makes or frees them; the purger may free blocks, so
+ * the blocks are counted only alone), and that each live piece is in a
+ * block it lists.
+ */
+static void learn_blocks(void)
+{
+	static struct walked w;
+	uint64_t areas = 0, block = s.bp * ps;
+	int err;
+
+	memset(in_block, NO_BLOCK, s.npages);
+	w.n = w.blocks = 0;
+	err = vmap_walk(s.space, (uintptr_t)s.base, (uintptr_t)s.end,
+			VMAP_WALK_BUSY, walk_one, &w);
+	if (err)
+		FAIL("vmap_walk(BUSY) = %d (%s)", err, vmap_strerror(err));
+	for (size_t i = 0; i < me.nlive; i++) {
+		const struct area *a = &me.live[i];
+		uint64_t k;
+
+		if (a->piece) {
+			k = index_of((const uint8_t *)((uintptr_t)a->p /
+						       block * block));
+			if (in_block[index_of(a->p)] == NO_BLOCK)
+				FAIL("live %s piece #%llu at %p: vmap_walk "
+				     "shows no block there", name_of(a),
+				     (ull)a->id, (void *)a->p);
+			memset(in_block + k, IN_BLOCK, s.bp);
+			continue;
+		}
+		areas++;
+		for (k = 0; k < w.n; k++)
+			if (w.r[k].start == (uintptr_t)a->p)
+				break;
+		if (k == w.n)
+			FAIL("live %s area #%llu at %p, %u pages: vmap_walk "
+			     "does not show it", name_of(a), (ull)a->id,
+			     (void *)a->p, a->pages);
+		if (w.r[k].end != (uintptr_t)a->p + (uint64_t)a->own * ps ||
+		    (w.r[k].kind == VMAP_KIND_RESERVED) !=
+			    (a->kind == RESERVED))
+			FAIL("live %s area #%llu at %p, %u pages (%u with its "
+			     "guard): vmap_walk shows [%#llx, %#llx) of kind "
+			     "%u", name_of(a), (ull)a->id, (void *)a->p,
+			     a->pages, a->own, (ull)w.r[k].start,
+			     (ull)w.r[k].end, w.r[k].kind);
+	}
+	if (w.n != areas)
+		FAIL("vmap_walk shows %llu busy areas, the test has %llu",
+		     (ull)w.n, (ull)areas);
+	if (!s.threaded)
+		EQUAL(w.blocks, stats().blocks);
+}
+
+/* The classes of pages [k, k + n) of the space, or'ed (learn_blocks
+ * first). */
+static unsigned classify(uint64_t k, uint64_t n)
+{
+	uint64_t epoch = purge_epoch();
+	unsigned mask = 0;
+
+	for (uint64_t end = k + n; k < end; k++) {
+		if (page_state[k] == OWNED || in_block[k] == IN_BLOCK)
+			mask |= C_BUSY;
+		else if (in_block[k] == MAYBE_BLOCK)
+			mask |= C_MAYBE;
+		else if (page_state[k] == FREED && !s.threaded &&
+			 freed_epoch[k] == epoch)
+			mask |= C_LAZY;
+		else if (page_state[k] != CLEAN || block_seen[k])
+			mask |= C_UNKNOWN;
+		else
+			mask |= C_FREE;
+	}
+	return mask;
+}
+
+static const char *classes(unsigned mask)
+{
+	static char buf[64];
+
+	snprintf(buf, sizeof(buf), "%s%s%s%s%s", mask & C_BUSY ? " busy" : "",
+		 mask & C_MAYBE ? " maybe-block" : "",
+		 mask & C_LAZY ? " lazy" : "",
+		 mask & C_UNKNOWN ? " lazy-or-free" : "",
+		 mask & C_FREE ? " free" : "");
+	return buf;
+}
+
+/* What vmap_alloc_at or vmap_reserve may return for a range of these
+ * classes: -EBUSY for a busy page; else with VMAP_AT_PURGE the range (the
+ * purge frees what is lazy, and nothing else allocates); else -EAGAIN for a
+ * lazy page, the range if all is free. */
+static bool at_ok(unsigned mask, bool purge, int err)
+{
+	if (mask & C_BUSY)
+		return err == -EBUSY;
+	if (mask & C_MAYBE)
+		return !err || err == -EBUSY || (!purge && err == -EAGAIN);
+	if (purge)
+		return !err;
+	if (mask & C_LAZY)
+		return err == -EAGAIN;
+	if (mask & C_UNKNOWN)
+		return !err || err == -EAGAIN;
+	return !err;
+}
+
+/* And what vmap_range_state may say of it. */
+static bool state_ok(unsigned mask, int state)
+{
+	if (mask & C_BUSY)
+		return state == VMAP_RANGE_BUSY;
+	if (mask & C_MAYBE)
+		return true;
+	if (mask & C_LAZY)
+		return state == VMAP_RANGE_LAZY;
+	if (mask & C_UNKNOWN)
+		return state == VMAP_RANGE_FREE || state == VMAP_RANGE_LAZY;
+	return state == VMAP_RANGE_FREE;
+}
+
+/* A first page for a range of n pages: at or next to a live area, past
+ * its guard, at a freed address, at the end of the space, or anywhere. */
+static uint64_t draw_where(struct draw *d, uint64_t n)
+{
+	const struct area *a = me.nlive ? &me.live[draw(d, me.nlive)] : NULL;
+	uint64_t k;
+
+	switch (draw(d, 6)) {
+	case 0:
+		k = (a ? index_of(a->p) : 0) + draw(d, 3);
+		return k ? k - 1 : k;
+	case 1:
+		return a ? index_of(a->p) + a->own - draw(d, 2) : 0;
+	case 2:
+		return me.ngone ? index_of(me.gone[draw(d, me.ngone < MAX_GONE
+							  ? me.ngone
+							  : MAX_GONE)])
+				: 0;
+	case 3:
+		return s.npages > n + 1 ? s.npages - n - draw(d, 2) : 0;
+	default:
+		return draw(d, s.npages);
+	}
+}
+
+/* ---- vmap_vrealloc ---- */
+
+#define MAX_VREALLOC 160 /* pages: past MAX_VMALLOC, and 16 (mremap) */
+
+
+/*
+ * Alone, after an in-place vmap_vrealloc: busy pages changed by busy, and
+ * (if no purge ran, which would move the rest) lazy pages by lazy in
+ * lazy_areas areas, free pages by free; nothing else.
+ */
+static void check_resized(const struct vmap_stats *before,
+			  const struct vmap_stats *after, int64_t busy,
+			  int64_t lazy, int64_t lazy_areas, int64_t free,
+			  const char *what)
+{
+	SAME(allocs, 0);
+	SAME(frees, 0);
+	SAME(alloc_failures, 0);
+	SAME(busy_areas, 0);
+	SAME(busy_pages, busy);
+	SAME(pool_hits, 0);
+	SAME(blocks, 0);
+	SAME(blocks_created, 0);
+	SAME(release_errors, 0);
+	SAME(quarantined_areas, 0);
+	if (after->purges != before->purges ||
+	    after->cached_decayed != before->cached_decayed)
+		return;
+	SAME(lazy_pages, lazy);
+	SAME(lazy_areas, lazy_areas);
+	SAME(free_pages, free);
+	SAME(pool_areas, 0);
+	SAME(pool_pages, 0);
+}
+
+/* Live area i out of the list, for what vmap_vrealloc makes of it. */
+static struct area take_out(size_t i)
+{
+	struct area a = me.live[i];
+
+	me.live[i] = me.live[--me.nlive];
+	return a;
+}
+
+static bool at_block_start(const void *p)
+{
+	return (uintptr_t)p % (s.bp * ps) == 0;
+}
+
+/* The guard of a (guarded) area is where it should be: the page after its
+ * usable pages faults. */
+static void check_guard(const struct area *a, const char *when)
+{
+	if (a->guarded && readable_pages(a->p + (size_t)a->pages * ps, 1))
+		FAIL("%s %s area #%llu at %p, %u pages: the page after it is "
+		     "no guard", when, name_of(a), (ull)a->id, (void *)a->p,
+		     a->pages);
+}
+
+/*
+ * vmap_vrealloc of what it must refuse -- ptr p, the start of live area a
+ * (NULL: no area starts there) -- to n pages (size bytes; n = 0: size 0,
+ * which frees: -EPERM for a reservation, -ENOENT for what is no area):
+ * NULL, the documented errno, nothing changed.
+ */
+static void vrealloc_refused(const struct area *a, uint8_t *p, uint32_t n,
+			     size_t size)
+{
+	int want = !a || a->piece ? ENOENT : !n ? EPERM : EINVAL;
+	struct vmap_stats before = { 0 }, after;
+	size_t size_before = 0, size_after = 0;
+	void *got;
+
+	if (!s.threaded)
+		before = stats();
+	if (a && !a->piece)
+		expect(vmap_vsize(s.space, p, &size_before), 0, "vmap_vsize",
+		       p);
+	errno = 0;
+	got = vmap_vrealloc(s.space, p, size);
+	if (got == NULL && errno == want)
+		;
+	else
+		FAIL("vmap_vrealloc(%p, %zu) of %s%s%s: %p, %s; not NULL, %s",
+		     (void *)p, size, a ? "live " : "what is no area",
+		     a ? name_of(a) : "", a && a->vprot ? " (vprotected)" : "",
+		     got, strerror(errno), strerror(want));
+	if (!s.threaded) {
+		after = stats();
+		check_unchanged(&before, &after, 0, "a refused vmap_vrealloc");
+	}
+	if (!a)
+		return;
+	check_contents(a, "after a refused vmap_vrealloc of");
+	check_guard(a, "after a refused vmap_vrealloc of");
+	if (!a->piece) {
+		expect(vmap_vsize(s.space, p, &size_after), 0, "vmap_vsize",
+		       p);
+		EQUAL(size_after, size_before);
+	}
+}
+
+/*
+ * vmap_vrealloc of live vmalloc area i to n > 0 pages (size bytes).  The
+ * first min(old, n) pages keep their tags.  The same pointer: resized in
+ * place -- a shrink's tail (its old guard with it) is freed, lazy, and its
+ * new guard follows its new end; a grow took pages the test knew free (not
+ * busy, not lazy) and they read zero.  Another pointer: moved -- only a
+ * grow may move; a new area where vmap_vmalloc would put one (what is past
+ * the old size reads as vmap_vmalloc's), and the old one freed: a later
+ * vmap_vfree of it is -ENOENT.  Failure: only -ENOSPC, for a grow, and the
+ * area as it was.
+ */
+static void vrealloc_resize(size_t i, uint32_t n, size_t size)
+{
+	struct area old = me.live[i], now, tmp;
+	uint64_t k0 = index_of(old.p), epoch, extra = 0;
+	struct vmap_stats before = { 0 }, after = { 0 };
+	unsigned mask = 0;
+	size_t got_size = 0;
+	char what[160];
+	uint8_t *p;
+
+	snprintf(what, sizeof(what), "vmap_vrealloc of vmalloc area #%llu at "
+		 "%p from %u to %u pages", (ull)old.id, (void *)old.p,
+		 old.pages, n);
+	check_contents(&old, "vmap_vrealloc'ing");
+	if (n > old.pages && k0 + old.own < s.npages) {
+		/* What an in-place grow would take: pages past the old end. */
+		extra = n - old.pages;
+		if (k0 + old.own + extra > s.npages)
+			extra = s.npages - k0 - old.own;
+		learn_blocks();
+		mask = classify(k0 + old.own, extra);
+	}
+	epoch = purge_epoch();
+	if (!s.threaded)
+		before = stats();
+	errno = 0;
+	p = vmap_vrealloc(s.space, old.p, size);
+	if (!p) {
+		if (n <= old.pages)
+			FAIL("%s: a shrink failed: %s", what, strerror(errno));
+		failed(what, false);
+		check_contents(&old, "after a failed vmap_vrealloc of");
+		check_guard(&old, "after a failed vmap_vrealloc of");
+		return;
+	}
+	take_out(i);
+	now = old;
+	now.pages = n;
+	now.own = n + old.guarded;
+	if (p != old.p) {
+		/* Moved: only a grow may. */
+		if (n <= old.pages)
+			FAIL("%s: moved to %p on a shrink", what, (void *)p);
+		now.p = p;
+		if (p < old.p + (size_t)old.own * ps &&
+		    old.p < p + (size_t)now.own * ps)
+			FAIL("%s: moved to %p, overlapping the old area",
+			     what, (void *)p);
+	}
+	check_place(&now);	/* apart from the others, guard after it */
+	tmp = now;
+	tmp.pages = n < old.pages ? n : old.pages;
+	check_contents(&tmp, p == old.p ? "resized in place by vmap_vrealloc"
+					: "moved by vmap_vrealloc");
+	if (!s.threaded)
+		after = stats();
+	if (p != old.p) {
+		/* New pages as vmap_vmalloc's, the old area freed. */
+		check_warm_at(p, old.pages, n - old.pages, what);
+		must_write(p + (size_t)old.pages * ps, n - old.pages, what);
+		for (uint32_t k = 0; k < old.pages; k++)
+			locked[index_of(p) + k] |= locked[k0 + k];
+		mark(&now, OWNED);
+		mark_freed(&old, epoch);
+		me.gone[me.ngone++ % MAX_GONE] = old.p;
+		me.allocs++;
+		me.frees++;
+		me.vmallocs++;
+		me.guarded += now.guarded;
+		expect(vmap_vfree(s.space, old.p), -ENOENT,
+		       "vmap_vfree of an area vmap_vrealloc moved", old.p);
+		if (s.strict)
+			check_released(&old, "moved by vmap_vrealloc in a "
+					     "strict space");
+		expect(vmap_check(s.space), 0, "vmap_check after a moving "
+		       "vmap_vrealloc", p);
+	} else if (n > old.pages) {
+		/* Grown in place: into pages that were free (the old guard
+		 * page is plain memory now). */
+		if (mask & (C_BUSY | C_LAZY))
+			FAIL("%s: grown in place over pages that were%s",
+			     what, classes(mask));
+		check_zero(p + (size_t)old.pages * ps, n - old.pages, what);
+		must_write(p + (size_t)old.pages * ps, n - old.pages, what);
+		mark(&now, OWNED);
+		if (!s.threaded)
+			check_resized(&before, &after, n - old.pages, 0, 0,
+				      -(int64_t)(n - old.pages), what);
+	} else if (n < old.pages) {
+		/* Shrunk: the tail, lazy (in a strict space, released). */
+		mark_freed_part(&old, now.own, old.own, epoch);
+		if (s.strict)
+			check_run_released(k0 + now.own, k0 + old.own, false,
+					   false, "the tail of a vmap_vrealloc "
+						  "shrink, strict");
+		if (!s.threaded)
+			check_resized(&before, &after,
+				      -(int64_t)(old.pages - n), old.pages - n,
+				      1, 0, what);
+	} else if (!s.threaded) {
+		check_unchanged(&before, &after, 0, what);
+	}
+	stamp(&now);
+	me.live[me.nlive++] = now;
+	expect(vmap_vsize(s.space, now.p, &got_size), 0, "vmap_vsize", now.p);
+	EQUAL(got_size, (uint64_t)n * ps);
+}
+
+/* A new size for an area of `pages`: smaller, the same, larger, much
+ * larger, one that moves by mremap (16 pages and more), or 0. */
+static uint32_t draw_new_pages(struct draw *d, uint32_t pages)
+{
+	uint32_t n;
+
+	switch (draw(d, 8)) {
+	case 0:
+	case 1:
+		n = pages > 1 ? 1 + (uint32_t)draw(d, pages - 1) : 1;
+		break;
+	case 2:
+		n = pages;
+		break;
+	case 3:
+	case 4:
+		n = pages + 1 + (uint32_t)draw(d, 16);
+		break;
+	case 5:
+		n = pages + 1 + (uint32_t)draw(d, MAX_VREALLOC);
+		break;
+	case 6:
+		n = (pages > 16 ? pages : 16) + 1 + (uint32_t)draw(d, 48);
+		break;
+	default:
+		return 0;
+	}
+	return n < MAX_VREALLOC ? n : MAX_VREALLOC;
+}
+
+/* Anything but the start of an area: inside one, a freed address, outside
+ * the space, a stack address, a vmap block's start -- refused, -ENOENT. */
+static void vrealloc_no_area(struct draw *d)
+{
+	const struct area *a = me.nlive ? &me.live[draw(d, me.nlive)] : NULL;
+	uint32_t n = (uint32_t)draw(d, 33);
+	uint8_t *p;
+	int local;
+
+	switch (draw(d, 4)) {
+	case 0:
+		if (!a || a->pages < 2)
+			return;
+		p = a->p + ps * (1 + draw(d, a->pages - 1));
+		break;
+	case 1:
+		if (!me.ngone)
+			return;
+		p = me.gone[draw(d, me.ngone < MAX_GONE ? me.ngone : MAX_GONE)];
+		if (live_at(p))
+			return;
+		break;
+	case 2:
+		p = draw(d, 2) ? s.base - ps : s.end + ps * draw(d, 4);
+		break;
+	default:
+		p = (uint8_t *)&local;
+		break;
+	}
+	vrealloc_refused(NULL, p, n, n * ps);
+}
+
+/* A size whose rounding (with a guard page) overflows: EINVAL, whatever
+ * the area, and nothing changed. */
+static void vrealloc_overflow(const struct area *a, size_t size)
+{
+	struct vmap_stats before = { 0 }, after;
+	void *got;
+
+	if (!s.threaded)
+		before = stats();
+	errno = 0;
+	got = vmap_vrealloc(s.space, a->p, size);
+	if (got || errno != EINVAL)
+		FAIL("vmap_vrealloc(%p, %#zx) of live %s area #%llu: %p, %s; "
+		     "not NULL, EINVAL", (void *)a->p, size, name_of(a),
+		     (ull)a->id, got, strerror(errno));
+	if (!s.threaded) {
+		after = stats();
+		check_unchanged(&before, &after, 0, "vmap_vrealloc, overflow");
+	}
+	check_contents(a, "after vmap_vrealloc with an overflowing size of");
+	check_guard(a, "after vmap_vrealloc with an overflowing size of");
+}
+
+static void op_vrealloc(struct draw *d)
+{
+	struct area *a;
+	uint32_t n;
+	size_t i, size;
+
+	if (!me.nlive || !draw(d, 16)) {
+		/* NULL: vmap_vmalloc. */
+		n = 1 + (uint32_t)draw(d, draw(d, 4) ? 16 : MAX_VMALLOC);
+		size = n * ps - (draw(d, 4) ? 0 : draw(d, ps));
+		if (me.nlive < MAX_LIVE)
+			new_vmalloc_by(n, size, false, true);
+		return;
+	}
+	if (!draw(d, 10)) {
+		vrealloc_no_area(d);
+		return;
+	}
+	i = draw(d, me.nlive);
+	a = &me.live[i];
+	if (!draw(d, 24)) {
+		vrealloc_overflow(a, SIZE_MAX - draw(d, 2 * ps));
+		return;
+	}
+	/* A piece's own block size, now and then: see vrealloc_refused. */
+	n = a->piece && !draw(d, 4) ? (uint32_t)s.bp - s.guard
+				    : draw_new_pages(d, a->pages);
+	size = n ? n * ps - (draw(d, 4) ? 0 : draw(d, ps)) : 0;
+	if (!n && !a->piece && a->kind != RESERVED)
+		free_area(i, BY_VREALLOC);
+	else if (a->kind != VMALLOC || a->vprot || !n)
+		vrealloc_refused(a, a->p, n, size);
+	else
+		vrealloc_resize(i, n, size);
+}
+
+/* ---- fixed addresses, reservations, range states ---- */
+
+/*
+ * vmap_range_state of n pages from page k: what the test knows of them
+ * (classify) allows it.  Or a bad call: -EINVAL, -ERANGE.
+ */
+static void range_state(uint64_t k, uint64_t n)
+{
+	uint64_t addr = (uintptr_t)s.base + k * ps;
+	int state = -1, err;
+	unsigned mask;
+
+	if (k + n > s.npages) {
+		expect(vmap_range_state(s.space, addr, n * ps, &state),
+		       -ERANGE, "vmap_range_state past the end", s.end);
+		return;
+	}
+	learn_blocks();
+	mask = classify(k, n);
+	err = vmap_range_state(s.space, addr, n * ps, &state);
+	if (err || !state_ok(mask, state))
+		FAIL("vmap_range_state(%p, %llu pages) = %d, state %d; the "
+		     "pages were%s", (void *)(uintptr_t)addr, (ull)n, err,
+		     state, classes(mask));
+}
+
+/*
+ * vmap_alloc_at (or vmap_reserve) of n pages from page k, VMAP_AT_PURGE
+ * sometimes: what classify knew of the range (with an alloc_at's guard)
+ * allows the answer; a new area is exactly there (vmap_vsize), reads zero,
+ * has its guard; a failure changed nothing but alloc_failures; no purge
+ * ran without VMAP_AT_PURGE, and one that did released everything freed.
+ */
+static void at(uint64_t k, uint32_t n, bool reserve, unsigned flags)
+{
+	const char *call = reserve ? "vmap_reserve" : "vmap_alloc_at";
+	uint64_t addr = (uintptr_t)s.base + k * ps, guard = !reserve && s.guard;
+	struct area a = { .p = s.base + k * ps, .pages = n,
+			  .own = n + (uint32_t)guard,
+			  .kind = reserve ? RESERVED : VMALLOC,
+			  .guarded = guard, .prot = PROT_READ | PROT_WRITE };
+	struct vmap_stats before = { 0 }, after;
+	bool purge = flags & VMAP_AT_PURGE;
+	size_t size = 0;
+	unsigned mask;
+	int err;
+
+	if (k + n + guard > s.npages) {
+		expect(reserve ? vmap_reserve(s.space, addr, n * ps, flags)
+			       : vmap_alloc_at(s.space, addr, n * ps, flags),
+		       -ERANGE, call, (void *)(uintptr_t)addr);
+		return;
+	}
+	learn_blocks();
+	mask = classify(k, a.own);
+	if (!s.threaded)
+		before = stats();
+	err = reserve ? vmap_reserve(s.space, addr, n * ps, flags)
+		      : vmap_alloc_at(s.space, addr, n * ps, flags);
+	if (!s.threaded)
+		after = stats();
+	if (!at_ok(mask, purge, err))
+		FAIL("%s(%p, %u pages%s) = %d (%s); the pages (%u with the "
+		     "guard) were%s", call, (void *)(uintptr_t)addr, n,
+		     purge ? ", VMAP_AT_PURGE" : "", err, vmap_strerror(err),
+		     a.own, classes(mask));
+	if (!s.threaded && !(purge && !err) && after.purges != before.purges)
+		FAIL("%s(%p, %u pages%s) = %d purged", call,
+		     (void *)(uintptr_t)addr, n, purge ? ", VMAP_AT_PURGE" : "",
+		     err);
+	if (err) {
+		me.failures++;
+		if (!s.threaded)
+			check_unchanged(&before, &after, 1, call);
+		return;
+	}
+	a.id = ++me.next_id;
+	expect(vmap_vsize(s.space, a.p, &size), 0, "vmap_vsize", a.p);
+	EQUAL(size, (uint64_t)n * ps);
+	check_new(&a, call, false);
+	if (!s.threaded && after.purge_retries != before.purge_retries)
+		check_purged(false);	/* as vmap_purge(SYNC) */
+}
+
+/* Bad calls of the three: -EINVAL or -ERANGE, nothing changed. */
+static void at_bad(struct draw *d)
+{
+	uint64_t addr = (uintptr_t)s.base + ps * draw(d, s.npages);
+	uint64_t size = ps * (1 + draw(d, 8));
+	struct vmap_stats before = { 0 }, after;
+	unsigned flags = 0;
+	int want = -EINVAL, state = -1, err;
+
+	switch (draw(d, 6)) {
+	case 0:
+		size = 0;
+		break;
+	case 1:
+		addr += 1 + draw(d, ps - 1);
+		break;
+	case 2:
+		size -= 1 + draw(d, ps - 1);
+		break;
+	case 3:
+		flags = 1u << (1 + draw(d, 31));
+		break;
+	case 4:	/* past the end, or before the start */
+		addr = draw(d, 2) ? (uintptr_t)s.end - size + ps
+				  : (uintptr_t)s.base - ps;
+		want = -ERANGE;
+		break;
+	default: /* past 2^64 */
+		addr = UINT64_MAX - ps + 1;
+		size = 2 * ps;
+		break;
+	}
+	if (!s.threaded)
+		before = stats();
+	switch (draw(d, 3)) {
+	case 0:
+		err = vmap_alloc_at(s.space, addr, size, flags);
+		break;
+	case 1:
+		err = vmap_reserve(s.space, addr, size, flags);
+		break;
+	default:
+		if (flags)	/* no flags: a NULL state instead */
+			err = vmap_range_state(s.space, addr, size, NULL),
+			want = -EINVAL;
+		else
+			err = vmap_range_state(s.space, addr, size, &state);
+		break;
+	}
+	if (err != want)
+		FAIL("a bad fixed-address call (%#llx, %llu bytes, flags %#x) "
+		     "returned %d (%s), not %d", (ull)addr, (ull)size, flags,
+		     err, vmap_strerror(err), want);
+	if (!s.threaded) {
+		after = stats();
+		check_unchanged(&before, &after, 0, "a bad fixed-address call");
+	}
+}
+
+/*
+ * A reservation's refusals: vmap_vfree, vmap_free, vmap_free_sized of it:
+ * -EPERM; vmap_unreserve of an area that is no reservation: -EPERM; of
+ * what is no area: -ENOENT (a vmap block's first piece: its block is an
+ * area, -EPERM too).  Nothing changed.
+ */
+static void reserved_bad(struct draw *d)
+{
+	const struct area *a = me.nlive ? &me.live[draw(d, me.nlive)] : NULL;
+	struct vmap_stats before = { 0 }, after;
+	uint8_t *g;
+	int err;
+
+	if (!s.threaded)
+		before = stats();
+	if (a && a->kind == RESERVED) {
+		switch (draw(d, 3)) {
+		case 0:
+			expect(vmap_vfree(s.space, a->p), -EPERM,
+			       "vmap_vfree of a reservation", a->p);
+			break;
+		case 1:
+			expect(vmap_free(s.space, (uintptr_t)a->p), -EPERM,
+			       "vmap_free of a reservation", a->p);
+			break;
+		default:
+			expect(vmap_free_sized(s.space, (uintptr_t)a->p,
+					       (uint64_t)a->pages * ps -
+						       draw(d, ps)),
+			       -EPERM, "vmap_free_sized of a reservation",
+			       a->p);
+			break;
+		}
+	} else if (a && !a->piece) {
+		expect(vmap_unreserve(s.space, (uintptr_t)a->p), -EPERM,
+		       "vmap_unreserve of an area", a->p);
+	} else if (a) {
+		err = vmap_unreserve(s.space, (uintptr_t)a->p);
+		if (err != -ENOENT &&
+		    !(err == -EPERM && at_block_start(a->p)))
+			FAIL("vmap_unreserve of a %s piece at %p = %d (%s)",
+			     name_of(a), (void *)a->p, err, vmap_strerror(err));
+	}
+	switch (draw(d, 3)) {
+	case 0:
+		if (a && a->pages > 1)
+			expect(vmap_unreserve(s.space, (uintptr_t)a->p + ps *
+					      (1 + draw(d, a->pages - 1))),
+			       -ENOENT, "vmap_unreserve inside an area", a->p);
+		break;
+	case 1:
+		if (!me.ngone)
+			break;
+		g = me.gone[draw(d, me.ngone < MAX_GONE ? me.ngone : MAX_GONE)];
+		if (!live_at(g) && !at_block_start(g))
+			expect(vmap_unreserve(s.space, (uintptr_t)g), -ENOENT,
+			       "vmap_unreserve of a freed area", g);
+		break;
+	default:
+		g = draw(d, 2) ? s.end : s.base - ps;
+		expect(vmap_unreserve(s.space, (uintptr_t)g), -ENOENT,
+		       "vmap_unreserve outside the space", g);
+		break;
+	}
+	if (!s.threaded) {
+		after = stats();
+		check_unchanged(&before, &after, 0,
+				"a refused reservation call");
+	}
+	if (a)
+		check_contents(a, "after a refused reservation call on");
+}
+
+/* vmap_alloc_at, vmap_reserve, vmap_range_state, or their bad calls; the
+ * ranges mostly small, where the areas are. */
+static void op_at(struct draw *d)
+{
+	uint32_t n = 1 + (uint32_t)draw(d, draw(d, 4) ? 8 : 64);
+	unsigned what = (unsigned)draw(d, 8);
+	unsigned flags = draw(d, 3) ? 0 : VMAP_AT_PURGE;
+	uint64_t k = draw_where(d, n);
+
+	if (what < 3 && me.nlive == MAX_LIVE)
+		what = 4;
+	switch (what) {
+	case 0:
+	case 1:
+		at(k, n, false, flags);
+		return;
+	case 2:
+		at(k, n, true, flags);
+		return;
+	case 3:
+	case 4:
+		range_state(k, n);
+		return;
+	case 5:
+		at_bad(d);
+		return;
+	default:
+		reserved_bad(d);
+		return;
+	}
+}
+
+/*
+ * The queries: vmap_space_range is the reservation; vmap_owns is true for
+ * every live area's first and last byte, false outside the space (a stack
+ * address, the bytes around it) and for a NULL space; vmap_vsize is each
+ * live area's size in pages (a piece: -ENOENT, as inside an area or at a
+ * freed address); vmap_walk's busy ranges are the test's (learn_blocks).
+ */
+static void op_query(struct draw *d)
+{
+	uint64_t base = 0, len = 0;
+	size_t size;
+	int local;
+
+	expect(vmap_space_range(s.space, &base, &len), 0, "vmap_space_range",
+	       s.base);
+	if (base != (uintptr_t)s.base || len != s.npages * ps)
+		FAIL("vmap_space_range: [%#llx, +%llu), not [%p, %p)",
+		     (ull)base, (ull)len, (void *)s.base, (void *)s.end);
+	expect(vmap_space_range(s.space, NULL, &len), -EINVAL,
+	       "vmap_space_range(NULL)", s.base);
+	if (vmap_owns(s.space, &local) || vmap_owns(s.space, s.base - 1) ||
+	    vmap_owns(s.space, s.end) || vmap_owns(NULL, s.base) ||
+	    vmap_owns(s.space, NULL) || !vmap_owns(s.space, s.end - 1) ||
+	    !vmap_owns(s.space, s.base))
+		FAIL("vmap_owns: wrong at the space's edges [%p, %p), a stack "
+		     "address %p, or NULL", (void *)s.base, (void *)s.end,
+		     (void *)&local);
+	for (size_t i = 0; i < me.nlive; i++) {
+		const struct area *a = &me.live[i];
+		uint8_t *last = a->p + (size_t)a->own * ps - 1;
+
+		if (!vmap_owns(s.space, a->p) || !vmap_owns(s.space, last) ||
+		    a->p < (uint8_t *)(uintptr_t)base ||
+		    last >= (uint8_t *)(uintptr_t)(base + len))
+			FAIL("live %s area #%llu at %p, %u pages, is not in "
+			     "the space by vmap_owns or vmap_space_range",
+			     name_of(a), (ull)a->id, (void *)a->p, a->own);
+		size = 7;
+		if (a->piece) {
+			expect(vmap_vsize(s.space, a->p, &size), -ENOENT,
+			       "vmap_vsize of a piece", a->p);
+		} else {
+			expect(vmap_vsize(s.space, a->p, &size), 0,
+			       "vmap_vsize", a->p);
+			if (size != (size_t)a->pages * ps)
+				FAIL("vmap_vsize of live %s area #%llu at %p: "
+				     "%zu bytes, not %u pages", name_of(a),
+				     (ull)a->id, (void *)a->p, size, a->pages);
+		}
+		if (a->pages > 1 && draw(d, 2))
+			expect(vmap_vsize(s.space, a->p + ps *
+					  (1 + draw(d, a->pages - 1)), &size),
+			       -ENOENT, "vmap_vsize inside an area", a->p);
+		if (size != 7 && size != (size_t)a->pages * ps)
+			FAIL("vmap_vsize wrote %zu on a failure", size);
+	}
+	if (me.ngone) {
+		uint8_t *g = me.gone[draw(d, me.ngone < MAX_GONE ? me.ngone
+								 : MAX_GONE)];
+
+		if (!live_at(g))
+			expect(vmap_vsize(s.space, g, &size), -ENOENT,
+			       "vmap_vsize of a freed area", g);
+	}
+	expect(vmap_vsize(s.space, s.base, NULL), -EINVAL, "vmap_vsize(NULL)",
+	       s.base);
+	learn_blocks();
+}
+
+/*
+ * One operation: a byte picks it.  Bytes up to 246 pick one of the first
+ * 19 by their remainder, as a draw of 19 did (an input made before the
+ * address calls runs as it did up to its first op byte of 247-255), with
+ * these weights; 247-255 pick the address calls.
+ */
 static void op(struct draw *d)
 {
 	static void (*const ops[19])(struct draw *) = {
@@ -1441,8 +2432,19 @@ static void op(struct draw *d)
 		op_unmappable,	/* 16: fails, then allocates where it tried */
 		op_protect, op_lock	/* 17-18: on a live area */
 	};
-	unsigned k = (unsigned)draw(d, 19);
+	static void (*const more[9])(struct draw *) = {
+		op_vrealloc, op_vrealloc, op_vrealloc, op_vrealloc,
+		op_vrealloc,			/* 247-251: vmap_vrealloc */
+		op_at, op_at, op_at,		/* 252-254: fixed address */
+		op_query			/* 255: owns, vsize, walk */
+	};
+	unsigned k = (unsigned)draw(d, 256);
 
+	if (k >= 19 * 13) {
+		more[k - 19 * 13](d);
+		return;
+	}
+	k %= 19;
 	/* Full: free instead; nothing live: allocate instead. */
 	if (k < 7 && me.nlive == MAX_LIVE)
 		k = 7;
@@ -1549,6 +2551,9 @@ static void new_space(struct draw *d)
 	memset(lock_freed, 0, sizeof(lock_freed));
 	memset(prot_freed, 0, sizeof(prot_freed));
 	memset(piece_file, 0, sizeof(piece_file));
+	memset(freed_epoch, 0, sizeof(freed_epoch));
+	memset(in_block, 0, sizeof(in_block));
+	memset(block_seen, 0, sizeof(block_seen));
 	memset(&me, 0, sizeof(me));
 }
 
@@ -1570,7 +2575,7 @@ static void check_end(void)
 
 	check_stats_alone();
 	while (me.nlive)
-		free_area(me.nlive - 1, false);
+		free_area(me.nlive - 1, BY_OWN);
 	expect(vmap_purge(s.space, VMAP_PURGE_SYNC), 0, "vmap_purge(SYNC)",
 	       s.base);
 	/* No block is left (below): every freed piece was released too. */
