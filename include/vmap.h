@@ -633,7 +633,8 @@ VMAP_API int vmap_vprotect(vmap_space *space, const void *ptr, int prot);
  * NULL (errno untouched unless the free failed).
  * Errors (NULL, errno set; the area unchanged): EINVAL (space NULL or not a
  * memory space; size overflowing; a vmap_vmap area, a reservation, or an
- * area vmap_vprotect changed); ENOENT (ptr not the start of a busy area);
+ * area vmap_vprotect changed -- also at its own size); ENOENT (ptr not the
+ * start of a busy area, or a vmap_ram piece);
  * ENOSPC, ENOMEM (no room for the moved area).  A shrink that cannot get
  * memory for its bookkeeping keeps the area whole and returns ptr.
  * Concurrency: thread-safe; ptr is the caller's (no other thread may use
