@@ -74,6 +74,8 @@ struct ev {
 struct snap {
 	uint64_t start, end;
 	bool lazy;
+	bool inferred;		/* not in a snapshot: a raw dump's free of an
+				   area older than the trace (check.c) */
 };
 
 struct trace {
@@ -89,12 +91,23 @@ struct trace {
 	struct snap *snap;
 	size_t nsnap, snapcap;
 	bool has_snapshot;
+	bool stopped;		/* vmap-trace record's stop marker was read */
 	uint64_t snap_begin_ns, snap_end_ns;
 	/* Filled in by check.c: */
 	uint64_t nr_lazy_max;	/* the kernel's threshold, pages */
-	uint64_t lazy_before;	/* pages lazy before the first event that
-				   are not in the snapshot (raw dumps) */
+	uint64_t phantom_pages;	/* lazy before the trace and not in a
+				   snapshot (raw dumps): from nr_lazy */
+	uint64_t phantom_areas;	/* ... how many areas: from the first
+				   purge's num_purged */
 	size_t nalloc, nfree, npurge, nfailed;
+	size_t reordered;	/* purges moved before an allocation that
+				   reused what they released (the kernel
+				   traces a purge after giving back) */
+	size_t skipped;		/* events whose effect is in the snapshot */
+	size_t guessed;		/* inferred areas of unknown size */
+	size_t purge_slack;	/* areas purges took beyond what the trace
+				   had freed (frees traced after the purge
+				   that took them) */
 };
 
 /* Errors: a message is printed to stderr as "FILE:LINE: what" and -1 is
@@ -103,6 +116,9 @@ int trace_read(const char *path, struct trace *t);
 int trace_check(struct trace *t);
 void trace_free(struct trace *t);
 int trace_write(const struct trace *t, FILE *f);
+/* One line of a raw tracefs dump, appended to t (record.c reads trace_pipe
+ * with it).  s is modified. */
+int trace_raw_line(struct trace *t, char *s, uint64_t line);
 
 /* Report an error at a line of the trace; returns -1. */
 int trace_error(const struct trace *t, uint64_t line, const char *fmt, ...)

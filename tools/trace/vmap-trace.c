@@ -43,6 +43,16 @@ static int check_main(int argc, char **argv)
 		       "%zu snapshot areas, nr_lazy_max %llu pages: consistent\n",
 		       argv[1], t.nalloc, t.nfailed, t.nfree, t.npurge,
 		       t.nsnap, (unsigned long long)t.nr_lazy_max);
+	if (!rc)
+		printf("  %zu events within the snapshot, %zu purges moved "
+		       "before a reuse, %zu areas purged before their free "
+		       "was traced, %zu sizes guessed, %llu areas (%llu "
+		       "pages) lazy before the trace and not in it, %llu "
+		       "events lost\n", t.skipped, t.reordered,
+		       t.purge_slack, t.guessed,
+		       (unsigned long long)t.phantom_areas,
+		       (unsigned long long)t.phantom_pages,
+		       (unsigned long long)t.lost);
 	trace_free(&t);
 	return rc ? 1 : 0;
 }

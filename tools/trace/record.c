@@ -1,0 +1,482 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * record.c - `vmap-trace record [-o FILE] [-- COMMAND...]`.
+ *
+ * Records the kernel's three vmalloc events into a tracefs *instance* of
+ * its own (instances/vmap-trace-PID): its own ring buffer and its own event
+ * switches, so nobody else's tracing is touched and nothing global is left
+ * changed.  What it does change -- a tracefs mount where there was none,
+ * kptr_restrict for the moment of the snapshot -- it puts back on every
+ * path out.
+ *
+ * The snapshot: right after the events are on, /proc/vmallocinfo (with
+ * kptr_restrict at 1, so root sees real addresses) lists every busy area
+ * and every lazy one ("unpurged vm_area") -- the kernel's state at the
+ * start, between two trace markers that place it in the event stream
+ * (check.c reconciles the events inside that window).
+ *
+ * A reader thread drains trace_pipe into memory as events arrive (so the
+ * ring buffer never overruns); the file is written once, at the end, with
+ * the snapshot first.  Overruns the kernel reports are written as `lost`
+ * and warned about.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "trace.h"
+
+static const char *const events[] = {
+	"alloc_vmap_area", "free_vmap_area_noflush", "purge_vmap_area_lazy"
+};
+
+struct rec {
+	char root[256];		/* the tracefs mount */
+	char mounted[256];	/* non-empty: we mounted it here */
+	char inst[320];		/* our instance's directory */
+	bool inst_made;
+	char kptr_old[16];	/* kptr_restrict to put back; "" if none */
+	int pipe_fd;
+	struct trace t;
+	pthread_t reader;
+	bool reader_running;
+	atomic_bool stopping;	/* main -> reader: the stop marker is
+				   written; drain and return */
+	atomic_bool abandon;	/* main -> reader: return now (an error) */
+	int reader_rc;		/* reader -> main, read after the join */
+	uint64_t lines;		/* the reader's alone */
+	/* r->t: the reader appends events and sets the snapshot's stamps and
+	 * `stopped`; main fills the snapshot's areas and header fields, and
+	 * reads the rest only after the join. */
+};
+
+static int put(const char *path, const char *value)
+{
+	int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, value, strlen(value));
+	close(fd);
+	return n == (ssize_t)strlen(value) ? 0 : -EIO;
+}
+
+static int get(const char *path, char *buf, size_t cap)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, cap - 1);
+	close(fd);
+	if (n < 0)
+		return -EIO;
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	return 0;
+}
+
+static int instf(struct rec *r, char *out, size_t cap, const char *rel)
+{
+	int n = snprintf(out, cap, "%s/%s", r->inst, rel);
+
+	return n > 0 && (size_t)n < cap ? 0 : -ENAMETOOLONG;
+}
+
+static int inst_put(struct rec *r, const char *rel, const char *v)
+{
+	char p[512];
+
+	return instf(r, p, sizeof(p), rel) ?: put(p, v);
+}
+
+static void marker(struct rec *r, const char *what)
+{
+	char m[64];
+
+	snprintf(m, sizeof(m), "vmap-trace: %s", what);
+	inst_put(r, "trace_marker", m);
+}
+
+/* Find tracefs, or mount it; make our instance. */
+static int setup(struct rec *r)
+{
+	static const char *const known[] = { "/sys/kernel/tracing",
+					     "/sys/kernel/debug/tracing" };
+	char p[512];
+	struct stat sb;
+
+	for (size_t i = 0; i < 2 && !r->root[0]; i++) {
+		snprintf(p, sizeof(p), "%s/instances", known[i]);
+		if (!stat(p, &sb))
+			snprintf(r->root, sizeof(r->root), "%s", known[i]);
+	}
+	if (!r->root[0]) {
+		char dir[] = "/tmp/vmap-trace.XXXXXX";
+
+		if (!mkdtemp(dir) || mount("nodev", dir, "tracefs", 0, NULL)) {
+			fprintf(stderr, "vmap-trace record: cannot mount "
+				"tracefs: %s\n", strerror(errno));
+			rmdir(dir);
+			return -1;
+		}
+		snprintf(r->root, sizeof(r->root), "%s", dir);
+		snprintf(r->mounted, sizeof(r->mounted), "%s", dir);
+	}
+	snprintf(p, sizeof(p), "%s/events/vmalloc/%s", r->root, events[0]);
+	if (stat(p, &sb)) {
+		fprintf(stderr, "vmap-trace record: this kernel has no vmalloc "
+			"tracepoints (%s: %s); they came with Linux 6.4\n", p,
+			strerror(errno));
+		return -1;
+	}
+	snprintf(r->inst, sizeof(r->inst), "%s/instances/vmap-trace-%d",
+		 r->root, (int)getpid());
+	if (mkdir(r->inst, 0700)) {
+		fprintf(stderr, "vmap-trace record: %s: %s\n", r->inst,
+			strerror(errno));
+		return -1;
+	}
+	r->inst_made = true;
+	/* 16 MiB a CPU holds ~300k events: the reader keeps up well before. */
+	if (inst_put(r, "buffer_size_kb", "16384"))
+		fprintf(stderr, "vmap-trace record: warning: could not size "
+			"the ring buffer\n");
+	return 0;
+}
+
+static void teardown(struct rec *r)
+{
+	if (r->inst_made) {
+		char p[512];
+
+		for (size_t i = 0; i < 3; i++) {
+			snprintf(p, sizeof(p), "events/vmalloc/%s/enable",
+				 events[i]);
+			inst_put(r, p, "0");
+		}
+		/* The kernel refuses while a reader holds trace_pipe open. */
+		if (r->pipe_fd >= 0)
+			close(r->pipe_fd);
+		r->pipe_fd = -1;
+		if (rmdir(r->inst))
+			fprintf(stderr, "vmap-trace record: warning: %s left "
+				"behind: %s\n", r->inst, strerror(errno));
+		r->inst_made = false;
+	}
+	if (r->kptr_old[0]) {
+		put("/proc/sys/kernel/kptr_restrict", r->kptr_old);
+		r->kptr_old[0] = '\0';
+	}
+	if (r->mounted[0]) {
+		if (umount(r->mounted) || rmdir(r->mounted))
+			fprintf(stderr, "vmap-trace record: warning: tracefs "
+				"left mounted on %s\n", r->mounted);
+		r->mounted[0] = '\0';
+	}
+}
+
+/* Drain trace_pipe until the stop marker has come through (or a second
+ * after the stop, if it never does). */
+static void *reader(void *arg)
+{
+	struct rec *r = arg;
+	char *buf = malloc(1 << 20), *line = malloc(4096);
+	size_t have = 0;
+	struct timespec stop_at = { 0 };
+
+	if (!buf || !line) {
+		r->reader_rc = -1;
+		goto out;
+	}
+	for (;;) {
+		struct pollfd pfd = { .fd = r->pipe_fd, .events = POLLIN };
+		ssize_t n;
+		char *nl, *p;
+
+		if (atomic_load(&r->abandon))
+			break;
+		if (atomic_load(&r->stopping)) {
+			struct timespec now;
+
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			if (!stop_at.tv_sec)
+				stop_at.tv_sec = now.tv_sec + 2;
+			if (r->t.stopped || now.tv_sec > stop_at.tv_sec)
+				break;
+		}
+		if (poll(&pfd, 1, 100) <= 0)
+			continue;
+		n = read(r->pipe_fd, buf + have, (1 << 20) - have - 1);
+		if (n <= 0) {
+			if (n < 0 && errno != EAGAIN && errno != EINTR) {
+				r->reader_rc = -1;
+				break;
+			}
+			continue;
+		}
+		have += (size_t)n;
+		buf[have] = '\0';
+		for (p = buf; (nl = memchr(p, '\n', have - (size_t)(p - buf)));
+		     p = nl + 1) {
+			size_t len = (size_t)(nl - p);
+
+			if (len >= 4096)
+				len = 4095;
+			memcpy(line, p, len);
+			line[len] = '\0';
+			r->lines++;
+			if (line[0] && trace_raw_line(&r->t, line, r->lines)) {
+				r->reader_rc = -1;
+				goto out;
+			}
+		}
+		have -= (size_t)(p - buf);
+		memmove(buf, p, have);
+	}
+out:
+	free(buf);
+	free(line);
+	return NULL;
+}
+
+/* /proc/vmallocinfo, read with real addresses. */
+static int snapshot(struct rec *r)
+{
+	char old[16], *l = NULL;
+	size_t cap = 0;
+	FILE *f;
+	int rc = 0;
+
+	if (!get("/proc/sys/kernel/kptr_restrict", old, sizeof(old)) &&
+	    strcmp(old, "1")) {
+		snprintf(r->kptr_old, sizeof(r->kptr_old), "%s", old);
+		put("/proc/sys/kernel/kptr_restrict", "1");
+	}
+	marker(r, "snapshot-begin");
+	f = fopen("/proc/vmallocinfo", "r");
+	if (!f) {
+		fprintf(stderr, "vmap-trace record: /proc/vmallocinfo: %s\n",
+			strerror(errno));
+		return -1;
+	}
+	while (!rc && getline(&l, &cap, f) > 0) {
+		unsigned long long s, e;
+		struct snap sn = { 0 };
+
+		if (sscanf(l, "0x%llx-0x%llx", &s, &e) != 2)
+			continue;
+		if (e <= s) {
+			fprintf(stderr, "vmap-trace record: /proc/vmallocinfo "
+				"shows hashed addresses; is this root?\n");
+			rc = -1;
+		}
+		sn.start = s, sn.end = e;
+		sn.lazy = strstr(l, "unpurged vm_area") != NULL;
+		if (r->t.nsnap == r->t.snapcap) {
+			size_t c = r->t.snapcap ? 2 * r->t.snapcap : 1024;
+			struct snap *n = realloc(r->t.snap, c * sizeof(*n));
+
+			if (!n)
+				rc = -1;
+			else
+				r->t.snap = n, r->t.snapcap = c;
+		}
+		if (!rc)
+			r->t.snap[r->t.nsnap++] = sn;
+	}
+	free(l);
+	fclose(f);
+	marker(r, "snapshot-end");
+	if (r->kptr_old[0]) {
+		put("/proc/sys/kernel/kptr_restrict", r->kptr_old);
+		r->kptr_old[0] = '\0';
+	}
+	r->t.has_snapshot = true;
+	return rc;
+}
+
+/* Run argv (or, with none, wait for SIGINT / SIGTERM); 0 or the exit
+ * status to pass on. */
+static int run(char **argv, sigset_t *set)
+{
+	pid_t pid;
+	int sig, status;
+
+	if (!argv[0]) {
+		fprintf(stderr, "vmap-trace record: recording; ^C to stop\n");
+		sigwait(set, &sig);
+		return 0;
+	}
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		sigprocmask(SIG_UNBLOCK, set, NULL);
+		execvp(argv[0], argv);
+		fprintf(stderr, "vmap-trace record: %s: %s\n", argv[0],
+			strerror(errno));
+		_exit(127);
+	}
+	for (;;) {
+		sigwait(set, &sig);
+		if (sig == SIGTERM)	/* ^C reaches the child by itself */
+			kill(pid, SIGTERM);
+		if (sig != SIGCHLD || waitpid(pid, &status, WNOHANG) != pid)
+			continue;
+		if (WIFEXITED(status))
+			return WEXITSTATUS(status);
+		return 128 + WTERMSIG(status);
+	}
+}
+
+static void lost_events(struct rec *r)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_CONF);
+
+	for (long c = 0; c < cpus; c++) {
+		char p[512], rel[64], line[128];
+		FILE *f;
+
+		snprintf(rel, sizeof(rel), "per_cpu/cpu%ld/stats", c);
+		if (instf(r, p, sizeof(p), rel) || !(f = fopen(p, "r")))
+			continue;
+		while (fgets(line, sizeof(line), f)) {
+			unsigned long long v;
+
+			if (sscanf(line, "overrun: %llu", &v) == 1 ||
+			    sscanf(line, "dropped events: %llu", &v) == 1)
+				r->t.lost += v;
+		}
+		fclose(f);
+	}
+}
+
+static int write_out(struct rec *r, const char *out)
+{
+	char tmp[4096];
+	FILE *f;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", out);
+	f = fopen(tmp, "w");
+	if (!f || trace_write(&r->t, f) || fclose(f) || rename(tmp, out)) {
+		fprintf(stderr, "vmap-trace record: %s: %s\n", out,
+			strerror(errno));
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+int record_main(int argc, char **argv)
+{
+	const char *out = "vmap.trace";
+	struct rec r = { .pipe_fd = -1 };
+	struct utsname u;
+	sigset_t set;
+	int i, status = 0, rc = 1;
+	char p[512];
+
+	for (i = 1; i < argc && strcmp(argv[i], "--"); i++) {
+		if (!strcmp(argv[i], "-o") && i + 1 < argc) {
+			out = argv[++i];
+		} else {
+			fprintf(stderr, "usage: vmap-trace record [-o FILE] "
+				"[-- COMMAND [ARG...]]\n");
+			return 2;
+		}
+	}
+	if (geteuid() != 0) {
+		fprintf(stderr, "vmap-trace record: must run as root (tracefs, "
+			"and the kernel's real addresses)\n");
+		return 1;
+	}
+	r.t.page_size = (uint64_t)sysconf(_SC_PAGESIZE);
+	r.t.cpus = (uint64_t)sysconf(_SC_NPROCESSORS_ONLN);
+	r.t.path = strdup(out);
+	if (!uname(&u))
+		snprintf(r.t.kernel, sizeof(r.t.kernel), "%s", u.release);
+	for (int j = i + 1, n = 0; j < argc; j++)
+		n += snprintf(r.t.command + n, sizeof(r.t.command) - (size_t)n,
+			      "%s%s", n ? " " : "", argv[j]),
+			n = n < (int)sizeof(r.t.command) ? n
+							 : (int)sizeof(r.t.command) - 1;
+	/* Signals are taken with sigwait, at one place. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	if (setup(&r))
+		goto out;
+	if (instf(&r, p, sizeof(p), "trace_pipe") ||
+	    (r.pipe_fd = open(p, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) < 0) {
+		fprintf(stderr, "vmap-trace record: trace_pipe: %s\n",
+			strerror(errno));
+		goto out;
+	}
+	if (pthread_create(&r.reader, NULL, reader, &r))
+		goto out;
+	r.reader_running = true;
+	for (size_t e = 0; e < 3; e++) {
+		char rel[128];
+
+		snprintf(rel, sizeof(rel), "events/vmalloc/%s/enable",
+			 events[e]);
+		if (inst_put(&r, rel, "1")) {
+			fprintf(stderr, "vmap-trace record: cannot enable %s\n",
+				events[e]);
+			goto out;
+		}
+	}
+	if (snapshot(&r))
+		goto out;
+	status = run(argv + i + (i < argc), &set);
+	for (size_t e = 0; e < 3; e++) {
+		char rel[128];
+
+		snprintf(rel, sizeof(rel), "events/vmalloc/%s/enable",
+			 events[e]);
+		inst_put(&r, rel, "0");
+	}
+	marker(&r, "stop");
+	atomic_store(&r.stopping, true);
+	pthread_join(r.reader, NULL);
+	r.reader_running = false;
+	if (r.reader_rc)
+		goto out;
+	if (!r.t.stopped)
+		fprintf(stderr, "vmap-trace record: warning: the stop marker "
+			"never came through; the last events may be missing\n");
+	lost_events(&r);
+	if (r.t.lost)
+		fprintf(stderr, "vmap-trace record: warning: the kernel lost "
+			"%llu events (the ring buffer overran)\n",
+			(unsigned long long)r.t.lost);
+	if (write_out(&r, out))
+		goto out;
+	fprintf(stderr, "vmap-trace record: %zu events, %zu snapshot areas "
+		"-> %s\n", r.t.nev, r.t.nsnap, out);
+	rc = status < 0 ? 1 : status;
+out:
+	if (r.reader_running) {
+		atomic_store(&r.abandon, true);
+		pthread_join(r.reader, NULL);
+	}
+	teardown(&r);
+	trace_free(&r.t);
+	return rc;
+}
