@@ -35,6 +35,7 @@
 struct area {
 	uint64_t start, end;
 	uint64_t line;		/* where it was allocated, or freed */
+	size_t ev;		/* lazy: the index of its free event */
 	bool lazy;
 };
 
@@ -44,11 +45,14 @@ struct state {
 	struct area **queue;	/* lazy areas in the order they were freed */
 	size_t qhead, qtail, qcap;
 	uint64_t lazy_pages;	/* of the areas in queue */
-	uint64_t owed;		/* areas a purge took before their free was
-				   traced: the next frees are purged already */
 	int64_t offset;		/* nr_lazy less lazy_pages: pages lazy that
 				   the trace does not know of */
-	bool offset_known, seen_purge, over_threshold;
+	bool offset_known, seen_purge;
+	bool over_threshold;	/* a free passed nr_lazy_max since the last
+				   purge: the kernel queued its drain work */
+	bool rerun;		/* the last event was a threshold purge: a
+				   free that queued the drain again while it
+				   ran makes the next purge a re-run */
 	uint64_t mode_size;	/* the commonest allocation size (guesses) */
 };
 
@@ -78,7 +82,7 @@ static int add(struct state *st, uint64_t start, uint64_t end,
 	struct area *a = malloc(sizeof(*a));
 
 	if (a)
-		*a = (struct area){ start, end, line, false };
+		*a = (struct area){ .start = start, .end = end, .line = line };
 	if (!a || !tsearch(a, &st->live, cmp)) {
 		free(a);
 		return trace_error(st->t, line, "out of memory");
@@ -135,38 +139,95 @@ static void release(struct state *st, uint64_t n)
 	}
 }
 
-static int do_purge(struct state *st, struct ev *e)
+/* Move event `from` to position `to` (to < from), the ones between one
+ * place later; the lazy areas freed by those keep their indices right. */
+static void move_back(struct state *st, size_t from, size_t to)
 {
+	struct trace *t = st->t;
+	struct ev e = t->ev[from];
+
+	memmove(&t->ev[to + 1], &t->ev[to], (from - to) * sizeof(e));
+	t->ev[to] = e;
+	for (size_t q = st->qhead; q < st->qtail; q++)
+		if (st->queue[q]->ev >= to && st->queue[q]->ev < from)
+			st->queue[q]->ev++;
+}
+
+/* The next n frees of busy areas after the purge at i, moved before it:
+ * the purge took them before their events were written.  How many. */
+static uint64_t pull_frees(struct state *st, size_t i, uint64_t n)
+{
+	struct trace *t = st->t;
+	uint64_t moved = 0;
+
+	for (size_t f = i + 1; f < t->nev && moved < n; f++) {
+		struct ev *e = &t->ev[f];
+		struct area *a;
+
+		if (e->kind != EV_FREE || (e->flags & EVF_SKIP))
+			continue;
+		a = find(st, e->f.addr, e->f.addr + 1);
+		if (!a || a->lazy || a->start != e->f.addr)
+			continue;
+		move_back(st, f, i + moved);
+		moved++;
+	}
+	return moved;
+}
+
+/*
+ * A purge at event i.  The kernel takes every lazy area when the purge
+ * starts and writes the event when it ends, so the frees traced between
+ * are not the purge's: a purge that counts fewer areas than are lazy goes
+ * back before the latest of them.  One that counts more took frees whose
+ * events come after it: those come forward (1 is returned: go over them
+ * again).  After this every purge releases exactly what is lazy where it
+ * stands, and a replay that purges there finds the kernel's batch.
+ */
+static int do_purge(struct state *st, size_t i)
+{
+	struct trace *t = st->t;
+	struct ev *e = &t->ev[i];
 	uint64_t lazy = st->qtail - st->qhead, extra;
 
-	st->t->npurge++;
-	if (!st->over_threshold)
+	if (e->p.npurged < lazy) {
+		size_t to = st->queue[st->qtail - (lazy - e->p.npurged)]->ev;
+
+		move_back(st, i, to);
+		t->reordered++;
+		e = &t->ev[to];
+	} else if (e->p.npurged > lazy) {
+		extra = e->p.npurged - lazy;
+		if (!st->seen_purge && !t->has_snapshot) {
+			/* A raw dump's first purge: areas lazy before it
+			 * began, which no event names. */
+			t->phantom_areas = extra;
+		} else if (extra > SLACK_PER_CPU * (t->cpus ? t->cpus : 64)) {
+			return trace_error(t, e->line,
+					   "the counts do not add up: this purge "
+					   "released %llu areas, the trace had "
+					   "freed %llu since the last",
+					   (unsigned long long)e->p.npurged,
+					   (unsigned long long)lazy);
+		} else {
+			uint64_t moved = pull_frees(st, i, extra);
+
+			if (moved) {
+				t->reordered++;
+				return 1;
+			}
+			t->purge_slack += extra;
+		}
+	}
+	t->npurge++;
+	if (!st->over_threshold && !st->rerun)
 		e->flags |= EVF_EXPLICIT;
+	st->rerun = !(e->flags & EVF_EXPLICIT);
 	st->over_threshold = false;
 	release(st, e->p.npurged);
-	if (e->p.npurged <= lazy)
-		goto done;
-	extra = e->p.npurged - lazy;
-	if (!st->seen_purge && !st->t->has_snapshot) {
-		/* A raw dump's first purge: the areas lazy before it began. */
-		st->t->phantom_areas = extra;
-	} else if (extra > SLACK_PER_CPU * (st->t->cpus ? st->t->cpus : 64)) {
-		return trace_error(st->t, e->line,
-				   "the counts do not add up: this purge "
-				   "released %llu areas, the trace had freed "
-				   "%llu since the last",
-				   (unsigned long long)e->p.npurged,
-				   (unsigned long long)lazy);
-	} else {
-		st->owed += extra;
-		st->t->purge_slack += extra;
-	}
-done:
 	st->seen_purge = true;
-	if (e->p.npurged >= lazy) {	/* it took everything there was */
-		st->offset = 0;
-		st->offset_known = true;
-	}
+	st->offset = 0;		/* it took everything there was */
+	st->offset_known = true;
 	return 0;
 }
 
@@ -212,6 +273,7 @@ static int do_free(struct state *st, struct ev *e, bool lenient)
 
 	if (!t->nr_lazy_max)
 		t->nr_lazy_max = e->f.nr_lazy_max;
+	st->rerun = false;
 	if (e->f.nr_lazy > e->f.nr_lazy_max)
 		st->over_threshold = true;
 	if (lenient && (!a || a->lazy || a->start != e->f.addr)) {
@@ -252,11 +314,7 @@ static int do_free(struct state *st, struct ev *e, bool lenient)
 				   (unsigned long long)e->f.nr_lazy,
 				   (unsigned long long)pages(st, e->size));
 	t->nfree++;
-	if (st->owed) {		/* a purge took it before its event */
-		st->owed--;
-		drop(st, a);
-		return 0;
-	}
+	a->ev = (size_t)(e - t->ev);
 	if (make_lazy(st, a, e->line))
 		return -1;
 	if (!st->offset_known) {
@@ -316,6 +374,7 @@ static int do_alloc(struct state *st, size_t i, bool lenient)
 				   (unsigned long long)e->a.addr,
 				   (unsigned long long)e->a.size);
 	a = find(st, e->a.addr, e->a.addr + e->a.size);
+	st->rerun = false;
 	if (a && lenient) {	/* the snapshot has it already */
 		e->flags |= EVF_SKIP;
 		t->skipped++;
@@ -395,7 +454,10 @@ int trace_check(struct trace *t)
 		} else if (e->kind == EV_FREE) {
 			rc = do_free(&st, e, lenient);
 		} else if (e->kind == EV_PURGE) {
-			rc = do_purge(&st, e);
+			if ((rc = do_purge(&st, i)) == 1) {
+				rc = 0;
+				i--;	/* the frees moved before it first */
+			}
 		} else if ((rc = do_alloc(&st, i, lenient)) == 1) {
 			if (!pull_purge(t, i))
 				rc = trace_error(t, e->line,

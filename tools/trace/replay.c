@@ -12,7 +12,11 @@
  * trace order: an allocation with the same size, alignment and range; a
  * free of whatever vmap placed for that kernel area; a purge the threshold
  * did not ask for (EVF_EXPLICIT) as vmap_purge.  Threshold purges are left
- * to vmap: comparing them with the kernel's is the point.
+ * to vmap: comparing them with the kernel's is the point.  With
+ * --purge-at-kernel, vmap's threshold is off and every kernel purge is a
+ * vmap_purge at the same place in the trace: the kernel's drain work runs
+ * when a worker gets to it, which no replay can know, so this shows what
+ * vmap's lazy list holds at the kernel's own moments.
  *
  * The modes: "seed" (the 2016 design: exact lowest fit, one lazy list),
  * "pool" (the default: per-node pools of purged areas by size, as Linux
@@ -86,6 +90,8 @@ struct replay {
 	vmap_space *s;
 	struct flushes fl;
 	bool check, analyse;
+	bool kernel_moments;	/* --purge-at-kernel: no threshold; purge
+				   where the kernel did */
 	FILE *seg;		/* --segments: the areas for the picture */
 	/* analysis */
 	uint64_t exact, placed, vmap_failed, vmap_extra, cls[6];
@@ -235,7 +241,7 @@ static int create(struct replay *r)
 	c.base = r->span[0].start;
 	c.length = r->span[r->nspan - 1].end - c.base;
 	c.page_size = r->t->page_size;
-	c.lazy_max_pages = r->t->nr_lazy_max;
+	c.lazy_max_pages = r->kernel_moments ? UINT64_MAX : r->t->nr_lazy_max;
 	c.flags = VMAP_SPACE_EMPTY;
 	if (strcmp(r->mode, "pool"))
 		c.flags |= VMAP_SPACE_LOWEST_FIT;
@@ -453,7 +459,7 @@ static int round_(struct replay *r, double *ns)
 			rc = do_alloc(r, i);
 		else if (e->kind == EV_FREE)
 			rc = do_free(r, i);
-		else if (e->flags & EVF_EXPLICIT) {
+		else if ((e->flags & EVF_EXPLICIT) || r->kernel_moments) {
 			rc = vmap_purge(r->s, VMAP_PURGE_SYNC);
 			if (r->analyse && !rc && !r->fl.calls)
 				printf("purge %zu 0 0 0\n", i);
@@ -590,7 +596,8 @@ int replay_child_main(int argc, char **argv)
 	double ns[64], total;
 	size_t ops = 0;
 
-	/* argv: --child MODE FILE [--check] [--rounds N] [--segments F] */
+	/* argv: --child MODE FILE [--check] [--rounds N] [--segments F]
+	 * [--purge-at-kernel] */
 	if (argc < 3)
 		return 2;
 	r.mode = argv[1];
@@ -600,6 +607,8 @@ int replay_child_main(int argc, char **argv)
 			r.check = true;
 		else if (!strcmp(argv[i], "--rounds") && i + 1 < argc)
 			rounds = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--purge-at-kernel"))
+			r.kernel_moments = true;
 		else if (!strcmp(argv[i], "--segments") && i + 1 < argc)
 			seg = argv[++i];
 		else

@@ -37,6 +37,13 @@ enum mop_kind {
 	MOP_TOUCH,	/* write a byte in every page of [off, off+len) */
 };
 
+/* mop.flags */
+#define MOPF_IMPLICIT 0x1u	/* an unmap the kernel did inside another call
+				   (exec, MAP_FIXED or MREMAP_FIXED over a
+				   mapping): the mmap replay needs a munmap */
+#define MOPF_NORESERVE 0x2u	/* MOP_MAP: the program's MAP_NORESERVE */
+#define MOPF_STACK 0x4u		/* MOP_MAP: the program's MAP_STACK */
+
 /* What the vmap replay does to obj's area, besides the step itself. */
 enum mop_vact {
 	VACT_NONE,
@@ -52,10 +59,8 @@ enum mop_vact {
 struct mop {
 	uint8_t kind;		/* enum mop_kind */
 	uint8_t vact;		/* enum mop_vact */
-	uint16_t implicit;	/* an unmap the kernel did inside another call
-				   (MAP_FIXED, MREMAP_FIXED over a mapping):
-				   the mmap replay needs a munmap for it */
-	int32_t arg;		/* prot, advice, or (MAP) extra mmap flags */
+	uint16_t flags;		/* MOPF_* */
+	int32_t arg;		/* prot, or advice */
 	uint32_t obj, obj2;
 	uint64_t off, len, len2;
 	uint64_t vlen;		/* obj's vmap area length after the step */

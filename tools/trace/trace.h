@@ -67,7 +67,9 @@ struct ev {
 				   is in the snapshot already */
 #define EVF_EXPLICIT 0x8u	/* a purge the lazy threshold did not ask
 				   for (vm_unmap_aliases, an allocation's
-				   retry): replayed as vmap_purge */
+				   retry): replayed as vmap_purge.  A drain
+				   that runs again at once because frees
+				   queued it while it ran is not one */
 
 /* An area alive (busy) or freed-not-purged (lazy) when the snapshot was
  * taken, from /proc/vmallocinfo. */
@@ -100,14 +102,16 @@ struct trace {
 	uint64_t phantom_areas;	/* ... how many areas: from the first
 				   purge's num_purged */
 	size_t nalloc, nfree, npurge, nfailed;
-	size_t reordered;	/* purges moved before an allocation that
-				   reused what they released (the kernel
-				   traces a purge after giving back) */
+	size_t reordered;	/* purges put where the kernel took its
+				   lists, not where it wrote the event:
+				   before an allocation that reused what
+				   they released, before frees they did not
+				   take, after frees they took (check.c) */
 	size_t skipped;		/* events whose effect is in the snapshot */
 	size_t guessed;		/* inferred areas of unknown size */
 	size_t purge_slack;	/* areas purges took beyond what the trace
-				   had freed (frees traced after the purge
-				   that took them) */
+				   had freed, with no free after to explain
+				   them */
 };
 
 /* Errors: a message is printed to stderr as "FILE:LINE: what" and -1 is

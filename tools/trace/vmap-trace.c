@@ -45,8 +45,8 @@ static int check_main(int argc, char **argv)
 		       t.nsnap, (unsigned long long)t.nr_lazy_max);
 	if (!rc)
 		printf("  %zu events within the snapshot, %zu purges moved "
-		       "before a reuse, %zu areas purged before their free "
-		       "was traced, %zu sizes guessed, %llu areas (%llu "
+		       "to where the kernel took its lists, %zu areas purged "
+		       "unexplained, %zu sizes guessed, %llu areas (%llu "
 		       "pages) lazy before the trace and not in it, %llu "
 		       "events lost\n", t.skipped, t.reordered,
 		       t.purge_slack, t.guessed,
