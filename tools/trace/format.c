@@ -16,6 +16,8 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "trace.h"
 
@@ -391,9 +393,50 @@ int trace_raw_line(struct trace *t, char *s, uint64_t line)
 			   ev);
 }
 
+/* The file, or for FILE.gz, gzip -dc's output (*pid its process). */
+static FILE *open_input(const char *path, pid_t *pid)
+{
+	size_t n = strlen(path);
+	int fds[2];
+
+	*pid = 0;
+	if (n < 3 || strcmp(path + n - 3, ".gz"))
+		return fopen(path, "r");
+	if (access(path, R_OK) || pipe(fds))
+		return NULL;
+	*pid = fork();
+	if (*pid < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		return NULL;
+	}
+	if (*pid == 0) {
+		dup2(fds[1], 1);
+		close(fds[0]);
+		close(fds[1]);
+		execlp("gzip", "gzip", "-dc", "--", path, (char *)NULL);
+		_exit(127);
+	}
+	close(fds[1]);
+	return fdopen(fds[0], "r");
+}
+
+/* Close what open_input opened: false if gzip failed. */
+static bool close_input(FILE *f, pid_t pid)
+{
+	int status;
+
+	fclose(f);
+	if (!pid)
+		return true;
+	return waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+	       WEXITSTATUS(status) == 0;
+}
+
 int trace_read(const char *path, struct trace *t)
 {
 	FILE *f;
+	pid_t gz;
 	char *buf = NULL;
 	size_t cap = 0;
 	ssize_t len;
@@ -406,7 +449,7 @@ int trace_read(const char *path, struct trace *t)
 	t->path = strdup(path);
 	if (!t->path)
 		return -1;
-	f = fopen(path, "r");
+	f = open_input(path, &gz);
 	if (!f) {
 		rc = trace_error(t, 0, "%s", strerror(errno));
 		goto out;
@@ -414,21 +457,23 @@ int trace_read(const char *path, struct trace *t)
 	while (!rc && (len = getline(&buf, &cap, f)) >= 0) {
 		long bad;
 		uint64_t version;
+		bool ended_line;
 
 		line++;
-		if (len > 0 && buf[len - 1] == '\n')
+		ended_line = len > 0 && buf[len - 1] == '\n';
+		if (ended_line)
 			buf[--len] = '\0';
-		else if (!t->raw)
-			/* own format: every line ends; the end line too */
-			rc = trace_error(t, line, "truncated: no newline");
 		if (len > 0 && buf[len - 1] == '\r')
 			buf[--len] = '\0';
 		bad = not_text(buf, (size_t)len);
-		if (!rc && bad >= 0)
+		if (bad >= 0)
 			rc = trace_error(t, line,
 					 "not text: byte 0x%02x at column %ld "
 					 "(a binary file?)",
 					 (unsigned char)buf[bad], bad + 1);
+		else if (!ended_line && !t->raw && !first)
+			/* own format: every line ends; the end line too */
+			rc = trace_error(t, line, "truncated: no newline");
 		if (rc)
 			break;
 		if (first) {
@@ -461,7 +506,11 @@ int trace_read(const char *path, struct trace *t)
 		rc = trace_error(t, line,
 				 "truncated: no end line (was the recording "
 				 "cut short?)");
-	fclose(f);
+	/* Drain what is left, so gzip is not killed by a broken pipe. */
+	while (rc && gz && getline(&buf, &cap, f) >= 0)
+		;
+	if (!close_input(f, gz) && !rc)
+		rc = trace_error(t, 0, "gzip -dc failed: not a gzip file?");
 out:
 	free(buf);
 	if (rc)

@@ -259,12 +259,13 @@ static int create(struct replay *r)
 static int setup(struct replay *r)
 {
 	struct trace *t = r->t;
-	uint64_t per, left, addr;
+	uint64_t per, left, addr = 0;
 	int rc = 0;
 
 	for (size_t k = 0; !rc && k < t->nsnap; k++) {
 		struct snap *sn = &t->snap[k];
 
+		addr = sn->start;
 		rc = vmap_alloc_at(r->s, sn->start, sn->end - sn->start, 0);
 		r->snap_vaddr[k] = sn->start;
 		if (!rc && sn->lazy)
@@ -274,11 +275,16 @@ static int setup(struct replay *r)
 	left = t->phantom_pages;
 	for (uint64_t i = 0; !rc && i < t->phantom_areas && left; i++) {
 		per = left / (t->phantom_areas - i);
-		rc = vmap_xalloc(r->s, per * t->page_size, t->page_size, 0, 0,
-				 0, 0, VMAP_XALLOC_TOPDOWN, &addr) ?:
+		rc = vmap_xalloc(r->s, (per ? per : 1) * t->page_size,
+				 t->page_size, 0, 0, 0, UINT64_MAX,
+				 VMAP_XALLOC_TOPDOWN, &addr) ?:
 		     vmap_free(r->s, addr);
 		left -= per;
 	}
+	if (rc)
+		fprintf(stderr, "%s: replay (%s): the kernel's state at the "
+			"start could not be set up (at 0x%llx: %s)\n", t->path,
+			r->mode, (unsigned long long)addr, strerror(-rc));
 	return rc;
 }
 
@@ -442,11 +448,13 @@ static int round_(struct replay *r, double *ns)
 	int rc;
 
 	r->fl = (struct flushes){ .lo = UINT64_MAX };
-	if (create(r) || setup(r)) {
-		fprintf(stderr, "%s: replay (%s): the space or the "
-			"snapshot could not be set up\n", t->path, r->mode);
+	if ((rc = create(r))) {
+		fprintf(stderr, "%s: replay (%s): no space: %s\n", t->path,
+			r->mode, strerror(-rc));
 		return -1;
 	}
+	if (setup(r))
+		return -1;
 	r->purged_base = areas_purged(r->s);
 	r->fl = (struct flushes){ .lo = UINT64_MAX };
 	clock_gettime(CLOCK_MONOTONIC, &a);

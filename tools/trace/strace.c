@@ -705,37 +705,38 @@ static int read_file(struct rd *r, char **buf, size_t *n)
 {
 	FILE *f = fopen(r->path, "rb");
 	size_t cap = 1 << 16;
+	char *b = NULL, *nb;
+	int e = 0;
 
+	*buf = NULL;
+	*n = 0;
 	if (!f)
 		return err(r, 0, "%s", strerror(errno));
-	*n = 0;
-	*buf = malloc(cap);
-	while (*buf) {
-		size_t got = fread(*buf + *n, 1, cap - *n, f);
-
-		*n += got;
-		if (*n < cap)
+	while (!e && (nb = realloc(b, cap))) {
+		b = nb;
+		*n += fread(b + *n, 1, cap - *n, f);
+		if (ferror(f))
+			e = errno ? errno : EIO;
+		else if (*n < cap)
 			break;
-		char *b = realloc(*buf, cap * 2);
-		if (!b)
-			free(*buf);
-		*buf = b;
 		cap *= 2;
 	}
-	if (!*buf || ferror(f)) {
-		fclose(f);
-		free(*buf);
-		return err(r, 0, "%s", *buf ? strerror(errno) : "out of memory");
-	}
+	if (!e && (!b || *n == cap))
+		e = ENOMEM;
 	fclose(f);
+	if (e) {
+		free(b);
+		return err(r, 0, "%s", strerror(e));
+	}
+	*buf = b;
 	return 0;
 }
 
 static int read_lines(struct rd *r)
 {
 	struct lines l = { 0 };
-	char *buf;
-	size_t n, i = 0;
+	char *buf = NULL;
+	size_t n = 0, i = 0;
 	uint64_t line = 0;
 	int rc = 0;
 
@@ -1403,7 +1404,7 @@ static int remap_anon(struct rd *r, size_t i, size_t j, uint64_t a,
 		      uint64_t olen, uint64_t nlen, uint64_t to)
 {
 	uint32_t obj = r->pc[i].obj, dst = obj;
-	uint64_t off = a - r->obj[obj].base, probe;
+	uint64_t off = a - r->obj[obj].base, probe = UINT64_MAX;
 	bool whole = off + olen == r->obj[obj].vlen, touched = false;
 	size_t opi;
 
