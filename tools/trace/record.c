@@ -20,6 +20,7 @@
  * the snapshot first.  Overruns the kernel reports are written as `lost`
  * and warned about.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -111,6 +112,32 @@ static void marker(struct rec *r, const char *what)
 	inst_put(r, "trace_marker", m);
 }
 
+/* Instances of recordings killed before they could clean up (SIGKILL):
+ * vmap-trace-PID with no process PID.  Their buffers hold memory. */
+static void sweep(struct rec *r)
+{
+	char p[1024];
+	DIR *d;
+	struct dirent *de;
+
+	snprintf(p, sizeof(p), "%s/instances", r->root);
+	if (!(d = opendir(p)))
+		return;
+	while ((de = readdir(d))) {
+		int pid;
+		char tail;
+
+		if (sscanf(de->d_name, "vmap-trace-%d%c", &pid, &tail) != 1 ||
+		    pid <= 0 || !kill(pid, 0) || errno != ESRCH)
+			continue;
+		snprintf(p, sizeof(p), "%s/instances/%s", r->root, de->d_name);
+		if (!rmdir(p))
+			fprintf(stderr, "vmap-trace record: removed %s, left by "
+				"a recording that was killed\n", p);
+	}
+	closedir(d);
+}
+
 /* Find tracefs, or mount it; make our instance. */
 static int setup(struct rec *r)
 {
@@ -143,6 +170,7 @@ static int setup(struct rec *r)
 			strerror(errno));
 		return -1;
 	}
+	sweep(r);
 	snprintf(r->inst, sizeof(r->inst), "%s/instances/vmap-trace-%d",
 		 r->root, (int)getpid());
 	if (mkdir(r->inst, 0700)) {

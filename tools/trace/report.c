@@ -268,21 +268,51 @@ static void table(const struct trace *t, const struct result *k0,
 	printf("\n  %-32s %16s", "vmap failed, kernel did not", "");
 	for (int j = 0; j < nm; j++)
 		printf(" %18llu", (unsigned long long)m[j].failed);
-	printf("\n  %-32s %16s", "median distance (pages)", "");
-	for (int j = 0; j < nm; j++) {
-		uint64_t n = 0, half = (m[j].placed - m[j].exact) / 2;
-		int b = 0;
+	/* How far from the kernel's address, when not at it: log2 buckets
+	 * of pages (hist[][b]: distances in [2^(b-1), 2^b)). */
+	static const struct { int lo, hi; const char *what; } bands[] = {
+		{ 0, 4, "< 16 pages" }, { 5, 8, "16-255 pages" },
+		{ 9, 12, "256-4095 pages" }, { 13, 16, "4096-65535 pages" },
+		{ 17, 65, ">= 65536 pages" },
+	};
+	printf("\n  %-32s", "distance, when not at it:");
+	for (size_t k = 0; k < sizeof(bands) / sizeof(bands[0]); k++) {
+		printf("\n    %-30s %16s", bands[k].what, "");
+		for (int j = 0; j < nm; j++) {
+			uint64_t n = 0;
 
-		for (int d = 0; d < 2; d++)
-			for (int x = 0; x < 66; x++)
-				n += m[j].hist[d][x];
-		n = 0;
-		for (b = 0; b < 66; b++) {
-			n += m[j].hist[0][b] + m[j].hist[1][b];
-			if (n > half)
-				break;
+			for (int x = bands[k].lo; x <= bands[k].hi; x++)
+				n += m[j].hist[0][x] + m[j].hist[1][x];
+			printf(" %7llu (%5.1f%%)", (unsigned long long)n,
+			       pct((double)n, (double)(m[j].placed -
+						       m[j].exact)));
 		}
-		printf(" %11s2^%-2d..", "", b > 0 ? b - 1 : 0);
+	}
+	/* In words: what explains most of the differences, per mode. */
+	printf("\n");
+	for (int j = 0; j < nm; j++) {
+		static const char *const why[6] = {
+			"the kernel took back an area of the same size it had "
+			"freed: its per-CPU node pools, not a lowest-fit search",
+			"vmap's lowest fit found a lower range the kernel did "
+			"not take (held in its pools, or skipped by its "
+			"size + align - 1 search)",
+			"vmap placed higher (its own pools)",
+			"the kernel's range was still lazy in vmap: the two "
+			"purged at different moments",
+			"vmap had placed an earlier area there",
+			"outside vmap's spans",
+		};
+		int top = 0;
+
+		for (int c = 1; c < 6; c++)
+			if (m[j].cls[c] > m[j].cls[top])
+				top = c;
+		if (m[j].placed > m[j].exact)
+			printf("\n%s: %.0f%% of the differences: %s", m[j].mode,
+			       pct((double)m[j].cls[top],
+				   (double)(m[j].placed - m[j].exact)),
+			       why[top]);
 	}
 	printf("\n\n%-34s %16s", "vmap ns per operation (median)", "");
 	for (int j = 0; j < nm; j++)
