@@ -67,15 +67,19 @@ static int push_snap(struct trace *t, const struct snap *s, uint64_t line)
 	return 0;
 }
 
-/* A whole token as an unsigned number (decimal, or hex with 0x). */
+/* A whole token as an unsigned number: decimal, or hex with 0x (never
+ * octal: "010" is ten). */
 static bool num(const char *s, uint64_t *out)
 {
 	char *end;
 
-	if (!s || !*s || *s == '-' || *s == '+')
+	bool hex = s && s[0] == '0' && (s[1] == 'x' || s[1] == 'X');
+
+	if (!s || !*s || *s == '-' || *s == '+' || s[hex ? 2 : 0] == '-' ||
+	    s[hex ? 2 : 0] == '+' || s[hex ? 2 : 0] == '\0')
 		return false;
 	errno = 0;
-	*out = strtoull(s, &end, 0);
+	*out = strtoull(s, &end, hex ? 16 : 10);
 	return !errno && *end == '\0';
 }
 
@@ -121,8 +125,10 @@ static long not_text(const char *s, size_t n)
 static int split(char *s, char **tok, int max)
 {
 	int n = 0;
+	char *save;
 
-	for (char *p = strtok(s, " \t"); p; p = strtok(NULL, " \t")) {
+	for (char *p = strtok_r(s, " \t", &save); p;
+	     p = strtok_r(NULL, " \t", &save)) {
 		if (n == max)
 			return max + 1;
 		tok[n++] = p;
@@ -180,7 +186,8 @@ static int own_line(struct trace *t, char *s, uint64_t line, bool *ended,
 
 	if (*ended)
 		return trace_error(t, line, "text after the end line");
-	if (!strncmp(s, "kernel ", 7) || !strncmp(s, "command ", 8)) {
+	if (!t->nev && (!strncmp(s, "kernel ", 7) ||
+			!strncmp(s, "command ", 8))) {
 		bool k = s[0] == 'k';
 		char *dst = k ? t->kernel : t->command;
 		size_t cap = k ? sizeof(t->kernel) : sizeof(t->command);
@@ -191,6 +198,10 @@ static int own_line(struct trace *t, char *s, uint64_t line, bool *ended,
 	n = split(s, tok, 10);
 	if (n == 0)
 		return 0;
+	if (t->nev && !(n >= 3 && tok[0][0] >= '0' && tok[0][0] <= '9') &&
+	    strcmp(tok[0], "end"))
+		return trace_error(t, line, "'%s' after the events: the header "
+				   "comes first", tok[0]);
 	if (*nsnap_left) {
 		struct snap sn;
 
@@ -202,6 +213,7 @@ static int own_line(struct trace *t, char *s, uint64_t line, bool *ended,
 					   "'S START END busy|lazy' (%llu to go)",
 					   (unsigned long long)*nsnap_left);
 		sn.start = v[0], sn.end = v[1], sn.lazy = tok[3][0] == 'l';
+		sn.line = line;
 		(*nsnap_left)--;
 		return push_snap(t, &sn, line);
 	}
@@ -325,6 +337,19 @@ int trace_raw_line(struct trace *t, char *s, uint64_t line)
 	char *ev, *colon, *fields, *p;
 	uint64_t cpu = UINT64_MAX;
 
+	unsigned lcpu;
+	unsigned long long lost;
+	char c;
+
+	/* The kernel's own note in trace_pipe when its buffer overran. */
+	if (sscanf(s, "CPU:%u [LOST %llu EVENT%c", &lcpu, &lost, &c) == 3) {
+		t->lost += lost;
+		return 0;
+	}
+	if (sscanf(s, "CPU:%u [LOST EVENT%c", &lcpu, &c) == 2) {
+		t->lost++;	/* how many is not said: at least one */
+		return 0;
+	}
 	if (s[0] == '#') {	/* the header: lost events, CPUs */
 		unsigned long long in, written, cpus;
 		const char *q = strstr(s, "entries-in-buffer/entries-written:");
@@ -393,14 +418,31 @@ int trace_raw_line(struct trace *t, char *s, uint64_t line)
 			   ev);
 }
 
-/* The file, or for FILE.gz, gzip -dc's output (*pid its process). */
+/* FILE.gz, or a regular file that starts as gzip's do. */
+static bool gzipped(const char *path, size_t n)
+{
+	unsigned char m[2] = { 0 };
+	FILE *f;
+	bool gz;
+
+	if (n >= 3 && !strcmp(path + n - 3, ".gz"))
+		return true;
+	f = fopen(path, "rb");
+	if (!f)
+		return false;
+	gz = fread(m, 1, 2, f) == 2 && m[0] == 0x1f && m[1] == 0x8b;
+	fclose(f);
+	return gz;
+}
+
+/* The file, or if gzipped, gzip -dc's output (*pid its process). */
 static FILE *open_input(const char *path, pid_t *pid)
 {
 	size_t n = strlen(path);
 	int fds[2];
 
 	*pid = 0;
-	if (n < 3 || strcmp(path + n - 3, ".gz"))
+	if (!gzipped(path, n))
 		return fopen(path, "r");
 	if (access(path, R_OK) || pipe(fds))
 		return NULL;
@@ -435,6 +477,11 @@ static bool close_input(FILE *f, pid_t pid)
 
 int trace_read(const char *path, struct trace *t)
 {
+	return trace_read_as(path, path, t);
+}
+
+int trace_read_as(const char *path, const char *name, struct trace *t)
+{
 	FILE *f;
 	pid_t gz;
 	char *buf = NULL;
@@ -446,7 +493,7 @@ int trace_read(const char *path, struct trace *t)
 
 	memset(t, 0, sizeof(*t));
 	t->page_size = 4096;
-	t->path = strdup(path);
+	t->path = strdup(name);
 	if (!t->path)
 		return -1;
 	f = open_input(path, &gz);
@@ -471,8 +518,9 @@ int trace_read(const char *path, struct trace *t)
 					 "not text: byte 0x%02x at column %ld "
 					 "(a binary file?)",
 					 (unsigned char)buf[bad], bad + 1);
-		else if (!ended_line && !t->raw && !first)
-			/* own format: every line ends; the end line too */
+		else if (!ended_line && !first)
+			/* every line ends, the last too: a cut one may still
+			 * parse, as num_purged=32 for 3277 */
 			rc = trace_error(t, line, "truncated: no newline");
 		if (rc)
 			break;
@@ -497,7 +545,7 @@ int trace_read(const char *path, struct trace *t)
 			rc = own_line(t, buf, line, &ended, &nsnap_left);
 	}
 	if (!rc && ferror(f))
-		rc = trace_error(t, line, "read error");
+		rc = trace_error(t, line, "%s", strerror(errno));
 	if (!rc && first)
 		rc = trace_error(t, 0, "empty");
 	if (!rc && !t->raw && nsnap_left)

@@ -24,11 +24,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
@@ -48,6 +50,7 @@ struct rec {
 	char inst[320];		/* our instance's directory */
 	bool inst_made;
 	char kptr_old[16];	/* kptr_restrict to put back; "" if none */
+	int kptr_fd;		/* KPTR_SAVED, locked while it is raised */
 	int pipe_fd;
 	struct trace t;
 	pthread_t reader;
@@ -57,6 +60,7 @@ struct rec {
 	atomic_bool abandon;	/* main -> reader: return now (an error) */
 	int reader_rc;		/* reader -> main, read after the join */
 	uint64_t lines;		/* the reader's alone */
+	uint64_t bad_lines;	/* the reader's; main reads after the join */
 	/* r->t: the reader appends events and sets the snapshot's stamps and
 	 * `stopped`; main fills the snapshot's areas and header fields, and
 	 * reads the rest only after the join. */
@@ -154,7 +158,11 @@ static int setup(struct rec *r)
 	if (!r->root[0]) {
 		char dir[] = "/tmp/vmap-trace.XXXXXX";
 
-		if (!mkdtemp(dir) || mount("nodev", dir, "tracefs", 0, NULL)) {
+		/* In a mount namespace of our own, the mount goes with the
+		 * process, however it ends (SIGKILL too). */
+		if (unshare(CLONE_NEWNS) ||
+		    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) ||
+		    !mkdtemp(dir) || mount("nodev", dir, "tracefs", 0, NULL)) {
 			fprintf(stderr, "vmap-trace record: cannot mount "
 				"tracefs: %s\n", strerror(errno));
 			rmdir(dir);
@@ -186,6 +194,8 @@ static int setup(struct rec *r)
 	return 0;
 }
 
+static void kptr_restore(struct rec *r);
+
 static void teardown(struct rec *r)
 {
 	if (r->inst_made) {
@@ -205,10 +215,7 @@ static void teardown(struct rec *r)
 				"behind: %s\n", r->inst, strerror(errno));
 		r->inst_made = false;
 	}
-	if (r->kptr_old[0]) {
-		put("/proc/sys/kernel/kptr_restrict", r->kptr_old);
-		r->kptr_old[0] = '\0';
-	}
+	kptr_restore(r);
 	if (r->mounted[0]) {
 		if (umount(r->mounted) || rmdir(r->mounted))
 			fprintf(stderr, "vmap-trace record: warning: tracefs "
@@ -217,8 +224,10 @@ static void teardown(struct rec *r)
 	}
 }
 
-/* Drain trace_pipe until the stop marker has come through (or a second
- * after the stop, if it never does). */
+/* Drain trace_pipe until the stop marker has come through (or 2 s after
+ * the stop, if it never does).  A line the parser refuses is counted and
+ * skipped: the kernel writes the lines, and losing a recording to one is
+ * worse than a warning. */
 static void *reader(void *arg)
 {
 	struct rec *r = arg;
@@ -267,10 +276,8 @@ static void *reader(void *arg)
 			memcpy(line, p, len);
 			line[len] = '\0';
 			r->lines++;
-			if (line[0] && trace_raw_line(&r->t, line, r->lines)) {
-				r->reader_rc = -1;
-				goto out;
-			}
+			if (line[0] && trace_raw_line(&r->t, line, r->lines))
+				r->bad_lines++;
 		}
 		have -= (size_t)(p - buf);
 		memmove(buf, p, have);
@@ -281,24 +288,79 @@ out:
 	return NULL;
 }
 
+#define KPTR "/proc/sys/kernel/kptr_restrict"
+#define KPTR_SAVED "/run/vmap-trace.kptr"
+
+/*
+ * kptr_restrict at 1 while the snapshot is read (root then sees real
+ * addresses).  Every recording does this under one flock, with the old value
+ * written in the lock file until it is back: two recordings cannot undo each
+ * other's, and one killed in between is put right by the next.
+ */
+static int kptr_raise(struct rec *r)
+{
+	char saved[16] = "", now[16];
+	ssize_t n;
+
+	r->kptr_fd = open(KPTR_SAVED, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (r->kptr_fd < 0 || flock(r->kptr_fd, LOCK_EX)) {
+		fprintf(stderr, "vmap-trace record: %s: %s\n", KPTR_SAVED,
+			strerror(errno));
+		return -1;
+	}
+	n = pread(r->kptr_fd, saved, sizeof(saved) - 1, 0);
+	if (n > 0) {
+		saved[n] = '\0';
+		if (!put(KPTR, saved))
+			fprintf(stderr, "vmap-trace record: kptr_restrict put "
+				"back to %s (a recording was killed before it "
+				"could)\n", saved);
+	}
+	if (get(KPTR, now, sizeof(now)))
+		return 0;	/* no such knob: addresses are real */
+	if (strcmp(now, "1")) {
+		if (ftruncate(r->kptr_fd, 0) ||
+		    pwrite(r->kptr_fd, now, strlen(now), 0) !=
+			    (ssize_t)strlen(now) ||
+		    fsync(r->kptr_fd))
+			return -1;
+		snprintf(r->kptr_old, sizeof(r->kptr_old), "%s", now);
+		put(KPTR, "1");
+	}
+	return 0;
+}
+
+static void kptr_restore(struct rec *r)
+{
+	if (r->kptr_old[0] && put(KPTR, r->kptr_old))
+		fprintf(stderr, "vmap-trace record: warning: kptr_restrict "
+			"could not be put back to %s\n", r->kptr_old);
+	r->kptr_old[0] = '\0';
+	if (r->kptr_fd >= 0) {
+		if (ftruncate(r->kptr_fd, 0))
+			fprintf(stderr, "vmap-trace record: warning: %s: %s\n",
+				KPTR_SAVED, strerror(errno));
+		close(r->kptr_fd);	/* and the lock with it */
+	}
+	r->kptr_fd = -1;
+}
+
 /* /proc/vmallocinfo, read with real addresses. */
 static int snapshot(struct rec *r)
 {
-	char old[16], *l = NULL;
+	char *l = NULL;
 	size_t cap = 0;
 	FILE *f;
 	int rc = 0;
 
-	if (!get("/proc/sys/kernel/kptr_restrict", old, sizeof(old)) &&
-	    strcmp(old, "1")) {
-		snprintf(r->kptr_old, sizeof(r->kptr_old), "%s", old);
-		put("/proc/sys/kernel/kptr_restrict", "1");
-	}
+	if (kptr_raise(r))
+		return -1;
 	marker(r, "snapshot-begin");
 	f = fopen("/proc/vmallocinfo", "r");
 	if (!f) {
 		fprintf(stderr, "vmap-trace record: /proc/vmallocinfo: %s\n",
 			strerror(errno));
+		kptr_restore(r);
 		return -1;
 	}
 	while (!rc && getline(&l, &cap, f) > 0) {
@@ -309,7 +371,8 @@ static int snapshot(struct rec *r)
 			continue;
 		if (e <= s) {
 			fprintf(stderr, "vmap-trace record: /proc/vmallocinfo "
-				"shows hashed addresses; is this root?\n");
+				"shows hashed addresses although kptr_restrict "
+				"is 1\n");
 			rc = -1;
 		}
 		sn.start = s, sn.end = e;
@@ -329,44 +392,67 @@ static int snapshot(struct rec *r)
 	free(l);
 	fclose(f);
 	marker(r, "snapshot-end");
-	if (r->kptr_old[0]) {
-		put("/proc/sys/kernel/kptr_restrict", r->kptr_old);
-		r->kptr_old[0] = '\0';
-	}
+	kptr_restore(r);
 	r->t.has_snapshot = true;
 	return rc;
 }
 
-/* Run argv (or, with none, wait for SIGINT / SIGTERM); 0 or the exit
- * status to pass on. */
+/* Run argv (or, with none, wait for a signal to stop); the exit status to
+ * pass on, or -1 if it could not be started. */
 static int run(char **argv, sigset_t *set)
 {
 	pid_t pid;
-	int sig, status;
+	int sig, status, err = 0, fds[2];
 
 	if (!argv[0]) {
 		fprintf(stderr, "vmap-trace record: recording; ^C to stop\n");
-		sigwait(set, &sig);
+		do
+			sigwait(set, &sig);
+		while (sig == SIGCHLD);
 		return 0;
 	}
-	pid = fork();
-	if (pid < 0)
+	/* exec's errno comes back through a close-on-exec pipe: a command
+	 * that cannot be run is an error, not a recording. */
+	if (pipe2(fds, O_CLOEXEC))
 		return -1;
+	pid = fork();
+	if (pid < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		return -1;
+	}
 	if (pid == 0) {
+		signal(SIGPIPE, SIG_DFL);	/* ignored signals stay so */
 		sigprocmask(SIG_UNBLOCK, set, NULL);
 		execvp(argv[0], argv);
-		fprintf(stderr, "vmap-trace record: %s: %s\n", argv[0],
-			strerror(errno));
+		err = errno;
+		if (write(fds[1], &err, sizeof(err)) < 0)
+			_exit(127);
 		_exit(127);
+	}
+	close(fds[1]);
+	if (read(fds[0], &err, sizeof(err)) != (ssize_t)sizeof(err))
+		err = 0;
+	close(fds[0]);
+	if (err) {
+		waitpid(pid, &status, 0);
+		fprintf(stderr, "vmap-trace record: %s: %s\n", argv[0],
+			strerror(err));
+		return -1;
 	}
 	for (;;) {
 		sigwait(set, &sig);
-		if (sig == SIGTERM)	/* ^C reaches the child by itself */
-			kill(pid, SIGTERM);
+		/* ^C and ^\ reach the command from the terminal by
+		 * themselves; what is sent to vmap-trace alone is passed on. */
+		if (sig != SIGCHLD && sig != SIGINT && sig != SIGQUIT)
+			kill(pid, sig);
 		if (sig != SIGCHLD || waitpid(pid, &status, WNOHANG) != pid)
 			continue;
 		if (WIFEXITED(status))
 			return WEXITSTATUS(status);
+		fprintf(stderr, "vmap-trace record: %s was killed by signal "
+			"%d (%s)\n", argv[0], WTERMSIG(status),
+			strsignal(WTERMSIG(status)));
 		return 128 + WTERMSIG(status);
 	}
 }
@@ -393,28 +479,48 @@ static void lost_events(struct rec *r)
 	}
 }
 
-static int write_out(struct rec *r, const char *out)
+/* The header's free text on one line: a command may hold newlines. */
+static void one_line(char *s)
 {
-	char tmp[4096];
-	FILE *f;
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = ' ';
+}
 
-	snprintf(tmp, sizeof(tmp), "%s.tmp", out);
-	f = fopen(tmp, "w");
-	if (!f || trace_write(&r->t, f) || fclose(f) || rename(tmp, out)) {
-		fprintf(stderr, "vmap-trace record: %s: %s\n", out,
-			strerror(errno));
-		unlink(tmp);
-		return -1;
+static void enable(struct rec *r, const char *value)
+{
+	for (size_t e = 0; e < 3; e++) {
+		char rel[128];
+
+		snprintf(rel, sizeof(rel), "events/vmalloc/%s/enable",
+			 events[e]);
+		if (inst_put(r, rel, value) && value[0] == '1')
+			fprintf(stderr, "vmap-trace record: cannot enable %s\n",
+				events[e]);
 	}
-	return 0;
+}
+
+static int usage(void)
+{
+	fprintf(stderr,
+		"usage: vmap-trace record [-o FILE] [-- COMMAND [ARG...]]\n"
+		"  Records the kernel's vmalloc events while COMMAND runs (or,\n"
+		"  with none, until SIGINT or SIGTERM) into FILE (vmap.trace).\n"
+		"  With a command, ^C from the terminal reaches the command, and\n"
+		"  the recording ends when it exits; TERM, HUP, USR1, USR2 and\n"
+		"  ALRM sent to vmap-trace are passed on to it.  Needs root.\n");
+	return 2;
 }
 
 int record_main(int argc, char **argv)
 {
 	const char *out = "vmap.trace";
-	struct rec r = { .pipe_fd = -1 };
+	struct rec r = { .pipe_fd = -1, .kptr_fd = -1 };
+	struct outfile of = { 0 };
 	struct utsname u;
 	sigset_t set;
+	static const int sigs[] = { SIGINT,  SIGTERM, SIGCHLD, SIGHUP,
+				    SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM };
 	int i, status = 0, rc = 1;
 	char p[512];
 
@@ -422,9 +528,10 @@ int record_main(int argc, char **argv)
 		if (!strcmp(argv[i], "-o") && i + 1 < argc) {
 			out = argv[++i];
 		} else {
-			fprintf(stderr, "usage: vmap-trace record [-o FILE] "
-				"[-- COMMAND [ARG...]]\n");
-			return 2;
+			if (argv[i][0] != '-')
+				fprintf(stderr, "vmap-trace record: '%s': put "
+					"the command after --\n", argv[i]);
+			return usage();
 		}
 	}
 	if (geteuid() != 0) {
@@ -432,22 +539,34 @@ int record_main(int argc, char **argv)
 			"and the kernel's real addresses)\n");
 		return 1;
 	}
+	/* The file is made now, so a path that cannot be written fails before
+	 * the recording, not after; 0600: it holds the kernel's layout. */
+	if (out_open(&of, out, 0600)) {
+		fprintf(stderr, "vmap-trace record: %s: %s\n", out,
+			strerror(errno));
+		return 1;
+	}
 	r.t.page_size = (uint64_t)sysconf(_SC_PAGESIZE);
 	r.t.cpus = (uint64_t)sysconf(_SC_NPROCESSORS_ONLN);
-	r.t.path = strdup(out);
+	/* Until the end, the parser's errors are about trace_pipe's lines. */
+	r.t.path = strdup("trace_pipe");
 	if (!uname(&u))
 		snprintf(r.t.kernel, sizeof(r.t.kernel), "%s", u.release);
-	for (int j = i + 1, n = 0; j < argc; j++)
+	for (int j = i + 1, n = 0; j < argc && n < (int)sizeof(r.t.command) - 1;
+	     j++) {
 		n += snprintf(r.t.command + n, sizeof(r.t.command) - (size_t)n,
-			      "%s%s", n ? " " : "", argv[j]),
-			n = n < (int)sizeof(r.t.command) ? n
-							 : (int)sizeof(r.t.command) - 1;
-	/* Signals are taken with sigwait, at one place. */
+			      "%s%s", n ? " " : "", argv[j]);
+		if (n >= (int)sizeof(r.t.command))
+			n = (int)sizeof(r.t.command) - 1;
+	}
+	one_line(r.t.command);
+	one_line(r.t.kernel);
+	/* Signals are taken with sigwait, at one place (run). */
 	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGCHLD);
+	for (size_t k = 0; k < sizeof(sigs) / sizeof(sigs[0]); k++)
+		sigaddset(&set, sigs[k]);
 	sigprocmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);	/* a write error is reported instead */
 	if (setup(&r))
 		goto out;
 	if (instf(&r, p, sizeof(p), "trace_pipe") ||
@@ -459,47 +578,40 @@ int record_main(int argc, char **argv)
 	if (pthread_create(&r.reader, NULL, reader, &r))
 		goto out;
 	r.reader_running = true;
-	for (size_t e = 0; e < 3; e++) {
-		char rel[128];
-
-		snprintf(rel, sizeof(rel), "events/vmalloc/%s/enable",
-			 events[e]);
-		if (inst_put(&r, rel, "1")) {
-			fprintf(stderr, "vmap-trace record: cannot enable %s\n",
-				events[e]);
-			goto out;
-		}
-	}
+	enable(&r, "1");
 	if (snapshot(&r))
 		goto out;
 	status = run(argv + i + (i < argc), &set);
-	for (size_t e = 0; e < 3; e++) {
-		char rel[128];
-
-		snprintf(rel, sizeof(rel), "events/vmalloc/%s/enable",
-			 events[e]);
-		inst_put(&r, rel, "0");
-	}
+	enable(&r, "0");
 	marker(&r, "stop");
 	atomic_store(&r.stopping, true);
 	pthread_join(r.reader, NULL);
 	r.reader_running = false;
-	if (r.reader_rc)
+	if (r.reader_rc || status < 0)
 		goto out;
 	if (!r.t.stopped)
 		fprintf(stderr, "vmap-trace record: warning: the stop marker "
 			"never came through; the last events may be missing\n");
+	if (r.bad_lines)
+		fprintf(stderr, "vmap-trace record: warning: %llu lines of "
+			"trace_pipe could not be read and were left out\n",
+			(unsigned long long)r.bad_lines);
 	lost_events(&r);
 	if (r.t.lost)
 		fprintf(stderr, "vmap-trace record: warning: the kernel lost "
-			"%llu events (the ring buffer overran)\n",
-			(unsigned long long)r.t.lost);
-	if (write_out(&r, out))
+			"%llu events (the ring buffer overran): the trace will "
+			"not replay exactly\n", (unsigned long long)r.t.lost);
+	if (!out_file(&of) || trace_write(&r.t, out_file(&of)) ||
+	    out_commit(&of)) {
+		fprintf(stderr, "vmap-trace record: %s: %s\n", out,
+			strerror(errno));
 		goto out;
+	}
 	fprintf(stderr, "vmap-trace record: %zu events, %zu snapshot areas "
 		"-> %s\n", r.t.nev, r.t.nsnap, out);
-	rc = status < 0 ? 1 : status;
+	rc = status;
 out:
+	out_abort(&of);
 	if (r.reader_running) {
 		atomic_store(&r.abandon, true);
 		pthread_join(r.reader, NULL);

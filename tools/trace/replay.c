@@ -259,7 +259,7 @@ static int create(struct replay *r)
 static int setup(struct replay *r)
 {
 	struct trace *t = r->t;
-	uint64_t per, left, addr = 0;
+	uint64_t per, left, addr = 0, vstart = 0;
 	int rc = 0;
 
 	for (size_t k = 0; !rc && k < t->nsnap; k++) {
@@ -271,13 +271,17 @@ static int setup(struct replay *r)
 		if (!rc && sn->lazy)
 			rc = vmap_free(r->s, sn->start);
 	}
-	/* Lazy pages nobody can place: at the top of the last span. */
+	/* Lazy pages nobody knows the place of (a raw dump's): lowest fit
+	 * in the range the trace allocates in, where the kernel's were. */
+	for (size_t i = 0; i < t->nev && !vstart; i++)
+		if (t->ev[i].kind == EV_ALLOC)
+			vstart = t->ev[i].a.vstart;
 	left = t->phantom_pages;
 	for (uint64_t i = 0; !rc && i < t->phantom_areas && left; i++) {
 		per = left / (t->phantom_areas - i);
 		rc = vmap_xalloc(r->s, (per ? per : 1) * t->page_size,
-				 t->page_size, 0, 0, 0, UINT64_MAX,
-				 VMAP_XALLOC_TOPDOWN, &addr) ?:
+				 t->page_size, 0, 0, vstart, UINT64_MAX, 0,
+				 &addr) ?:
 		     vmap_free(r->s, addr);
 		left -= per;
 	}

@@ -17,9 +17,11 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -35,6 +37,7 @@ struct purge {
 
 struct result {
 	const char *mode;
+	size_t nev;		/* the trace's: purges past it are refused */
 	bool ran;
 	struct purge *p;
 	size_t np, pcap;
@@ -74,7 +77,8 @@ static void line_in(struct result *r, char *l)
 	char name[64];
 	int bucket;
 
-	if (sscanf(l, "purge %llu %llu %llx %llx", &a, &b, &c, &d) == 4)
+	if (sscanf(l, "purge %llu %llu %llx %llx", &a, &b, &c, &d) == 4 &&
+	    a < r->nev)
 		push(r, (struct purge){ (size_t)a, b, c, d, false });
 	else if (sscanf(l, "ns_per_op %lf", &r->ns_per_op) == 1 ||
 		 sscanf(l, "ns_per_op_min %lf", &r->ns_min) == 1)
@@ -106,7 +110,7 @@ static int run_child(const char *exe, const char *mode, const char *path,
 {
 	char *argv[16] = { (char *)exe, "--child", (char *)mode,
 			   (char *)path };
-	int fds[2], status, n = 4;
+	int fds[2], status = 0, n = 4;
 	pid_t pid;
 	FILE *f;
 	char *l = NULL;
@@ -118,8 +122,11 @@ static int run_child(const char *exe, const char *mode, const char *path,
 	if (pipe(fds))
 		return -1;
 	pid = fork();
-	if (pid < 0)
+	if (pid < 0) {
+		close(fds[0]);
+		close(fds[1]);
 		return -1;
+	}
 	if (pid == 0) {
 		dup2(fds[1], 1);
 		close(fds[0]);
@@ -137,7 +144,8 @@ static int run_child(const char *exe, const char *mode, const char *path,
 	free(l);
 	if (f)
 		fclose(f);
-	waitpid(pid, &status, 0);
+	if (waitpid(pid, &status, 0) != pid)
+		return -1;
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
@@ -183,12 +191,14 @@ static void table(const struct trace *t, const struct result *k0,
 	np = k->np;
 
 	printf("%s: %zu allocations (%zu failed), %zu frees, %zu purges; "
-	       "kernel %s, %llu CPUs, nr_lazy_max %llu pages; %zu snapshot "
-	       "areas%s\n\n", t->path, t->nalloc, t->nfailed, t->nfree,
-	       t->npurge, t->kernel[0] ? t->kernel : "unknown",
-	       (unsigned long long)t->cpus,
+	       "kernel %s, ", t->path, t->nalloc, t->nfailed, t->nfree,
+	       t->npurge, t->kernel[0] ? t->kernel : "unknown");
+	if (t->cpus)
+		printf("%llu CPUs, ", (unsigned long long)t->cpus);
+	printf("nr_lazy_max %llu pages; %zu %s\n\n",
 	       (unsigned long long)t->nr_lazy_max, t->nsnap,
-	       t->raw ? " (a raw dump: inferred)" : "");
+	       t->raw ? "areas inferred older than the dump (a raw dump)"
+		      : "snapshot areas");
 	printf("purges %s; %zu empty re-runs of the kernel's drain not "
 	       "compared\n", at_kernel ? "at the kernel's moments "
 	       "(--purge-at kernel: vmap's threshold off)" :
@@ -316,20 +326,44 @@ static void table(const struct trace *t, const struct result *k0,
 	}
 	printf("\n\n%-34s %16s", "vmap ns per operation (median)", "");
 	for (int j = 0; j < nm; j++)
-		printf(" %18.0f", m[j].ns_per_op);
+		if (m[j].ops)
+			printf(" %18.0f", m[j].ns_per_op);
+		else
+			printf(" %18s", "-");
 	printf("\n");
 	free(idx);
 	free(kp);
 }
 
-static void json(FILE *f, const struct trace *t, const struct result *k,
+/* s as a JSON string. */
+static void jstr(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 0x20 || c == 0x7f)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}
+
+static void json_out(FILE *f, const struct trace *t, const struct result *k,
 		 const struct result *m, int nm, bool at_kernel)
 {
 	fprintf(f, "{\"purge_at\":\"%s\",", at_kernel ? "kernel" : "vmap");
-	fprintf(f, "\"trace\":\"%s\",\"kernel\":\"%s\",\"cpus\":%llu,"
+	fprintf(f, "\"trace\":");
+	jstr(f, t->path);
+	fprintf(f, ",\"kernel\":");
+	jstr(f, t->kernel);
+	fprintf(f, ",\"cpus\":%llu,"
 		"\"nr_lazy_max\":%llu,\"allocations\":%zu,\"frees\":%zu,"
 		"\"snapshot_areas\":%zu,\"raw\":%s,\n \"kernel_purges\":[",
-		t->path, t->kernel, (unsigned long long)t->cpus,
+		(unsigned long long)t->cpus,
 		(unsigned long long)t->nr_lazy_max, t->nalloc, t->nfree,
 		t->nsnap, t->raw ? "true" : "false");
 	for (size_t i = 0; i < k->np; i++)
@@ -343,10 +377,16 @@ static void json(FILE *f, const struct trace *t, const struct result *k,
 	for (int j = 0; j < nm; j++) {
 		const struct result *r = &m[j];
 
-		fprintf(f, "%s\n  \"%s\":{\"ns_per_op\":%.1f,\"ops\":%llu,"
+		fprintf(f, "%s\n  \"%s\":{\"ns_per_op\":", j ? "," : "",
+			r->mode);
+		if (r->ops)
+			fprintf(f, "%.1f", r->ns_per_op);
+		else
+			fputs("null", f);
+		fprintf(f, ",\"ops\":%llu,"
 			"\"placed\":%llu,\"exact\":%llu,\"vmap_failed\":%llu,"
-			"\"vmap_extra\":%llu,\"classes\":{", j ? "," : "",
-			r->mode, r->ns_per_op, (unsigned long long)r->ops,
+			"\"vmap_extra\":%llu,\"classes\":{",
+			(unsigned long long)r->ops,
 			(unsigned long long)r->placed,
 			(unsigned long long)r->exact,
 			(unsigned long long)r->failed,
@@ -373,14 +413,76 @@ static void json(FILE *f, const struct trace *t, const struct result *k,
 	fprintf(f, "}}\n");
 }
 
+/* s inside a gnuplot single-quoted string: '' for ', no control bytes. */
+static void gp_str(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '\'')
+			fputs("''", f);
+		else
+			fputc(c < 0x20 || c == 0x7f ? '?' : c, f);
+	}
+}
+
+/* Copy a file into an output file. */
+static int copy_into(const char *from, FILE *to)
+{
+	char buf[65536];
+	size_t n;
+	FILE *f = fopen(from, "rb");
+
+	if (!f)
+		return -1;
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+		if (fwrite(buf, 1, n, to) != n)
+			break;
+	n = ferror(f) || ferror(to);
+	fclose(f);
+	return n ? -1 : 0;
+}
+
+/* Run gnuplot on script, its complaints to stderr; 0 if it succeeded. */
+static int gnuplot(const char *dir, const char *script)
+{
+	char err[PATH_MAX + 32], line[512];
+	int status = 0, fd;
+	pid_t pid;
+	FILE *f;
+
+	snprintf(err, sizeof(err), "%s/gnuplot.err", dir);
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		fd = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		if (fd >= 0)
+			dup2(fd, 2);
+		execlp("gnuplot", "gnuplot", script, (char *)NULL);
+		_exit(127);
+	}
+	if (waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+	    !WEXITSTATUS(status))
+		return 0;
+	fprintf(stderr, "vmap-trace: gnuplot failed:\n");
+	if ((f = fopen(err, "r"))) {
+		while (fgets(line, sizeof(line), f))
+			fputs(line, stderr);
+		fclose(f);
+	}
+	return -1;
+}
+
 /* The picture: one panel per replay (the kernel first), address against
- * time: busy areas coloured by size, lazy time grey, purges as lines. */
-static int plot(const char *png, const char *dir, const struct trace *t,
+ * time: busy areas coloured by size, lazy time grey, purges as lines.
+ * Only the temporary directory's own names go into the script; the trace's
+ * name goes in quoted. */
+static int plot(struct outfile *png, const char *dir, const struct trace *t,
 		const struct result *k, const struct result *m, int nm)
 {
 	char path[PATH_MAX + 64];
 	FILE *f;
-	int rc;
 	const struct result *all[MAX_MODES + 1] = { k };
 
 	for (int j = 0; j < nm; j++)
@@ -396,13 +498,16 @@ static int plot(const char *png, const char *dir, const struct trace *t,
 	snprintf(path, sizeof(path), "%s/plot.gp", dir);
 	if (!(f = fopen(path, "w")))
 		return -1;
-	fprintf(f, "set terminal pngcairo size 1400,%d\nset output '%s'\n"
-		"set multiplot layout %d,1 title '%s: address space over "
-		"time (busy by size, lazy grey, purges red)'\n"
-		"set xlabel 'seconds from the first event'\nset ylabel 'MiB from vstart'\n"
+	fprintf(f, "set terminal pngcairo size 1400,%d\nset output '%s/plot.png'\n"
+		"set multiplot layout %d,1 title '", 300 * (nm + 1), dir,
+		nm + 1);
+	gp_str(f, t->path);
+	fprintf(f, ": address space over time (busy by size, lazy grey, "
+		"purges red)'\n"
+		"set xlabel 'seconds from the first event'\n"
+		"set ylabel 'MiB from vstart'\n"
 		"set cblabel 'log2 size (pages)'\nset palette rgb 33,13,10\n"
 		"set key off\nset cbrange [0:*]\nT0 = %.6f\n",
-		300 * (nm + 1), png, nm + 1, t->path,
 		t->nev ? t->ev[0].ts_ns / 1e9 : 0.0);
 	for (int j = 0; j <= nm; j++)
 		fprintf(f, "stats '%s/%s.seg' using ($4/1048576) nooutput\n"
@@ -415,24 +520,15 @@ static int plot(const char *png, const char *dir, const struct trace *t,
 			dir, all[j]->mode, all[j]->mode, dir, all[j]->mode,
 			(unsigned long long)t->page_size, dir, all[j]->mode);
 	fprintf(f, "unset multiplot\n");
-	fclose(f);
-	snprintf(path, sizeof(path), "gnuplot %s/plot.gp 2>%s/gnuplot.err",
-		 dir, dir);
-	rc = system(path);
-	if (rc) {
-		snprintf(path, sizeof(path), "cat %s/gnuplot.err >&2", dir);
-		fprintf(stderr, "vmap-trace: gnuplot failed (is gnuplot-nox "
-			"installed?):\n");
-		if (system(path))
-			rc = -1;
+	if (fclose(f) || gnuplot(dir, path))
 		return -1;
-	}
-	return 0;
+	snprintf(path, sizeof(path), "%s/plot.png", dir);
+	return out_file(png) ? copy_into(path, out_file(png)) : -1;
 }
 
 static const char *exe_for(const char *mode, char *buf, size_t cap)
 {
-	ssize_t n = readlink("/proc/self/exe", buf, cap - 16);
+	ssize_t n = readlink("/proc/self/exe", buf, cap - 32);
 	char *slash;
 
 	if (n <= 0)
@@ -446,64 +542,202 @@ static const char *exe_for(const char *mode, char *buf, size_t cap)
 	return buf;
 }
 
+/* Is prog a file in a directory of $PATH we may run? */
+static bool in_path(const char *prog)
+{
+	const char *p = getenv("PATH");
+	char buf[PATH_MAX];
+
+	while (p && *p) {
+		size_t n = strcspn(p, ":");
+
+		if (n && n + strlen(prog) + 2 < sizeof(buf)) {
+			snprintf(buf, sizeof(buf), "%.*s/%s", (int)n, p, prog);
+			if (!access(buf, X_OK))
+				return true;
+		}
+		p += n + (p[n] == ':');
+	}
+	return false;
+}
+
+static int rm_one(const char *path, const struct stat *sb, int type,
+		  struct FTW *ftw)
+{
+	(void)sb;
+	(void)ftw;
+	return type == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+/* A trace that is not a regular file (a pipe, <(...)) is read once, into
+ * the temporary directory: every mode's child reads it again. */
+static const char *spool(const char *path, const char *dir, char *buf,
+			 size_t cap)
+{
+	struct stat st;
+	struct outfile o;
+	int bad;
+
+	if (!stat(path, &st) && S_ISREG(st.st_mode))
+		return path;
+	snprintf(buf, cap, "%s/input", dir);
+	if (out_open(&o, buf, 0600))
+		return NULL;
+	bad = copy_into(path, out_file(&o));
+	if (bad || out_commit(&o)) {
+		out_abort(&o);
+		return NULL;
+	}
+	return buf;
+}
+
+struct opts {
+	const char *json, *png, *path;
+	char modes[128];
+	bool check, at_kernel, modes_given;
+	char rounds[16];
+};
+
+static int parse(int argc, char **argv, struct opts *o)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		char *end;
+		long n;
+
+		if (!strcmp(a, "--check")) {
+			o->check = true;
+			continue;
+		}
+		if (a[0] != '-') {
+			if (o->path) {
+				fprintf(stderr, "vmap-trace replay: one trace "
+					"at a time ('%s', '%s')\n", o->path, a);
+				return -1;
+			}
+			o->path = a;
+			continue;
+		}
+		if (!v || (strcmp(a, "--json") && strcmp(a, "--plot") &&
+			   strcmp(a, "--modes") && strcmp(a, "--purge-at") &&
+			   strcmp(a, "--rounds"))) {
+			fprintf(stderr, "vmap-trace replay: bad argument '%s'\n",
+				a);
+			return -1;
+		}
+		i++;
+		if (!strcmp(a, "--json")) {
+			o->json = v;
+		} else if (!strcmp(a, "--plot")) {
+			o->png = v;
+		} else if (!strcmp(a, "--modes")) {
+			snprintf(o->modes, sizeof(o->modes), "%s", v);
+			o->modes_given = true;
+		} else if (!strcmp(a, "--purge-at")) {
+			if (strcmp(v, "kernel") && strcmp(v, "vmap")) {
+				fprintf(stderr, "vmap-trace replay: --purge-at "
+					"'%s': kernel or vmap\n", v);
+				return -1;
+			}
+			o->at_kernel = !strcmp(v, "kernel");
+		} else {
+			errno = 0;
+			n = strtol(v, &end, 10);
+			if (errno || *end || end == v || n < 1 || n > 64) {
+				fprintf(stderr, "vmap-trace replay: --rounds "
+					"'%s': 1 to 64\n", v);
+				return -1;
+			}
+			snprintf(o->rounds, sizeof(o->rounds), "%ld", n);
+		}
+	}
+	if (!o->path) {
+		fprintf(stderr, "vmap-trace replay: which trace?\n");
+		return -1;
+	}
+	return 0;
+}
+
+/* The modes to run, checked: known, not twice, the legacy executable
+ * there (left out with a note when not asked for by name). */
+static int modes(struct opts *o, struct result *m, int *nm)
+{
+	char *tok, *save, exe[PATH_MAX];
+
+	*nm = 0;
+	for (tok = strtok_r(o->modes, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		for (int j = 0; j < *nm; j++)
+			if (!strcmp(m[j].mode, tok)) {
+				fprintf(stderr, "vmap-trace replay: mode '%s' "
+					"twice\n", tok);
+				return -1;
+			}
+		if (*nm == MAX_MODES || (strcmp(tok, "seed") &&
+					 strcmp(tok, "pool") &&
+					 strcmp(tok, "legacy"))) {
+			fprintf(stderr, "vmap-trace replay: modes are seed, "
+				"pool, legacy ('%s')\n", tok);
+			return -1;
+		}
+		if (!strcmp(tok, "legacy") &&
+		    (!exe_for(tok, exe, sizeof(exe)) || access(exe, X_OK))) {
+			if (o->modes_given) {
+				fprintf(stderr, "vmap-trace replay: %s: %s\n",
+					exe, strerror(errno));
+				return -1;
+			}
+			fprintf(stderr, "vmap-trace replay: no legacy mode "
+				"(%s not found beside vmap-trace)\n", exe);
+			continue;
+		}
+		m[(*nm)++].mode = tok;
+	}
+	if (!*nm)
+		fprintf(stderr, "vmap-trace replay: no mode to run\n");
+	return *nm ? 0 : -1;
+}
+
 int replay_main(int argc, char **argv, const char *self)
 {
-	const char *json_path = NULL, *png = NULL, *path = NULL;
-	char modes[128] = "seed,pool,legacy", *tok, *save, exe[PATH_MAX];
+	struct opts o = { .modes = "seed,pool,legacy", .rounds = "5" };
 	char dir[] = "/tmp/vmap-trace.XXXXXX", seg[PATH_MAX + 64];
-	char *extra[8] = { 0 };
-	int ne = 0, nm = 0, rc = 1;
-	bool at_kernel = false;
-	struct trace t;
+	char exe[PATH_MAX], spooled[PATH_MAX + 16];
+	const char *input;
+	int nm = 0, rc = 1;
+	bool made_dir = false;
+	struct trace t = { 0 };
 	struct result k = { .mode = "kernel" }, m[MAX_MODES] = { 0 };
+	struct outfile json = { 0 }, png = { 0 };
 
 	(void)self;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--json") && i + 1 < argc)
-			json_path = argv[++i];
-		else if (!strcmp(argv[i], "--plot") && i + 1 < argc)
-			png = argv[++i];
-		else if (!strcmp(argv[i], "--modes") && i + 1 < argc)
-			snprintf(modes, sizeof(modes), "%s", argv[++i]);
-		else if (!strcmp(argv[i], "--check"))
-			extra[ne++] = "--check";
-		else if (!strcmp(argv[i], "--purge-at") && i + 1 < argc &&
-			 (!strcmp(argv[i + 1], "kernel") ||
-			  !strcmp(argv[i + 1], "vmap"))) {
-			at_kernel = !strcmp(argv[++i], "kernel");
-			if (at_kernel)
-				extra[ne++] = "--purge-at-kernel";
-		}
-		else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) {
-			extra[ne++] = "--rounds";
-			extra[ne++] = argv[++i];
-		} else if (argv[i][0] != '-' && !path)
-			path = argv[i];
-		else {
-			fprintf(stderr, "vmap-trace replay: bad argument '%s'\n",
-				argv[i]);
-			return 2;
-		}
-	}
-	if (!path) {
-		fprintf(stderr, "vmap-trace replay: which trace?\n");
+	if (parse(argc, argv, &o) || modes(&o, m, &nm))
 		return 2;
+	if (o.png && !in_path("gnuplot")) {
+		fprintf(stderr, "vmap-trace replay: --plot needs gnuplot "
+			"(apt-get install gnuplot-nox; scripts/trace does)\n");
+		return 1;
 	}
-	for (tok = strtok_r(modes, ",", &save); tok;
-	     tok = strtok_r(NULL, ",", &save)) {
-		if (nm == MAX_MODES || (strcmp(tok, "seed") &&
-					strcmp(tok, "pool") &&
-					strcmp(tok, "legacy"))) {
-			fprintf(stderr, "vmap-trace replay: modes are seed, "
-				"pool, legacy\n");
-			return 2;
-		}
-		m[nm++].mode = tok;
+	/* Outputs first: a path that cannot be written fails now. */
+	if ((o.json && out_open(&json, o.json, 0644)) ||
+	    (o.png && out_open(&png, o.png, 0644))) {
+		fprintf(stderr, "vmap-trace replay: %s: %s\n",
+			json.path && !png.path ? o.json : o.png ? o.png : o.json,
+			strerror(errno));
+		goto out;
+	}
+	if (!mkdtemp(dir)) {
+		fprintf(stderr, "vmap-trace: %s: %s\n", dir, strerror(errno));
+		goto out;
+	}
+	made_dir = true;
+	input = spool(o.path, dir, spooled, sizeof(spooled));
+	if (!input) {
+		fprintf(stderr, "%s: %s\n", o.path, strerror(errno));
+		goto out;
 	}
 	/* The whole trace is checked before anything runs. */
-	if (trace_read(path, &t))
-		return 1;
-	if (trace_check(&t))
+	if (trace_read_as(input, o.path, &t) || trace_check(&t))
 		goto out;
 	for (size_t i = 0; i < t.nev; i++)
 		if (t.ev[i].kind == EV_PURGE && !(t.ev[i].flags & EVF_SKIP))
@@ -511,55 +745,60 @@ int replay_main(int argc, char **argv, const char *self)
 						 t.ev[i].p.start,
 						 t.ev[i].p.end,
 						 t.ev[i].flags & EVF_EXPLICIT });
-	if (png && !mkdtemp(dir)) {
-		fprintf(stderr, "vmap-trace: %s: %s\n", dir, strerror(errno));
-		goto out;
-	}
 	for (int j = -1; j < nm; j++) {
 		struct result *r = j < 0 ? &k : &m[j];
-		char *ex[12];
+		char *ex[16];
 		int n = 0;
 
-		if (j < 0 && !png)
+		if (j < 0 && !o.png)
 			continue;
-		for (int i = 0; i < ne; i++)
-			ex[n++] = extra[i];
-		if (png) {
+		r->nev = t.nev;
+		ex[n++] = "--rounds";
+		ex[n++] = o.rounds;
+		if (o.check)
+			ex[n++] = "--check";
+		if (o.at_kernel)
+			ex[n++] = "--purge-at-kernel";
+		if (o.png) {
 			snprintf(seg, sizeof(seg), "%s/%s.seg", dir, r->mode);
 			ex[n++] = "--segments";
 			ex[n++] = seg;
 		}
 		ex[n] = NULL;
 		if (!exe_for(r->mode, exe, sizeof(exe)) ||
-		    run_child(exe, r->mode, path, ex, r) ||
+		    run_child(exe, r->mode, input, ex, r) ||
 		    (j >= 0 && !r->ran)) {
 			fprintf(stderr, "vmap-trace replay: the %s replay "
 				"failed\n", r->mode);
 			goto out;
 		}
 	}
-	table(&t, &k, m, nm, at_kernel);
-	if (json_path) {
-		FILE *f = fopen(json_path, "w");
-
-		if (!f) {
-			fprintf(stderr, "%s: %s\n", json_path, strerror(errno));
+	table(&t, &k, m, nm, o.at_kernel);
+	if (o.json) {
+		if (out_file(&json))
+			json_out(out_file(&json), &t, &k, m, nm, o.at_kernel);
+		if (out_commit(&json)) {
+			fprintf(stderr, "vmap-trace replay: %s: %s\n", o.json,
+				strerror(errno));
 			goto out;
 		}
-		json(f, &t, &k, m, nm, at_kernel);
-		fclose(f);
 	}
-	if (png && plot(png, dir, &t, &k, m, nm))
+	if (o.png && (plot(&png, dir, &t, &k, m, nm) || out_commit(&png))) {
+		fprintf(stderr, "vmap-trace replay: %s: the picture could not "
+			"be written\n", o.png);
 		goto out;
+	}
+	if (fflush(stdout) || ferror(stdout)) {
+		fprintf(stderr, "vmap-trace replay: writing the table: %s\n",
+			strerror(errno));
+		goto out;
+	}
 	rc = 0;
 out:
-	if (png && strcmp(dir, "/tmp/vmap-trace.XXXXXX")) {
-		char cmd[PATH_MAX + 16];
-
-		snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-		if (system(cmd))
-			fprintf(stderr, "vmap-trace: %s left behind\n", dir);
-	}
+	out_abort(&json);
+	out_abort(&png);
+	if (made_dir && nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS))
+		fprintf(stderr, "vmap-trace: %s left behind\n", dir);
 	for (int j = 0; j < nm; j++)
 		free(m[j].p);
 	free(k.p);

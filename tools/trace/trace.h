@@ -78,6 +78,7 @@ struct snap {
 	bool lazy;
 	bool inferred;		/* not in a snapshot: a raw dump's free of an
 				   area older than the trace (check.c) */
+	uint64_t line;		/* in the file; 0 if inferred */
 };
 
 struct trace {
@@ -117,6 +118,8 @@ struct trace {
 /* Errors: a message is printed to stderr as "FILE:LINE: what" and -1 is
  * returned; nothing else happens. */
 int trace_read(const char *path, struct trace *t);
+/* The same, with errors naming `name` (a spooled copy of a pipe). */
+int trace_read_as(const char *path, const char *name, struct trace *t);
 int trace_check(struct trace *t);
 void trace_free(struct trace *t);
 int trace_write(const struct trace *t, FILE *f);
@@ -127,6 +130,22 @@ int trace_raw_line(struct trace *t, char *s, uint64_t line);
 /* Report an error at a line of the trace; returns -1. */
 int trace_error(const struct trace *t, uint64_t line, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* A result file, all or nothing (outfile.c).  out_open makes the
+ * temporary file at once (errors: errno set, -1); out_file is where to
+ * write; out_commit puts it in place (-1 on any write error: nothing is
+ * left); out_abort leaves nothing. */
+struct outfile {
+	const char *path;
+	char tmp[4096];
+	FILE *f;
+	bool through;		/* not a regular file: written into */
+	unsigned mode;
+};
+int out_open(struct outfile *o, const char *path, unsigned mode);
+FILE *out_file(struct outfile *o);
+int out_commit(struct outfile *o);
+void out_abort(struct outfile *o);
 
 /* The subcommands. */
 int record_main(int argc, char **argv);

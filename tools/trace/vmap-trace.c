@@ -38,21 +38,26 @@ static int check_main(int argc, char **argv)
 	if (trace_read(argv[1], &t))
 		return 1;
 	rc = trace_check(&t);
-	if (!rc)
-		printf("%s: %zu allocations (%zu failed), %zu frees, %zu purges, "
-		       "%zu snapshot areas, nr_lazy_max %llu pages: consistent\n",
-		       argv[1], t.nalloc, t.nfailed, t.nfree, t.npurge,
-		       t.nsnap, (unsigned long long)t.nr_lazy_max);
-	if (!rc)
-		printf("  %zu events within the snapshot, %zu purges moved "
-		       "to where the kernel took its lists, %zu areas purged "
-		       "unexplained, %zu sizes guessed, %llu areas (%llu "
-		       "pages) lazy before the trace and not in it, %llu "
-		       "events lost\n", t.skipped, t.reordered,
-		       t.purge_slack, t.guessed,
-		       (unsigned long long)t.phantom_areas,
+	if (rc)
+		goto out;
+	printf("%s: consistent: %zu allocations (%zu failed), %zu frees, "
+	       "%zu purges; nr_lazy_max %llu pages\n", argv[1], t.nalloc,
+	       t.nfailed, t.nfree, t.npurge,
+	       (unsigned long long)t.nr_lazy_max);
+	if (t.raw)
+		printf("  a raw dump: %zu areas older than it inferred from "
+		       "their frees (%zu of unknown size); %llu pages lazy "
+		       "when it began, %llu areas by its first purge\n",
+		       t.nsnap, t.guessed,
 		       (unsigned long long)t.phantom_pages,
-		       (unsigned long long)t.lost);
+		       (unsigned long long)t.phantom_areas);
+	else
+		printf("  snapshot: %zu areas; %zu events inside it "
+		       "reconciled\n", t.nsnap, t.skipped);
+	printf("  %zu purges put where the kernel took its lists (check.c); "
+	       "%zu areas purged beyond what was freed\n", t.reordered,
+	       t.purge_slack);
+out:
 	trace_free(&t);
 	return rc ? 1 : 0;
 }
