@@ -42,7 +42,7 @@
 struct opts {
 	const char *log, *json;
 	unsigned rounds;
-	bool check, attached;
+	bool check, attached, plan;
 };
 
 /* One replay's numbers, sent from the child to the parent. */
@@ -585,11 +585,19 @@ static int run_child(const struct mplan *p, bool vmap, bool check,
 
 	memset(res, 0, sizeof(*res));
 	fflush(NULL);
-	if (pipe(pfd))
+	if (pipe(pfd)) {
+		snprintf(res->msg, sizeof(res->msg), "%s: pipe: %s", p->path,
+			 strerror(errno));
 		return -1;
+	}
 	pid = fork();
-	if (pid < 0)
+	if (pid < 0) {
+		snprintf(res->msg, sizeof(res->msg), "%s: fork: %s", p->path,
+			 strerror(errno));
+		close(pfd[0]);
+		close(pfd[1]);
 		return -1;
+	}
 	if (!pid) {
 		close(pfd[0]);
 		replay_child(p, vmap, check, res);
@@ -745,6 +753,21 @@ static void print_table(const struct result *v, const struct result *m)
 		       "flush, or broadcast invalidation)\n");
 }
 
+/* A JSON string: the path may hold quotes, backslashes, anything. */
+static void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			fprintf(f, "\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			fprintf(f, "\\u%04x", (unsigned char)*s);
+		else
+			fputc(*s, f);
+	}
+	fputc('"', f);
+}
+
 static void json_result(FILE *f, const char *name, const struct result *r,
 			const struct result *all, unsigned n)
 {
@@ -775,24 +798,21 @@ static void json_result(FILE *f, const char *name, const struct result *r,
 	fprintf(f, "]}");
 }
 
-static int write_json(const struct opts *o, const struct mplan *p,
-		      const struct result *v, const struct result *m,
-		      const struct result *vs, const struct result *ms)
+static void write_json(FILE *f, const struct opts *o, const struct mplan *p,
+		       const struct result *v, const struct result *m,
+		       const struct result *vs, const struct result *ms)
 {
 	const struct mlog_stats *s = &p->st;
-	FILE *f = fopen(o->json, "w");
 
-	if (!f) {
-		fprintf(stderr, "%s: %s\n", o->json, strerror(errno));
-		return -1;
-	}
-	fprintf(f, "{\n  \"log\": \"%s\",\n  \"rounds\": %u,\n  \"check\": "
+	fprintf(f, "{\n  \"log\": ");
+	json_str(f, p->path);
+	fprintf(f, ",\n  \"rounds\": %u,\n  \"check\": "
 		"%s,\n  \"lines\": %llu, \"threads\": %llu, \"from_start\": %s,"
 		"\n  \"mmap_anon\": %llu, \"mmap_file\": %llu, \"munmap\": %llu,"
 		" \"mremap\": %llu, \"mprotect\": %llu, \"madvise\": %llu,\n"
 		"  \"objects\": %llu, \"steps\": %zu, \"touched_pages\": %llu, "
 		"\"peak_live_bytes\": %llu, \"kept\": %llu, \"shrinks\": %llu,\n",
-		p->path, o->rounds, o->check ? "true" : "false",
+		o->rounds, o->check ? "true" : "false",
 		(unsigned long long)s->lines, (unsigned long long)s->threads,
 		s->from_start ? "true" : "false",
 		(unsigned long long)s->mmap_anon,
@@ -806,11 +826,36 @@ static int write_json(const struct opts *o, const struct mplan *p,
 	fprintf(f, ",\n");
 	json_result(f, "mmap", m, ms, o->rounds);
 	fprintf(f, "\n}\n");
-	if (fclose(f)) {
-		fprintf(stderr, "%s: %s\n", o->json, strerror(errno));
-		return -1;
+}
+
+/* One line per step: what the log became (--plan). */
+static void print_plan(const struct mplan *p)
+{
+	static const char *const vact[] = { "", "vfree", "vrealloc-shrink",
+					    "keep", "keep+dontneed",
+					    "madvise" };
+
+	printf("# line step obj offset length [new-length obj2] vmap: "
+	       "action area-length; live bytes\n");
+	for (size_t i = 0; i < p->nop; i++) {
+		const struct mop *op = &p->op[i];
+
+		printf("%llu %s %u %#llx %#llx", (unsigned long long)op->line,
+		       mop_name(op->kind), op->obj,
+		       (unsigned long long)op->off,
+		       (unsigned long long)op->len);
+		if (op->kind == MOP_REMAP)
+			printf(" %#llx %u", (unsigned long long)op->len2,
+			       op->obj2);
+		if (op->kind == MOP_PROTECT || op->kind == MOP_ADVISE ||
+		    op->kind == MOP_MAP || op->kind == MOP_FIXED)
+			printf(" arg=%d", op->arg);
+		if (op->flags & MOPF_IMPLICIT)
+			printf(" implicit");
+		printf(" vmap: %s %#llx; live %llu\n", vact[op->vact],
+		       (unsigned long long)op->vlen,
+		       (unsigned long long)op->live);
 	}
-	return 0;
 }
 
 /* ---- the command ----------------------------------------------------- */
@@ -819,7 +864,8 @@ static int usage(void)
 {
 	fprintf(stderr,
 		"usage: vmap-trace replay --memory [--rounds N] [--check] "
-		"[--attached] [--json FILE] STRACE-LOG\n"
+		"[--attached] [--json FILE] [--plan]\n"
+		"                                   STRACE-LOG\n"
 		"  STRACE-LOG  from strace -f [-tt|-ttt|-r] -e trace=memory "
 		"-o STRACE-LOG COMMAND\n"
 		"  --rounds N  replay each way N times (default 3, with --check"
@@ -828,7 +874,8 @@ static int usage(void)
 		"after every step\n"
 		"  --attached  the log did not start with the program: skip "
 		"munmaps of memory never seen mapped\n"
-		"  --json FILE write the results to FILE\n");
+		"  --json FILE write the results to FILE\n"
+		"  --plan      print the plan the log became, replay nothing\n");
 	return 2;
 }
 
@@ -845,6 +892,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			o->check = true;
 		else if (!strcmp(a, "--attached"))
 			o->attached = true;
+		else if (!strcmp(a, "--plan"))
+			o->plan = true;
 		else if (!strcmp(a, "--json") && i + 1 < argc)
 			o->json = argv[++i];
 		else if (!strcmp(a, "--rounds") && i + 1 < argc) {
@@ -865,9 +914,28 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	return 0;
 }
 
+/* Both replays, o->rounds times, alternating which goes first so neither
+ * always gets the warmer machine.  -1 (reported) if one failed. */
+static int run_rounds(const struct mplan *p, const struct opts *o,
+		      struct result *vs, struct result *ms)
+{
+	for (unsigned i = 0; i < 2 * o->rounds; i++) {
+		bool vmap = !((i ^ (i >> 1)) & 1);	/* vm, mv, vm, ... */
+		struct result *res = vmap ? &vs[i / 2] : &ms[i / 2];
+
+		if (run_child(p, vmap, o->check, res)) {
+			fprintf(stderr, "%s\n", res->msg[0] ? res->msg :
+				"replay failed");
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int memory_main(int argc, char **argv)
 {
 	struct result vs[64], ms[64], v, m;
+	struct outfile json = { 0 };
 	struct mplan p;
 	struct opts o;
 	int rc;
@@ -875,29 +943,39 @@ int memory_main(int argc, char **argv)
 	rc = parse_opts(argc, argv, &o);
 	if (rc)
 		return rc;
-	if (mplan_read(o.log, &(struct mplan_opts){ o.attached, o.check }, &p))
+	/* A path that cannot be written fails now, not after the replays;
+	 * nothing is left there unless everything succeeds. */
+	if (o.json && out_open(&json, o.json, 0644)) {
+		fprintf(stderr, "vmap-trace replay: %s: %s\n", o.json,
+			strerror(errno));
 		return 1;
-	/* Alternate which replay goes first, so neither always gets the
-	 * warmer machine. */
-	for (unsigned i = 0; i < 2 * o.rounds && !rc; i++) {
-		bool vmap = (i ^ (i >> 1)) & 1 ? false : true;
-		struct result *res = vmap ? &vs[i / 2] : &ms[i / 2];
-
-		rc = run_child(&p, vmap, o.check, res);
-		if (rc)
-			fprintf(stderr, "%s\n", res->msg[0] ? res->msg :
-				"replay failed");
 	}
-	if (!rc) {
+	rc = mplan_read(o.log, &(struct mplan_opts){ o.attached, o.check },
+			&p) ? -1 : 0;
+	if (!rc && o.plan) {
+		print_plan(&p);
+	} else if (!rc && !(rc = run_rounds(&p, &o, vs, ms))) {
 		medians(vs, o.rounds, &v);
 		medians(ms, o.rounds, &m);
-		if (o.json)
-			rc = write_json(&o, &p, &v, &m, vs, ms);
+		if (o.json && out_file(&json))
+			write_json(out_file(&json), &o, &p, &v, &m, vs, ms);
+		if (o.json && out_commit(&json)) {
+			fprintf(stderr, "vmap-trace replay: %s: %s\n", o.json,
+				strerror(errno));
+			rc = -1;
+		}
 	}
-	if (!rc) {
+	if (!rc && !o.plan) {
 		print_log(&p, &o);
 		print_table(&v, &m);
 	}
-	mplan_free(&p);
+	if (!rc && (fflush(stdout) || ferror(stdout))) {
+		fprintf(stderr, "vmap-trace replay: writing the table: %s\n",
+			strerror(errno));
+		rc = -1;
+	}
+	if (o.json)
+		out_abort(&json);
+	mplan_free(&p);		/* idempotent: a failed read freed it */
 	return rc ? 1 : 0;
 }
