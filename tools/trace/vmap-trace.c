@@ -4,8 +4,9 @@
  *
  *   vmap-trace record [-o FILE] [-- COMMAND...]
  *   vmap-trace replay [--json FILE] [--plot FILE.png] [--modes LIST]
- *                     [--check] FILE
- *   vmap-trace replay --memory [options] STRACE-LOG
+ *                     [--check] [--rounds N] [--purge-at kernel|vmap] FILE
+ *   vmap-trace replay --memory [--json FILE] [--rounds N] [--check]
+ *                     [--attached] [--plan] STRACE-LOG
  *   vmap-trace check FILE      read and check a trace, replay nothing
  *
  * See trace.h for the pieces, docs/trace-format.md for the file format.
@@ -20,8 +21,10 @@ static int usage(FILE *f, int rc)
 	fprintf(f,
 		"usage: vmap-trace record [-o FILE] [-- COMMAND [ARG...]]\n"
 		"       vmap-trace replay [--json FILE] [--plot FILE.png]\n"
-		"                         [--modes seed,pool,legacy] [--check] FILE\n"
-		"       vmap-trace replay --memory [--json FILE] STRACE-LOG\n"
+		"                         [--modes seed,pool,legacy] [--check]\n"
+		"                         [--rounds N] [--purge-at kernel|vmap] FILE\n"
+		"       vmap-trace replay --memory [--json FILE] [--rounds N] [--check]\n"
+		"                         [--attached] [--plan] STRACE-LOG\n"
 		"       vmap-trace check FILE\n"
 		"record needs root; FILE may be vmap-trace's own format or a raw\n"
 		"tracefs trace / trace_pipe dump of the vmalloc events.\n");
