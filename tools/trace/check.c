@@ -32,10 +32,13 @@
  * (frees traced after the purge): a few per CPU. */
 #define SLACK_PER_CPU 8
 
+#define NO_EVENT SIZE_MAX
+
 struct area {
 	uint64_t start, end;
 	uint64_t line;		/* where it was allocated, or freed */
-	size_t ev;		/* lazy: the index of its free event */
+	size_t ev;		/* lazy: the index of its free event, or
+				   NO_EVENT (lazy in the snapshot) */
 	bool lazy;
 };
 
@@ -191,11 +194,19 @@ static int do_purge(struct state *st, size_t i)
 	uint64_t lazy = st->qtail - st->qhead, extra;
 
 	if (e->p.npurged < lazy) {
-		size_t to = st->queue[st->qtail - (lazy - e->p.npurged)]->ev;
+		size_t q = st->qtail - (lazy - e->p.npurged);
 
-		move_back(st, i, to);
-		t->reordered++;
-		e = &t->ev[to];
+		/* Snapshot areas have no event to go before: those the purge
+		 * left lazy are counted, the trace's own frees moved after. */
+		for (; q < st->qtail && st->queue[q]->ev == NO_EVENT; q++)
+			t->purge_slack++;
+		if (q < st->qtail && st->queue[q]->ev < i) {
+			size_t to = st->queue[q]->ev;
+
+			move_back(st, i, to);
+			t->reordered++;
+			e = &t->ev[to];
+		}
 	} else if (e->p.npurged > lazy) {
 		extra = e->p.npurged - lazy;
 		if (!st->seen_purge && !t->has_snapshot) {
@@ -445,6 +456,8 @@ int trace_check(struct trace *t)
 		else if (!(rc = add(&st, s->start, s->end, s->line, &a)) &&
 			 s->lazy)
 			rc = make_lazy(&st, a, s->line);
+		if (a && s->lazy)
+			a->ev = NO_EVENT;	/* freed before the trace */
 	}
 	for (size_t i = 0; !rc && i < t->nev; i++) {
 		struct ev *e = &t->ev[i];

@@ -110,9 +110,11 @@ struct trace {
 				   take, after frees they took (check.c) */
 	size_t skipped;		/* events whose effect is in the snapshot */
 	size_t guessed;		/* inferred areas of unknown size */
-	size_t purge_slack;	/* areas purges took beyond what the trace
-				   had freed, with no free after to explain
-				   them */
+	size_t purge_slack;	/* areas a purge's count cannot be placed
+				   for: taken beyond what the trace freed,
+				   with no free after to explain them, or
+				   left lazy from the snapshot (a purge
+				   counting fewer than it holds) */
 };
 
 /* Errors: a message is printed to stderr as "FILE:LINE: what" and -1 is
