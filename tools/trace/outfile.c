@@ -6,7 +6,7 @@
  * A regular file (or a new one) is written to a temporary file beside it
  * and renamed over it at the end, so a run that fails leaves nothing, and a
  * half-written file is never seen.  Anything else -- /dev/stdout, a FIFO, a
- * symlink to a device -- is written through, at the end, never replaced.
+ * symlink -- is written through, at the end, never replaced.
  * The temporary file is made when the run starts, so a path that cannot be
  * written is an error before a long recording, not after it.
  */
@@ -27,13 +27,15 @@ int out_open(struct outfile *o, const char *path, unsigned mode)
 	memset(o, 0, sizeof(*o));
 	o->path = path;
 	o->mode = mode;
-	if (!stat(path, &st) && !S_ISREG(st.st_mode)) {
-		if (S_ISDIR(st.st_mode)) {
-			errno = EISDIR;
-			return -1;
-		}
-		o->through = true;	/* a device, a FIFO: write into it */
-		return access(path, W_OK);
+	if (!stat(path, &st) && S_ISDIR(st.st_mode)) {
+		errno = EISDIR;
+		return -1;
+	}
+	if (!lstat(path, &st) && !S_ISREG(st.st_mode)) {
+		/* A device, a FIFO, a symlink (to wherever): write into it,
+		 * never replace it. */
+		o->through = true;
+		return access(path, W_OK) && errno != ENOENT ? -1 : 0;
 	}
 	if (snprintf(o->tmp, sizeof(o->tmp), "%s.XXXXXX", path) >=
 	    (int)sizeof(o->tmp)) {
@@ -56,8 +58,14 @@ int out_open(struct outfile *o, const char *path, unsigned mode)
 
 FILE *out_file(struct outfile *o)
 {
-	if (!o->f && o->through)
-		o->f = fopen(o->path, "w");
+	int fd;
+
+	if (!o->f && o->through) {
+		fd = open(o->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+			  (mode_t)o->mode);
+		if (fd >= 0 && !(o->f = fdopen(fd, "w")))
+			close(fd);
+	}
 	return o->f;
 }
 
