@@ -82,13 +82,14 @@ static struct area *find(struct state *st, uint64_t start, uint64_t end)
 static int add(struct state *st, uint64_t start, uint64_t end,
 	       uint64_t line, struct area **out)
 {
-	struct area *a = malloc(sizeof(*a));
+	struct area *a = malloc(sizeof(*a)), **n = NULL;
 
 	if (a)
 		*a = (struct area){ .start = start, .end = end, .line = line };
-	if (!a || !tsearch(a, &st->live, cmp)) {
-		free(a);
-		return trace_error(st->t, line, "out of memory");
+	if (!a || !(n = tsearch(a, &st->live, cmp)) || *n != a) {
+		free(a);	/* callers look first: an overlap is a bug */
+		return trace_error(st->t, line, n ? "overlapping areas" :
+				   "out of memory");
 	}
 	if (out)
 		*out = a;
@@ -260,8 +261,13 @@ static int infer(struct state *st, struct ev *e)
 		e->flags |= EVF_SIZE_GUESSED;
 		t->guessed++;
 	}
-	if (!sz || find(st, e->f.addr, e->f.addr + sz))
+	if (!sz || e->f.addr + sz < e->f.addr || !(e->f.addr + sz) ||
+	    find(st, e->f.addr, e->f.addr + sz))
 		sz = t->page_size;	/* the size overlaps: the least */
+	if (!(e->f.addr + sz))
+		return trace_error(t, e->line, "free of 0x%llx, an area older "
+				   "than the dump that would end at 2^64",
+				   (unsigned long long)e->f.addr);
 	s.end = e->f.addr + sz;
 	if (t->nsnap == t->snapcap) {
 		size_t cap = t->snapcap ? 2 * t->snapcap : 256;
@@ -285,6 +291,10 @@ static int do_free(struct state *st, struct ev *e, bool lenient)
 	if (!t->nr_lazy_max)
 		t->nr_lazy_max = e->f.nr_lazy_max;
 	st->rerun = false;
+	if (e->f.addr % t->page_size)
+		return trace_error(t, e->line, "free of 0x%llx, which is not "
+				   "page-aligned",
+				   (unsigned long long)e->f.addr);
 	if (e->f.nr_lazy > e->f.nr_lazy_max)
 		st->over_threshold = true;
 	if (lenient && (!a || a->lazy || a->start != e->f.addr)) {
@@ -302,6 +312,9 @@ static int do_free(struct state *st, struct ev *e, bool lenient)
 		if (infer(st, e))
 			return -1;
 		a = find(st, e->f.addr, e->f.addr + 1);
+		if (!a)
+			return trace_error(t, e->line, "internal: the inferred "
+					   "area is not there");
 	} else if (a->start != e->f.addr) {
 		return trace_error(t, e->line,
 				   "free of 0x%llx, inside the area "

@@ -203,7 +203,7 @@ static int own_line(struct trace *t, char *s, uint64_t line, bool *ended,
 		return trace_error(t, line, "'%s' after the events: the header "
 				   "comes first", tok[0]);
 	if (*nsnap_left) {
-		struct snap sn;
+		struct snap sn = { 0 };
 
 		if (n != 4 || strcmp(tok[0], "S") || !num(tok[1], &v[0]) ||
 		    !num(tok[2], &v[1]) || v[1] <= v[0] ||
