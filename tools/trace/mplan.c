@@ -34,10 +34,10 @@ static size_t pc_find(const struct rd *r, uint64_t addr)
 
 static int pc_insert(struct rd *r, size_t i, const struct piece *p)
 {
-	struct piece *n = strace_grow(r->pc, &r->pccap, r->npc, sizeof(*n));
+	struct piece *n = grow(r->pc, &r->pccap, r->npc, sizeof(*n));
 
 	if (!n)
-		return strace_err(r, r->line, "out of memory");
+		return err(r, r->line, "out of memory");
 	r->pc = n;
 	memmove(&r->pc[i + 1], &r->pc[i], (r->npc - i) * sizeof(*n));
 	r->pc[i] = *p;
@@ -115,10 +115,10 @@ static struct mop *push_op(struct rd *r, unsigned kind, uint32_t obj,
 			   uint64_t a, uint64_t len)
 {
 	struct mplan *p = r->p;
-	struct mop *op = strace_grow(p->op, &p->cap, p->nop, sizeof(*op));
+	struct mop *op = grow(p->op, &p->cap, p->nop, sizeof(*op));
 
 	if (!op) {
-		strace_err(r, r->line, "out of memory");
+		err(r, r->line, "out of memory");
 		return NULL;
 	}
 	p->op = op;
@@ -167,9 +167,9 @@ static int new_object(struct rd *r, uint64_t a, uint64_t len, unsigned prot,
 			    (uint8_t)prot, 0 };
 	struct mop *op;
 
-	r->obj = strace_grow(r->obj, &r->objcap, r->p->nobj, sizeof(*r->obj));
+	r->obj = grow(r->obj, &r->objcap, r->p->nobj, sizeof(*r->obj));
 	if (!r->obj)
-		return strace_err(r, r->line, "out of memory");
+		return err(r, r->line, "out of memory");
 	r->obj[pc.obj] = (struct mobj){ a, len, len };
 	r->p->nobj++;
 	r->p->st.objects++;
@@ -297,11 +297,11 @@ static const struct piece *overlap(const struct rd *r, uint64_t a, uint64_t b)
 static int range_ok(struct rd *r, const char *what, uint64_t a, uint64_t len)
 {
 	if (!aligned(r, a))
-		return strace_err(r, r->line, "%s: address 0x%llx is not page-aligned, "
+		return err(r, r->line, "%s: address 0x%llx is not page-aligned, "
 			   "yet the call succeeded", what,
 			   (unsigned long long)a);
 	if (!len || a + page_up(r, len) < a)
-		return strace_err(r, r->line, "%s: length %llu at 0x%llx, yet the "
+		return err(r, r->line, "%s: length %llu at 0x%llx, yet the "
 			   "call succeeded", what, (unsigned long long)len,
 			   (unsigned long long)a);
 	return 0;
@@ -374,7 +374,7 @@ static int do_mmap(struct rd *r, const struct call *c)
 	if (range_ok(r, "mmap", a, c->a[1]))
 		return -1;
 	if ((flags & (F_FIXED | F_NOREPLACE)) && c->a[0] != a)
-		return strace_err(r, r->line, "mmap: MAP_FIXED at 0x%llx returned "
+		return err(r, r->line, "mmap: MAP_FIXED at 0x%llx returned "
 			   "0x%llx", (unsigned long long)c->a[0],
 			   (unsigned long long)a);
 	if (flags & F_ANON)
@@ -382,7 +382,7 @@ static int do_mmap(struct rd *r, const struct call *c)
 	else
 		r->p->st.mmap_file++;
 	if (!(flags & F_FIXED) && (o = overlap(r, a, a + len)))
-		return strace_err(r, r->line, "mmap returned [0x%llx, 0x%llx), which "
+		return err(r, r->line, "mmap returned [0x%llx, 0x%llx), which "
 			   "overlaps a live %s mapping at 0x%llx: the counts do "
 			   "not add up (a log of several processes?)",
 			   (unsigned long long)a, (unsigned long long)(a + len),
@@ -400,7 +400,7 @@ static int do_mmap(struct rd *r, const struct call *c)
 static int unknown(struct rd *r, const char *what, uint64_t a, uint64_t len)
 {
 	if (r->p->st.from_start && !strcmp(what, "munmap"))
-		return strace_err(r, r->line, "munmap of [0x%llx, 0x%llx), which was "
+		return err(r, r->line, "munmap of [0x%llx, 0x%llx), which was "
 			   "never mapped (the log starts at the program's start;"
 			   " --attached skips such calls)",
 			   (unsigned long long)a, (unsigned long long)(a + len));
@@ -567,7 +567,7 @@ static int move_pieces(struct rd *r, size_t i, size_t j, uint64_t a,
 	unsigned prot = r->pc[j - 1].prot;
 
 	if (!tmp)
-		return strace_err(r, r->line, "out of memory");
+		return err(r, r->line, "out of memory");
 	memcpy(tmp, &r->pc[i], n * sizeof(*tmp));
 	pc_remove(r, i, j);
 	*probe = UINT64_MAX;
@@ -605,9 +605,9 @@ static int move_pieces(struct rd *r, size_t i, size_t j, uint64_t a,
 static int split_object(struct rd *r, uint64_t to, uint64_t nlen,
 			uint32_t *n)
 {
-	r->obj = strace_grow(r->obj, &r->objcap, r->p->nobj, sizeof(*r->obj));
+	r->obj = grow(r->obj, &r->objcap, r->p->nobj, sizeof(*r->obj));
 	if (!r->obj)
-		return strace_err(r, r->line, "out of memory");
+		return err(r, r->line, "out of memory");
 	*n = (uint32_t)r->p->nobj++;
 	r->obj[*n] = (struct mobj){ to, nlen, nlen };
 	r->p->st.objects++;
@@ -675,18 +675,18 @@ static int do_mremap(struct rd *r, const struct call *c)
 							   c->a[2]))
 		return -1;
 	if (!(flags & 1) && to != a)
-		return strace_err(r, r->line, "mremap without MREMAP_MAYMOVE moved "
+		return err(r, r->line, "mremap without MREMAP_MAYMOVE moved "
 			   "0x%llx to 0x%llx", (unsigned long long)a,
 			   (unsigned long long)to);
 	if (flags & 4)
-		return strace_err(r, r->line, "mremap: MREMAP_DONTUNMAP is not "
+		return err(r, r->line, "mremap: MREMAP_DONTUNMAP is not "
 			   "supported by the replay");
 	if (!olen)
-		return strace_err(r, r->line, "mremap: old length 0 (a copy of a "
+		return err(r, r->line, "mremap: old length 0 (a copy of a "
 			   "shared mapping) is not supported by the replay");
 	if (!overlap(r, a, a + olen)) {
 		if (r->p->st.from_start)
-			return strace_err(r, r->line, "mremap of [0x%llx, 0x%llx), "
+			return err(r, r->line, "mremap of [0x%llx, 0x%llx), "
 				   "which was never mapped",
 				   (unsigned long long)a,
 				   (unsigned long long)(a + olen));
@@ -698,14 +698,14 @@ static int do_mremap(struct rd *r, const struct call *c)
 	for (size_t x = i; x < j; x++)
 		mapped += r->pc[x].end - r->pc[x].start;
 	if (mapped != olen || r->pc[j - 1].end - r->pc[i].start != olen)
-		return strace_err(r, r->line, "mremap of %llu bytes at 0x%llx, but "
+		return err(r, r->line, "mremap of %llu bytes at 0x%llx, but "
 			   "only %llu of them are mapped: the counts do not add "
 			   "up", (unsigned long long)olen,
 			   (unsigned long long)a, (unsigned long long)mapped);
 	if (all_file(r, a, a + olen))
 		return remap_file(r, a, olen, nlen, to);
 	if (group_end(r, i, j) != j || !r->pc[i].anon)
-		return strace_err(r, r->line, "mremap over more than one mapping "
+		return err(r, r->line, "mremap over more than one mapping "
 			   "(anonymous and file, or two anonymous ones): not "
 			   "supported by the replay");
 	/* The destination: the kernel unmapped what was there (MREMAP_FIXED)
@@ -714,7 +714,7 @@ static int do_mremap(struct rd *r, const struct call *c)
 	     x++)
 		if (r->pc[x].end <= a || r->pc[x].start >= a + olen) {
 			if (!(flags & 2))
-				return strace_err(r, r->line, "mremap to [0x%llx, "
+				return err(r, r->line, "mremap to [0x%llx, "
 					   "0x%llx), which overlaps a live "
 					   "mapping at 0x%llx: the counts do "
 					   "not add up", (unsigned long long)to,
@@ -738,13 +738,13 @@ static int check_model(struct rd *r)
 		const struct piece *p = &r->pc[i];
 
 		if (p->start >= p->end || (i && r->pc[i - 1].end > p->start))
-			return strace_err(r, r->line, "model: pieces overlap at 0x%llx",
+			return err(r, r->line, "model: pieces overlap at 0x%llx",
 				   (unsigned long long)p->start);
 		if (p->anon)
 			live += p->end - p->start;
 	}
 	if (live != r->live)
-		return strace_err(r, r->line, "model: %llu anonymous bytes mapped, "
+		return err(r, r->line, "model: %llu anonymous bytes mapped, "
 			   "%llu counted", (unsigned long long)live,
 			   (unsigned long long)r->live);
 	return 0;

@@ -89,34 +89,18 @@ static const struct flag madv_names[] = {
 	{ NULL, 0 },
 };
 
-int strace_err(const struct rd *r, uint64_t line, const char *fmt, ...)
+int strace_verr(const struct rd *r, uint64_t line, const char *fmt,
+		va_list ap)
 {
-	va_list ap;
-
 	if (line)
 		fprintf(stderr, "%s:%llu: ", r->path, (unsigned long long)line);
 	else
 		fprintf(stderr, "%s: ", r->path);
-	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
-	va_end(ap);
 	fputc('\n', stderr);
 	return -1;
 }
 
-void *strace_grow(void *v, size_t *cap, size_t n, size_t size)
-{
-	size_t c = *cap ? *cap : 64;
-
-	if (n < *cap)
-		return v;
-	while (c <= n)
-		c *= 2;
-	v = realloc(v, c * size);
-	if (v)
-		*cap = c;
-	return v;
-}
 /* ---- pass 1: lines ---------------------------------------------------- */
 
 static const char *skip_sp(const char *s, const char *e)
@@ -341,7 +325,7 @@ static int parse_args(struct rd *r, struct call *c, const char *name,
 	if (n < want[c->sys] ||
 	    (n > want[c->sys] && c->sys != S_MREMAP && c->sys != S_MPROTECT) ||
 	    n > want[c->sys] + 1)
-		return strace_err(r, c->line, "%s: %d arguments, expected %d", name,
+		return err(r, c->line, "%s: %d arguments, expected %d", name,
 			   n < 0 ? 7 : n, want[c->sys]);
 	c->na = n;
 	for (i = 0; i < n; i++) {
@@ -363,7 +347,7 @@ static int parse_args(struct rd *r, struct call *c, const char *name,
 		else
 			ok = parse_num(as[i], ae[i], &c->a[i]);
 		if (!ok)
-			return strace_err(r, c->line, "%s: %s '%.*s' is not a number "
+			return err(r, c->line, "%s: %s '%.*s' is not a number "
 				   "or a known flag", name, arg_name(c->sys, i),
 				   (int)(ae[i] - as[i]), as[i]);
 	}
@@ -381,7 +365,7 @@ static int parse_ret(struct rd *r, uint64_t line, const char *s,
 
 	s = skip_sp(s, e);
 	if (s == e || *s != '=')
-		return strace_err(r, line, "no return value: truncated line?");
+		return err(r, line, "no return value: truncated line?");
 	s = skip_sp(s + 1, e);
 	if (s < e && *s == '?')
 		return RET_UNKNOWN;
@@ -390,13 +374,13 @@ static int parse_ret(struct rd *r, uint64_t line, const char *s,
 	for (q = s; q < e && *q != ' '; q++)
 		;
 	if (!parse_num(s, q, ret))
-		return strace_err(r, line, "return value '%.*s' is not a number",
+		return err(r, line, "return value '%.*s' is not a number",
 			   (int)(q - s), s);
 	q = skip_sp(q, e);
 	if (q < e && *q == '<' && e[-1] == '>')	/* -T: time spent */
 		q = e;
 	if (q != e)
-		return strace_err(r, line, "unexpected text after the return value: "
+		return err(r, line, "unexpected text after the return value: "
 			   "'%.*s'", (int)(e - q), q);
 	return RET_OK;
 }
@@ -427,10 +411,10 @@ struct lines {
 
 static int add_call(struct rd *r, const struct call *c)
 {
-	struct call *n = strace_grow(r->c, &r->ccap, r->nc, sizeof(*n));
+	struct call *n = grow(r->c, &r->ccap, r->nc, sizeof(*n));
 
 	if (!n)
-		return strace_err(r, c->line, "out of memory");
+		return err(r, c->line, "out of memory");
 	r->c = n;
 	r->c[r->nc++] = *c;
 	return 0;
@@ -441,9 +425,9 @@ static int see_pid(struct rd *r, struct lines *l, long pid)
 	for (size_t i = 0; i < l->npids; i++)
 		if (l->pids[i] == pid)
 			return 0;
-	l->pids = strace_grow(l->pids, &l->pidcap, l->npids, sizeof(long));
+	l->pids = grow(l->pids, &l->pidcap, l->npids, sizeof(long));
 	if (!l->pids)
-		return strace_err(r, 0, "out of memory");
+		return err(r, 0, "out of memory");
 	l->pids[l->npids++] = pid;
 	return 0;
 }
@@ -486,26 +470,26 @@ static int resumed_line(struct rd *r, struct lines *l, long pid,
 		;
 	if (!gt || e - s < 5 || (size_t)(gt - ne) != strlen(" resumed") ||
 	    memcmp(ne, " resumed", 8))
-		return strace_err(r, line, "malformed resumed line");
+		return err(r, line, "malformed resumed line");
 	for (i = 0; i < l->npend; i++)
 		if (l->pend[i].pid == pid)
 			pd = &l->pend[i];
 	if (!pd)
-		return strace_err(r, line, "'%.*s' resumed, but thread %ld has no "
+		return err(r, line, "'%.*s' resumed, but thread %ld has no "
 			   "unfinished call", (int)(ne - nm), nm, pid);
 	if (strlen(pd->name) != (size_t)(ne - nm) ||
 	    memcmp(pd->name, nm, (size_t)(ne - nm)))
-		return strace_err(r, line, "'%.*s' resumed, but thread %ld's "
+		return err(r, line, "'%.*s' resumed, but thread %ld's "
 			   "unfinished call (line %llu) is '%s'",
 			   (int)(ne - nm), nm, pid,
 			   (unsigned long long)pd->c.line, pd->name);
 	cp = close_paren(gt + 1, e);
 	if (!cp)
-		return strace_err(r, line, "no ')' closing the arguments: truncated "
+		return err(r, line, "no ')' closing the arguments: truncated "
 			   "line?");
 	joined = malloc(strlen(pd->args) + (size_t)(cp - gt) + 1);
 	if (!joined)
-		return strace_err(r, line, "out of memory");
+		return err(r, line, "out of memory");
 	sprintf(joined, "%s%.*s", pd->args, (int)(cp - gt - 1), gt + 1);
 	pd->c.key = line;
 	rc = finish_call(r, &pd->c, pd->name, joined, joined + strlen(joined),
@@ -527,27 +511,27 @@ static int call_line(struct rd *r, struct lines *l, long pid, const char *s,
 	const char *cp;
 
 	if (!op || op == s)
-		return strace_err(r, line, "not a line strace writes: '%.*s'",
+		return err(r, line, "not a line strace writes: '%.*s'",
 			   (int)(e - s > 60 ? 60 : e - s), s);
 	for (const char *q = s; q < op; q++)
 		if (!((*q >= 'a' && *q <= 'z') || isdig(*q) || *q == '_'))
-			return strace_err(r, line, "not a line strace writes: '%.*s'",
+			return err(r, line, "not a line strace writes: '%.*s'",
 				   (int)(e - s > 60 ? 60 : e - s), s);
 	c.sys = lookup_sys(s, (size_t)(op - s));
 	if (c.sys < 0)
-		return strace_err(r, line, "unknown system call '%.*s': not one of "
+		return err(r, line, "unknown system call '%.*s': not one of "
 			   "strace's -e trace=memory calls", (int)(op - s), s);
 	if ((size_t)(e - s) >= sizeof(unf) - 1 &&
 	    !memcmp(e - (sizeof(unf) - 1), unf, sizeof(unf) - 1)) {
 		for (size_t i = 0; i < l->npend; i++)
 			if (l->pend[i].pid == pid)
-				return strace_err(r, line, "thread %ld starts a call "
+				return err(r, line, "thread %ld starts a call "
 					   "while its call of line %llu is "
 					   "unfinished", pid, (unsigned long long)
 					   l->pend[i].c.line);
-		l->pend = strace_grow(l->pend, &l->pendcap, l->npend, sizeof(*pd));
+		l->pend = grow(l->pend, &l->pendcap, l->npend, sizeof(*pd));
 		if (!l->pend)
-			return strace_err(r, line, "out of memory");
+			return err(r, line, "out of memory");
 		pd = &l->pend[l->npend++];
 		memset(pd, 0, sizeof(*pd));
 		pd->pid = pid;
@@ -555,11 +539,11 @@ static int call_line(struct rd *r, struct lines *l, long pid, const char *s,
 		snprintf(pd->name, sizeof(pd->name), "%.*s", (int)(op - s), s);
 		pd->args = strndup(op + 1,
 				   (size_t)(e - (sizeof(unf) - 1) - op - 1));
-		return pd->args ? 0 : strace_err(r, line, "out of memory");
+		return pd->args ? 0 : err(r, line, "out of memory");
 	}
 	cp = close_paren(op + 1, e);
 	if (!cp)
-		return strace_err(r, line, "no ')' closing the arguments: truncated "
+		return err(r, line, "no ')' closing the arguments: truncated "
 			   "line?");
 	char name[32];
 	snprintf(name, sizeof(name), "%.*s", (int)(op - s), s);
@@ -620,7 +604,7 @@ static int one_line(struct rd *r, struct lines *l, const char *s,
 
 	for (const char *q = s; q < e; q++)
 		if ((unsigned char)*q < 0x20 ? *q != '\t' : *q == 0x7f)
-			return strace_err(r, line, "binary data (byte 0x%02x at "
+			return err(r, line, "binary data (byte 0x%02x at "
 				   "column %d): not a text strace log",
 				   (unsigned char)*q, (int)(q - s) + 1);
 	s = line_prefix(s, e, &pid);
@@ -649,7 +633,7 @@ static int read_file(struct rd *r, char **buf, size_t *n)
 	*buf = NULL;
 	*n = 0;
 	if (!f)
-		return strace_err(r, 0, "%s", strerror(errno));
+		return err(r, 0, "%s", strerror(errno));
 	while (!e && (nb = realloc(b, cap))) {
 		b = nb;
 		*n += fread(b + *n, 1, cap - *n, f);
@@ -664,7 +648,7 @@ static int read_file(struct rd *r, char **buf, size_t *n)
 	fclose(f);
 	if (e) {
 		free(b);
-		return strace_err(r, 0, "%s", strerror(e));
+		return err(r, 0, "%s", strerror(e));
 	}
 	*buf = b;
 	return 0;
@@ -685,7 +669,7 @@ int strace_read_lines(struct rd *r)
 
 		line++;
 		if (!nl) {
-			rc = strace_err(r, line, "truncated: the last line has no end");
+			rc = err(r, line, "truncated: the last line has no end");
 			break;
 		}
 		rc = one_line(r, &l, buf + i, nl, line);
@@ -694,11 +678,11 @@ int strace_read_lines(struct rd *r)
 	r->p->st.lines = line;
 	r->p->st.threads = l.npids;
 	if (!rc && l.npend)
-		rc = strace_err(r, l.pend[0].c.line, "'%s' unfinished, never resumed, "
+		rc = err(r, l.pend[0].c.line, "'%s' unfinished, never resumed, "
 			 "and thread %ld never exited: truncated log?",
 			 l.pend[0].name, l.pend[0].pid);
 	if (!rc && !r->nc)
-		rc = strace_err(r, line ? line : 1, "no successful memory call: "
+		rc = err(r, line ? line : 1, "no successful memory call: "
 			 "not an strace -e trace=memory log?");
 	for (i = 0; i < l.npend; i++)
 		free(l.pend[i].args);

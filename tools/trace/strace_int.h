@@ -7,9 +7,12 @@
 #ifndef VMAP_TRACE_STRACE_INT_H
 #define VMAP_TRACE_STRACE_INT_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include "strace.h"
 
@@ -82,10 +85,35 @@ struct rd {
 };
 
 /* "PATH:LINE: what" (or "PATH: what") on stderr; returns -1. */
-int strace_err(const struct rd *r, uint64_t line, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+int strace_verr(const struct rd *r, uint64_t line, const char *fmt,
+		va_list ap);
+
+static inline __attribute__((format(printf, 3, 4))) int
+err(const struct rd *r, uint64_t line, const char *fmt, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = strace_verr(r, line, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
 /* v grown to hold n + 1 items of size bytes (*cap updated); NULL if not. */
-void *strace_grow(void *v, size_t *cap, size_t n, size_t size);
+static inline void *grow(void *v, size_t *cap, size_t n, size_t size)
+{
+	size_t c = *cap ? *cap : 64;
+
+	if (n < *cap)
+		return v;
+	while (c <= n)
+		c *= 2;
+	v = realloc(v, c * size);
+	if (v)
+		*cap = c;
+	return v;
+}
 
 /* Pass 1 (strace.c): every line into r->c; pass 2: the calls in the order
  * they take effect. */
