@@ -33,7 +33,13 @@ struct purge {
 	size_t at;		/* event index */
 	uint64_t n, lo, hi;
 	bool explicit_;
+	size_t trigger;		/* the kernel's: the free that passed
+				   nr_lazy_max and queued its drain, or
+				   NO_TRIGGER */
+	size_t late;		/* ... frees between it and the purge */
 };
+
+#define NO_TRIGGER SIZE_MAX
 
 struct result {
 	const char *mode;
@@ -79,7 +85,8 @@ static void line_in(struct result *r, char *l)
 
 	if (sscanf(l, "purge %llu %llu %llx %llx", &a, &b, &c, &d) == 4 &&
 	    a < r->nev)
-		push(r, (struct purge){ (size_t)a, b, c, d, false });
+		push(r, (struct purge){ (size_t)a, b, c, d, false,
+					NO_TRIGGER, 0 });
 	else if (sscanf(l, "ns_per_op %lf", &r->ns_per_op) == 1 ||
 		 sscanf(l, "ns_per_op_min %lf", &r->ns_min) == 1)
 		;
@@ -157,6 +164,34 @@ static double pct(double a, double b)
 static double mib(uint64_t lo, uint64_t hi)
 {
 	return hi > lo ? (double)(hi - lo) / (1 << 20) : 0;
+}
+
+/* The kernel's purges, each with the free that triggered it: the first
+ * since the last purge whose nr_lazy passed nr_lazy_max (the kernel then
+ * queues its drain work, which purges when a worker runs it). */
+static void kernel_purges(const struct trace *t, struct result *k)
+{
+	size_t trigger = NO_TRIGGER, frees = 0;
+
+	for (size_t i = 0; i < t->nev; i++) {
+		const struct ev *e = &t->ev[i];
+
+		if (e->flags & EVF_SKIP)
+			continue;
+		if (e->kind == EV_FREE) {
+			if (trigger == NO_TRIGGER &&
+			    e->f.nr_lazy > e->f.nr_lazy_max)
+				trigger = i, frees = 0;
+			else if (trigger != NO_TRIGGER)
+				frees++;
+		}
+		if (e->kind != EV_PURGE)
+			continue;
+		push(k, (struct purge){ i, e->p.npurged, e->p.start, e->p.end,
+					e->flags & EVF_EXPLICIT, trigger,
+					frees });
+		trigger = NO_TRIGGER;
+	}
 }
 
 /* The kernel's purges vmap is compared with: all but the drain's empty
@@ -260,6 +295,31 @@ static void table(const struct trace *t, const struct result *k0,
 					     : k->p[i].n - m[j].p[i].n) <=
 			      k->p[i].n;
 		printf(" %11zu of %-3zu", ok, k->np);
+	}
+	/* Did vmap purge in the very free that made the kernel queue its
+	 * drain?  And how late did the kernel's drain run? */
+	{
+		size_t nt = 0, late_max = 0;
+
+		for (size_t i = 0; i < k->np; i++)
+			if (k->p[i].trigger != NO_TRIGGER) {
+				nt++;
+				if (k->p[i].late > late_max)
+					late_max = k->p[i].late;
+			}
+		printf("\n%-34s %16s", "purged in the free that queued "
+		       "the", "");
+		printf("\n%-34s %10zu frees", "  kernel's drain (which ran up to",
+		       late_max);
+		for (int j = 0; j < nm; j++) {
+			size_t same = 0;
+
+			for (size_t i = 0; i < k->np && i < m[j].np; i++)
+				same += k->p[i].trigger != NO_TRIGGER &&
+					m[j].p[i].at == k->p[i].trigger;
+			printf(" %11zu of %-3zu", same, nt);
+		}
+		printf("\n%-34s", "  later)");
 	}
 	printf("\n\n%-34s %16s", "placement", "");
 	for (int j = 0; j < nm; j++)
@@ -367,12 +427,19 @@ static void json_out(FILE *f, const struct trace *t, const struct result *k,
 		(unsigned long long)t->nr_lazy_max, t->nalloc, t->nfree,
 		t->nsnap, t->raw ? "true" : "false");
 	for (size_t i = 0; i < k->np; i++)
+	{
 		fprintf(f, "%s{\"event\":%zu,\"areas\":%llu,\"start\":%llu,"
-			"\"end\":%llu,\"explicit\":%s}", i ? "," : "",
+			"\"end\":%llu,\"explicit\":%s,\"trigger\":", i ? "," : "",
 			k->p[i].at, (unsigned long long)k->p[i].n,
 			(unsigned long long)k->p[i].lo,
 			(unsigned long long)k->p[i].hi,
 			k->p[i].explicit_ ? "true" : "false");
+		if (k->p[i].trigger == NO_TRIGGER)
+			fprintf(f, "null}");
+		else
+			fprintf(f, "%zu,\"frees_late\":%zu}", k->p[i].trigger,
+				k->p[i].late);
+	}
 	fprintf(f, "],\n \"modes\":{");
 	for (int j = 0; j < nm; j++) {
 		const struct result *r = &m[j];
@@ -739,12 +806,7 @@ int replay_main(int argc, char **argv, const char *self)
 	/* The whole trace is checked before anything runs. */
 	if (trace_read_as(input, o.path, &t) || trace_check(&t))
 		goto out;
-	for (size_t i = 0; i < t.nev; i++)
-		if (t.ev[i].kind == EV_PURGE && !(t.ev[i].flags & EVF_SKIP))
-			push(&k, (struct purge){ i, t.ev[i].p.npurged,
-						 t.ev[i].p.start,
-						 t.ev[i].p.end,
-						 t.ev[i].flags & EVF_EXPLICIT });
+	kernel_purges(&t, &k);
 	for (int j = -1; j < nm; j++) {
 		struct result *r = j < 0 ? &k : &m[j];
 		char *ex[16];
