@@ -24,6 +24,7 @@ for f in "$data"/tiny.trace "$data"/*.trace.gz "$data"/*.txt.gz; do
 		2> "$tmp/err" || { bad "replay --purge-at kernel $f"; cat "$tmp/err"; continue; }
 	# "purges within 1% of the kernel's   N of M   N of M   N of M"
 	line=$(grep "purges within 1%" "$tmp/out")
+	[ -n "$line" ] || bad "$f: no 'purges within 1%' line"
 	echo "$f: $line"
 	case $f in *raw*) continue ;; esac # raw dumps: the state is inferred
 	for nm in $(echo "$line" | grep -o '[0-9]* of [0-9]*' | tr -d ' '); do
@@ -35,6 +36,13 @@ if command -v gnuplot > /dev/null; then
 		> /dev/null || bad "replay --plot"
 	[ -s "$tmp/p.png" ] || bad "--plot wrote no picture"
 fi
+
+# A trace with nothing to replay says so (check accepts it).
+printf 'vmap-trace 1\nend 0 0 0\n' > "$tmp/empty.trace"
+"$bin/vmap-trace" check "$tmp/empty.trace" > /dev/null || bad "check of an empty trace"
+"$bin/vmap-trace" replay "$tmp/empty.trace" > /dev/null 2> "$tmp/err" &&
+	bad "replay of an empty trace succeeded"
+grep -q "nothing to replay" "$tmp/err" || bad "empty trace: $(cat "$tmp/err")"
 
 # 2. Malformed traces: exit 1, FILE:LINE: and the reason, nothing written.
 tab=$(printf '\t')

@@ -31,6 +31,10 @@
 /* A purge may take at most this many areas more than the trace freed
  * (frees traced after the purge): a few per CPU. */
 #define SLACK_PER_CPU 8
+/* A raw dump's areas lazy before it began: the kernel's own bound on lazy
+ * pages (lazy_max_pages) is 32 MiB of pages per log2 CPU, some 2^20 pages
+ * on 4096 CPUs; more is no kernel's. */
+#define PHANTOM_MAX (1ull << 24)
 
 #define NO_EVENT SIZE_MAX
 
@@ -102,6 +106,11 @@ static void drop(struct state *st, struct area *a)
 	free(a);
 }
 
+static uint64_t pages(const struct state *st, uint64_t bytes)
+{
+	return bytes / st->t->page_size;
+}
+
 static int make_lazy(struct state *st, struct area *a, uint64_t line)
 {
 	if (st->qtail == st->qcap && st->qhead) {
@@ -123,13 +132,8 @@ static int make_lazy(struct state *st, struct area *a, uint64_t line)
 	a->lazy = true;
 	a->line = line;
 	st->queue[st->qtail++] = a;
-	st->lazy_pages += (a->end - a->start) / st->t->page_size;
+	st->lazy_pages += pages(st, a->end - a->start);
 	return 0;
-}
-
-static uint64_t pages(const struct state *st, uint64_t bytes)
-{
-	return bytes / st->t->page_size;
 }
 
 /* Release the oldest n lazy areas (a purge). */
@@ -186,7 +190,8 @@ static uint64_t pull_frees(struct state *st, size_t i, uint64_t n)
  * back before the latest of them.  One that counts more took frees whose
  * events come after it: those come forward (1 is returned: go over them
  * again).  After this every purge releases exactly what is lazy where it
- * stands, and a replay that purges there finds the kernel's batch.
+ * stands -- but for what purge_slack counts -- and a replay that purges
+ * there finds the kernel's batch.
  */
 static int do_purge(struct state *st, size_t i)
 {
@@ -212,9 +217,21 @@ static int do_purge(struct state *st, size_t i)
 		extra = e->p.npurged - lazy;
 		if (!st->seen_purge && !t->has_snapshot) {
 			/* A raw dump's first purge: areas lazy before it
-			 * began, which no event names. */
+			 * began, which no event names -- at least a page
+			 * each, and never more than the kernel lets wait. */
+			if (extra > PHANTOM_MAX ||
+			    (t->phantom_pages && extra > t->phantom_pages))
+				return trace_error(t, e->line,
+						   "the counts do not add up: "
+						   "this purge released %llu "
+						   "areas the dump never freed, "
+						   "in %llu lazy pages",
+						   (unsigned long long)extra,
+						   (unsigned long long)
+							   t->phantom_pages);
 			t->phantom_areas = extra;
-		} else if (extra > SLACK_PER_CPU * (t->cpus ? t->cpus : 64)) {
+		} else if (extra > SLACK_PER_CPU *
+				   (t->cpus && t->cpus < 4096 ? t->cpus : 4096)) {
 			return trace_error(t, e->line,
 					   "the counts do not add up: this purge "
 					   "released %llu areas, the trace had "
@@ -253,10 +270,10 @@ static int infer(struct state *st, struct ev *e)
 	uint64_t sz = st->mode_size, known = st->lazy_pages;
 	int64_t p;
 
-	if (st->offset_known) {
-		p = (int64_t)e->f.nr_lazy - (int64_t)known - st->offset;
-		if (p > 0)
-			sz = (uint64_t)p * t->page_size;
+	p = st->offset_known ?
+		(int64_t)e->f.nr_lazy - (int64_t)known - st->offset : 0;
+	if (p > 0 && (uint64_t)p <= UINT64_MAX / t->page_size) {
+		sz = (uint64_t)p * t->page_size;
 	} else {
 		e->flags |= EVF_SIZE_GUESSED;
 		t->guessed++;
@@ -269,16 +286,8 @@ static int infer(struct state *st, struct ev *e)
 				   "than the dump that would end at 2^64",
 				   (unsigned long long)e->f.addr);
 	s.end = e->f.addr + sz;
-	if (t->nsnap == t->snapcap) {
-		size_t cap = t->snapcap ? 2 * t->snapcap : 256;
-		struct snap *n = realloc(t->snap, cap * sizeof(*n));
-
-		if (!n)
-			return trace_error(t, e->line, "out of memory");
-		t->snap = n;
-		t->snapcap = cap;
-	}
-	t->snap[t->nsnap++] = s;
+	if (trace_push_snap(t, &s, e->line))
+		return -1;
 	e->flags |= EVF_PRETRACE;
 	return add(st, s.start, s.end, e->line, NULL);
 }
@@ -295,6 +304,10 @@ static int do_free(struct state *st, struct ev *e, bool lenient)
 		return trace_error(t, e->line, "free of 0x%llx, which is not "
 				   "page-aligned",
 				   (unsigned long long)e->f.addr);
+	if (e->f.nr_lazy > INT64_MAX || e->f.nr_lazy_max > INT64_MAX)
+		return trace_error(t, e->line, "nr_lazy %llu: no kernel counts "
+				   "that many lazy pages",
+				   (unsigned long long)e->f.nr_lazy);
 	if (e->f.nr_lazy > e->f.nr_lazy_max)
 		st->over_threshold = true;
 	if (lenient && (!a || a->lazy || a->start != e->f.addr)) {
@@ -352,19 +365,16 @@ static int do_free(struct state *st, struct ev *e, bool lenient)
 
 /* An allocation over a lazy area: the next purge released it before its
  * event was written.  Move that purge here; false if there is none. */
-static bool pull_purge(struct trace *t, size_t i)
+static bool pull_purge(struct state *st, size_t i)
 {
 	size_t j = i + 1;
-	struct ev p;
 
-	while (j < t->nev && t->ev[j].kind != EV_PURGE)
+	while (j < st->t->nev && st->t->ev[j].kind != EV_PURGE)
 		j++;
-	if (j == t->nev)
+	if (j == st->t->nev)
 		return false;
-	p = t->ev[j];
-	memmove(&t->ev[i + 1], &t->ev[i], (j - i) * sizeof(p));
-	t->ev[i] = p;
-	t->reordered++;
+	move_back(st, j, i);
+	st->t->reordered++;
 	return true;
 }
 
@@ -384,8 +394,8 @@ static int do_alloc(struct state *st, size_t i, bool lenient)
 				   (unsigned long long)e->a.align);
 	if (e->a.vend <= e->a.vstart || e->a.vend - e->a.vstart < ps)
 		return trace_error(t, e->line, "empty range [vstart, vend)");
-	t->nalloc++;
 	if (e->a.failed) {
+		t->nalloc++;
 		t->nfailed++;
 		return 0;
 	}
@@ -402,7 +412,6 @@ static int do_alloc(struct state *st, size_t i, bool lenient)
 	if (a && lenient) {	/* the snapshot has it already */
 		e->flags |= EVF_SKIP;
 		t->skipped++;
-		t->nalloc--;
 		return 0;
 	}
 	if (a && a->lazy)
@@ -416,6 +425,7 @@ static int do_alloc(struct state *st, size_t i, bool lenient)
 				   (unsigned long long)a->start,
 				   (unsigned long long)a->end,
 				   (unsigned long long)a->line);
+	t->nalloc++;
 	return add(st, e->a.addr, e->a.addr + e->a.size, e->line, NULL);
 }
 
@@ -485,10 +495,11 @@ int trace_check(struct trace *t)
 		} else if (e->kind == EV_PURGE) {
 			if ((rc = do_purge(&st, i)) == 1) {
 				rc = 0;
-				i--;	/* the frees moved before it first */
+				i--;	/* the frees moved before it first (as
+					   above) */
 			}
 		} else if ((rc = do_alloc(&st, i, lenient)) == 1) {
-			if (!pull_purge(t, i))
+			if (!pull_purge(&st, i))
 				rc = trace_error(t, e->line,
 						 "allocation over an area freed "
 						 "at line %llu (lazy in the "
@@ -498,9 +509,10 @@ int trace_check(struct trace *t)
 						 e->a.addr, e->a.addr +
 						 e->a.size)->line);
 			else {
-				t->nalloc--;
 				rc = 0;
-				i--;	/* the purge, then this again */
+				/* The purge, now at i, then this again (i - 1
+				 * wraps at 0; the loop's i++ brings it back). */
+				i--;
 			}
 		}
 	}

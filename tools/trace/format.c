@@ -21,6 +21,10 @@
 
 #include "trace.h"
 
+const char *const trace_events[3] = {
+	"alloc_vmap_area", "free_vmap_area_noflush", "purge_vmap_area_lazy"
+};
+
 int trace_error(const struct trace *t, uint64_t line, const char *fmt, ...)
 {
 	va_list ap;
@@ -52,7 +56,7 @@ static int push_ev(struct trace *t, const struct ev *e)
 	return 0;
 }
 
-static int push_snap(struct trace *t, const struct snap *s, uint64_t line)
+int trace_push_snap(struct trace *t, const struct snap *s, uint64_t line)
 {
 	if (t->nsnap == t->snapcap) {
 		size_t cap = t->snapcap ? 2 * t->snapcap : 1024;
@@ -99,7 +103,7 @@ static bool seconds_ns(const char *s, uint64_t *out)
 		for (s++; *s >= '0' && *s <= '9'; s++, digits++)
 			if (digits < 9)
 				frac = frac * 10 + (uint64_t)(*s - '0');
-	if (*s)
+	if (*s || sec > (UINT64_MAX - 999999999) / 1000000000)
 		return false;
 	for (; digits < 9; digits++)
 		frac *= 10;
@@ -139,7 +143,20 @@ static int split(char *s, char **tok, int max)
 /* ---- vmap-trace's own format ---- */
 
 static const char *const ev_letters = "AFP";
-static const int ev_fields[] = { 5, 3, 3 };
+static const int ev_fields[] = { 6, 3, 3 };	/* A has `failed` too */
+
+/* An event's fields, in the order of both formats. */
+static void set_fields(struct ev *e, const uint64_t *v)
+{
+	if (e->kind == EV_ALLOC) {
+		e->a.addr = v[0], e->a.size = v[1], e->a.align = v[2];
+		e->a.vstart = v[3], e->a.vend = v[4], e->a.failed = v[5] != 0;
+	} else if (e->kind == EV_FREE) {
+		e->f.addr = v[0], e->f.nr_lazy = v[1], e->f.nr_lazy_max = v[2];
+	} else {
+		e->p.start = v[0], e->p.end = v[1], e->p.npurged = v[2];
+	}
+}
 
 static int own_event(struct trace *t, char **tok, int n, uint64_t line)
 {
@@ -147,15 +164,14 @@ static int own_event(struct trace *t, char **tok, int n, uint64_t line)
 	uint64_t v[6], cpu;
 	const char *k = strchr(ev_letters, tok[2][0]);
 
-	if (tok[2][1] || !k || !tok[2][0])
+	if (tok[2][1] || !k)
 		return trace_error(t, line, "unknown event '%s' (A, F or P)",
 				   tok[2]);
 	e.kind = (uint32_t)(k - ev_letters);
-	if (n != 3 + ev_fields[e.kind] + (e.kind == EV_ALLOC))
+	if (n != 3 + ev_fields[e.kind])
 		return trace_error(t, line,
 				   "%s event with %d fields, not %d: truncated?",
-				   tok[2], n - 3,
-				   ev_fields[e.kind] + (e.kind == EV_ALLOC));
+				   tok[2], n - 3, ev_fields[e.kind]);
 	if (!num(tok[0], &e.ts_ns) || !num(tok[1], &cpu) || cpu > UINT32_MAX)
 		return trace_error(t, line, "bad time stamp or CPU");
 	e.cpu = (uint32_t)cpu;
@@ -163,16 +179,9 @@ static int own_event(struct trace *t, char **tok, int n, uint64_t line)
 		if (!num(tok[i], &v[i - 3]))
 			return trace_error(t, line, "'%s' is not a number",
 					   tok[i]);
-	if (e.kind == EV_ALLOC) {
-		if (v[5] > 1)
-			return trace_error(t, line, "failed is 0 or 1");
-		e.a.addr = v[0], e.a.size = v[1], e.a.align = v[2];
-		e.a.vstart = v[3], e.a.vend = v[4], e.a.failed = (int)v[5];
-	} else if (e.kind == EV_FREE) {
-		e.f.addr = v[0], e.f.nr_lazy = v[1], e.f.nr_lazy_max = v[2];
-	} else {
-		e.p.start = v[0], e.p.end = v[1], e.p.npurged = v[2];
-	}
+	if (e.kind == EV_ALLOC && v[5] > 1)
+		return trace_error(t, line, "failed is 0 or 1");
+	set_fields(&e, v);
 	return push_ev(t, &e);
 }
 
@@ -215,7 +224,7 @@ static int own_line(struct trace *t, char *s, uint64_t line, bool *ended,
 		sn.start = v[0], sn.end = v[1], sn.lazy = tok[3][0] == 'l';
 		sn.line = line;
 		(*nsnap_left)--;
-		return push_snap(t, &sn, line);
+		return trace_push_snap(t, &sn, line);
 	}
 	if (n == 2 && !strcmp(tok[0], "page_size")) {
 		if (!num(tok[1], &v[0]) || !v[0] || (v[0] & (v[0] - 1)))
@@ -226,7 +235,10 @@ static int own_line(struct trace *t, char *s, uint64_t line, bool *ended,
 	if (n == 2 && (!strcmp(tok[0], "cpus") || !strcmp(tok[0], "lost"))) {
 		if (!num(tok[1], &v[0]))
 			return trace_error(t, line, "%s: a number", tok[0]);
-		*(tok[0][0] == 'c' ? &t->cpus : &t->lost) = v[0];
+		if (tok[0][0] == 'c')
+			t->cpus = v[0];
+		else
+			t->lost = v[0];
 		return 0;
 	}
 	if (!strcmp(tok[0], "snapshot")) {
@@ -310,14 +322,7 @@ static int raw_fields(struct trace *t, struct ev *e, const char *f)
 					   "no '%s' in the event's fields: "
 					   "truncated, or not this kernel's format",
 					   keys[e->kind][i]);
-	if (e->kind == EV_ALLOC) {
-		e->a.addr = v[0], e->a.size = v[1], e->a.align = v[2];
-		e->a.vstart = v[3], e->a.vend = v[4], e->a.failed = v[5] != 0;
-	} else if (e->kind == EV_FREE) {
-		e->f.addr = v[0], e->f.nr_lazy = v[1], e->f.nr_lazy_max = v[2];
-	} else {
-		e->p.start = v[0], e->p.end = v[1], e->p.npurged = v[2];
-	}
+	set_fields(e, v);
 	return push_ev(t, e);
 }
 
@@ -329,10 +334,6 @@ static int raw_fields(struct trace *t, struct ev *e, const char *f)
  */
 int trace_raw_line(struct trace *t, char *s, uint64_t line)
 {
-	static const char *const names[3] = {
-		"alloc_vmap_area", "free_vmap_area_noflush",
-		"purge_vmap_area_lazy"
-	};
 	struct ev e = { .line = line };
 	char *ev, *colon, *fields, *p;
 	uint64_t cpu = UINT64_MAX;
@@ -409,7 +410,7 @@ int trace_raw_line(struct trace *t, char *s, uint64_t line)
 		return 0;
 	}
 	for (e.kind = 0; e.kind < 3; e.kind++)
-		if (!strcmp(ev, names[e.kind]))
+		if (!strcmp(ev, trace_events[e.kind]))
 			return raw_fields(t, &e, fields);
 	return trace_error(t, line,
 			   "unknown event '%s' (vmap-trace reads "
@@ -518,7 +519,7 @@ int trace_read_as(const char *path, const char *name, struct trace *t)
 					 "not text: byte 0x%02x at column %ld "
 					 "(a binary file?)",
 					 (unsigned char)buf[bad], bad + 1);
-		else if (!ended_line && !first)
+		else if (!ended_line)
 			/* every line ends, the last too: a cut one may still
 			 * parse, as num_purged=32 for 3277 */
 			rc = trace_error(t, line, "truncated: no newline");
@@ -546,6 +547,12 @@ int trace_read_as(const char *path, const char *name, struct trace *t)
 	}
 	if (!rc && ferror(f))
 		rc = trace_error(t, line, "%s", strerror(errno));
+	/* Drain what is left, so gzip is not killed by a broken pipe; its
+	 * verdict comes before ours on what it gave (empty, truncated). */
+	while (rc && gz && getline(&buf, &cap, f) >= 0)
+		;
+	if (!close_input(f, gz) && !rc)
+		rc = trace_error(t, 0, "gzip -dc failed: not a gzip file?");
 	if (!rc && first)
 		rc = trace_error(t, 0, "empty");
 	if (!rc && !t->raw && nsnap_left)
@@ -554,11 +561,6 @@ int trace_read_as(const char *path, const char *name, struct trace *t)
 		rc = trace_error(t, line,
 				 "truncated: no end line (was the recording "
 				 "cut short?)");
-	/* Drain what is left, so gzip is not killed by a broken pipe. */
-	while (rc && gz && getline(&buf, &cap, f) >= 0)
-		;
-	if (!close_input(f, gz) && !rc)
-		rc = trace_error(t, 0, "gzip -dc failed: not a gzip file?");
 out:
 	free(buf);
 	if (rc)

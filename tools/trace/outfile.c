@@ -19,6 +19,16 @@
 
 #include "trace.h"
 
+/* mkstemp makes 0600; the file gets the mode asked for, less the umask, as
+ * open(O_CREAT) would give it. */
+static mode_t umask_now(void)
+{
+	mode_t m = umask(0);
+
+	umask(m);
+	return m;
+}
+
 int out_open(struct outfile *o, const char *path, unsigned mode)
 {
 	struct stat st;
@@ -77,7 +87,7 @@ int out_commit(struct outfile *o)
 		return -1;
 	if (ferror(o->f))
 		rc = -1;
-	if (!o->through && fchmod(fileno(o->f), o->mode))
+	if (!o->through && fchmod(fileno(o->f), (mode_t)o->mode & ~umask_now()))
 		rc = -1;
 	if (fclose(o->f))
 		rc = -1;

@@ -40,10 +40,6 @@
 
 #include "trace.h"
 
-static const char *const events[] = {
-	"alloc_vmap_area", "free_vmap_area_noflush", "purge_vmap_area_lazy"
-};
-
 struct rec {
 	char root[256];		/* the tracefs mount */
 	char mounted[256];	/* non-empty: we mounted it here */
@@ -108,12 +104,18 @@ static int inst_put(struct rec *r, const char *rel, const char *v)
 	return instf(r, p, sizeof(p), rel) ?: put(p, v);
 }
 
-static void marker(struct rec *r, const char *what)
+/* A marker in our instance's stream; the snapshot's place in it. */
+static int marker(struct rec *r, const char *what)
 {
 	char m[64];
 
 	snprintf(m, sizeof(m), "vmap-trace: %s", what);
-	inst_put(r, "trace_marker", m);
+	if (inst_put(r, "trace_marker", m)) {
+		fprintf(stderr, "vmap-trace record: trace_marker: cannot write "
+			"the %s marker\n", what);
+		return -1;
+	}
+	return 0;
 }
 
 /* Instances of recordings killed before they could clean up (SIGKILL):
@@ -171,7 +173,7 @@ static int setup(struct rec *r)
 		snprintf(r->root, sizeof(r->root), "%s", dir);
 		snprintf(r->mounted, sizeof(r->mounted), "%s", dir);
 	}
-	snprintf(p, sizeof(p), "%s/events/vmalloc/%s", r->root, events[0]);
+	snprintf(p, sizeof(p), "%s/events/vmalloc/%s", r->root, trace_events[0]);
 	if (stat(p, &sb)) {
 		fprintf(stderr, "vmap-trace record: this kernel has no vmalloc "
 			"tracepoints (%s: %s); they came with Linux 6.4\n", p,
@@ -203,7 +205,7 @@ static void teardown(struct rec *r)
 
 		for (size_t i = 0; i < 3; i++) {
 			snprintf(p, sizeof(p), "events/vmalloc/%s/enable",
-				 events[i]);
+				 trace_events[i]);
 			inst_put(r, p, "0");
 		}
 		/* The kernel refuses while a reader holds trace_pipe open. */
@@ -322,8 +324,11 @@ static int kptr_raise(struct rec *r)
 		if (ftruncate(r->kptr_fd, 0) ||
 		    pwrite(r->kptr_fd, now, strlen(now), 0) !=
 			    (ssize_t)strlen(now) ||
-		    fsync(r->kptr_fd))
+		    fsync(r->kptr_fd)) {
+			fprintf(stderr, "vmap-trace record: %s: %s\n",
+				KPTR_SAVED, strerror(errno));
 			return -1;
+		}
 		snprintf(r->kptr_old, sizeof(r->kptr_old), "%s", now);
 		put(KPTR, "1");
 	}
@@ -353,9 +358,10 @@ static int snapshot(struct rec *r)
 	FILE *f;
 	int rc = 0;
 
-	if (kptr_raise(r))
+	if (kptr_raise(r) || marker(r, "snapshot-begin")) {
+		kptr_restore(r);
 		return -1;
-	marker(r, "snapshot-begin");
+	}
 	f = fopen("/proc/vmallocinfo", "r");
 	if (!f) {
 		fprintf(stderr, "vmap-trace record: /proc/vmallocinfo: %s\n",
@@ -377,21 +383,13 @@ static int snapshot(struct rec *r)
 		}
 		sn.start = s, sn.end = e;
 		sn.lazy = strstr(l, "unpurged vm_area") != NULL;
-		if (r->t.nsnap == r->t.snapcap) {
-			size_t c = r->t.snapcap ? 2 * r->t.snapcap : 1024;
-			struct snap *n = realloc(r->t.snap, c * sizeof(*n));
-
-			if (!n)
-				rc = -1;
-			else
-				r->t.snap = n, r->t.snapcap = c;
-		}
-		if (!rc)
-			r->t.snap[r->t.nsnap++] = sn;
+		if (!rc && trace_push_snap(&r->t, &sn, 0))
+			rc = -1;	/* the message is printed */
 	}
 	free(l);
 	fclose(f);
-	marker(r, "snapshot-end");
+	if (marker(r, "snapshot-end"))
+		rc = -1;
 	kptr_restore(r);
 	r->t.has_snapshot = true;
 	return rc;
@@ -426,8 +424,7 @@ static int run(char **argv, sigset_t *set)
 		sigprocmask(SIG_UNBLOCK, set, NULL);
 		execvp(argv[0], argv);
 		err = errno;
-		if (write(fds[1], &err, sizeof(err)) < 0)
-			_exit(127);
+		(void)!write(fds[1], &err, sizeof(err));
 		_exit(127);
 	}
 	close(fds[1]);
@@ -457,9 +454,12 @@ static int run(char **argv, sigset_t *set)
 	}
 }
 
+/* Events the ring buffer dropped: trace_pipe's [LOST] lines said so
+ * already (t.lost), the per-CPU stats say it again; the larger. */
 static void lost_events(struct rec *r)
 {
 	long cpus = sysconf(_SC_NPROCESSORS_CONF);
+	uint64_t stats = 0;
 
 	for (long c = 0; c < cpus; c++) {
 		char p[512], rel[64], line[128];
@@ -473,10 +473,12 @@ static void lost_events(struct rec *r)
 
 			if (sscanf(line, "overrun: %llu", &v) == 1 ||
 			    sscanf(line, "dropped events: %llu", &v) == 1)
-				r->t.lost += v;
+				stats += v;
 		}
 		fclose(f);
 	}
+	if (stats > r->t.lost)
+		r->t.lost = stats;
 }
 
 /* The header's free text on one line: a command may hold newlines. */
@@ -493,10 +495,10 @@ static void enable(struct rec *r, const char *value)
 		char rel[128];
 
 		snprintf(rel, sizeof(rel), "events/vmalloc/%s/enable",
-			 events[e]);
+			 trace_events[e]);
 		if (inst_put(r, rel, value) && value[0] == '1')
 			fprintf(stderr, "vmap-trace record: cannot enable %s\n",
-				events[e]);
+				trace_events[e]);
 	}
 }
 
@@ -505,7 +507,8 @@ static int usage(void)
 	fprintf(stderr,
 		"usage: vmap-trace record [-o FILE] [-- COMMAND [ARG...]]\n"
 		"  Records the kernel's vmalloc events while COMMAND runs (or,\n"
-		"  with none, until SIGINT or SIGTERM) into FILE (vmap.trace).\n"
+		"  with none, until a signal: INT, TERM, HUP, QUIT, USR1, USR2,\n"
+		"  ALRM) into FILE (vmap.trace).\n"
 		"  With a command, ^C from the terminal reaches the command, and\n"
 		"  the recording ends when it exits; TERM, HUP, USR1, USR2 and\n"
 		"  ALRM sent to vmap-trace are passed on to it.  Needs root.\n");
@@ -575,20 +578,32 @@ int record_main(int argc, char **argv)
 			strerror(errno));
 		goto out;
 	}
-	if (pthread_create(&r.reader, NULL, reader, &r))
+	if (pthread_create(&r.reader, NULL, reader, &r)) {
+		fprintf(stderr, "vmap-trace record: no reader thread\n");
 		goto out;
+	}
 	r.reader_running = true;
 	enable(&r, "1");
 	if (snapshot(&r))
 		goto out;
 	status = run(argv + i + (i < argc), &set);
 	enable(&r, "0");
-	marker(&r, "stop");
+	marker(&r, "stop");	/* without it, the reader stops in 2 s */
 	atomic_store(&r.stopping, true);
 	pthread_join(r.reader, NULL);
 	r.reader_running = false;
-	if (r.reader_rc || status < 0)
+	if (r.reader_rc) {
+		fprintf(stderr, "vmap-trace record: reading trace_pipe "
+			"failed\n");
 		goto out;
+	}
+	if (status < 0)
+		goto out;
+	if (r.t.snap_end_ns < r.t.snap_begin_ns || !r.t.snap_end_ns) {
+		fprintf(stderr, "vmap-trace record: the snapshot's markers did "
+			"not come through trace_pipe\n");
+		goto out;
+	}
 	if (!r.t.stopped)
 		fprintf(stderr, "vmap-trace record: warning: the stop marker "
 			"never came through; the last events may be missing\n");

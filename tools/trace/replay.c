@@ -81,7 +81,7 @@ struct replay {
 	struct trace *t;
 	const char *mode;
 	/* For each event, where its area came from: a free's allocation
-	 * event (>= 0) or snapshot area (-1 - k); -2^62 if none. */
+	 * event (>= 0) or snapshot area (-1 - k); NO_ORIGIN if none. */
 	int64_t *origin;
 	uint64_t *vaddr;	/* vmap's address per alloc event; 0: none */
 	uint64_t *snap_vaddr;	/* per snapshot area */
@@ -208,8 +208,10 @@ static int spans(struct replay *r)
 		if (n == cap) {
 			struct vmap_range *nv = realloc(v, 2 * cap * sizeof(*v));
 
-			if (!nv)
-				break;
+			if (!nv) {
+				free(v);
+				return -1;
+			}
 			v = nv, cap *= 2;
 		}
 		v[n++] = x;
@@ -229,7 +231,7 @@ static int spans(struct replay *r)
 		}
 	}
 	r->span = v;
-	return r->nspan ? 0 : -1;
+	return 0;
 }
 
 static int create(struct replay *r)
@@ -279,7 +281,9 @@ static int setup(struct replay *r)
 	left = t->phantom_pages;
 	for (uint64_t i = 0; !rc && i < t->phantom_areas && left; i++) {
 		per = left / (t->phantom_areas - i);
-		rc = vmap_xalloc(r->s, (per ? per : 1) * t->page_size,
+		if (!per)
+			per = 1;	/* left shrinks every time */
+		rc = vmap_xalloc(r->s, per * t->page_size,
 				 t->page_size, 0, 0, vstart, UINT64_MAX, 0,
 				 &addr) ?:
 		     vmap_free(r->s, addr);
@@ -300,6 +304,18 @@ static uint64_t areas_purged(vmap_space *s)
 	return st.areas_purged;
 }
 
+/* One area in the picture (--segments): allocation event j, busy until
+ * `freed`, lazy until `released` (seconds), at `addr`. */
+static void seg_line(struct replay *r, size_t j, double freed,
+		     double released, uint64_t addr)
+{
+	const struct ev *e = &r->t->ev[j];
+
+	fprintf(r->seg, "%.6f %.6f %.6f %llu %llu\n", e->ts_ns / 1e9, freed,
+		released, (unsigned long long)(addr - e->a.vstart),
+		(unsigned long long)e->a.size);
+}
+
 /* After an event: report vmap's purges, if any ran. */
 static void purges_after(struct replay *r, size_t i)
 {
@@ -318,12 +334,8 @@ static void purges_after(struct replay *r, size_t i)
 		size_t j = r->lazy[r->lazy_head++];
 
 		if (r->seg)
-			fprintf(r->seg, "%.6f %.6f %.6f %llu %llu\n",
-				r->t->ev[j].ts_ns / 1e9, r->free_ts[j] / 1e9,
-				r->t->ev[i].ts_ns / 1e9,
-				(unsigned long long)(r->vaddr_at_free[j] -
-						     r->t->ev[j].a.vstart),
-				(unsigned long long)r->t->ev[j].a.size);
+			seg_line(r, j, r->free_ts[j] / 1e9,
+				 r->t->ev[i].ts_ns / 1e9, r->vaddr_at_free[j]);
 	}
 }
 
@@ -397,16 +409,17 @@ static int do_alloc(struct replay *r, size_t i)
 	if (rc && rc != -ENOSPC)
 		return rc;
 	r->vaddr[i] = rc ? 0 : a;
+	if (e->a.failed) {
+		if (rc)
+			return 0;
+		/* The kernel found no room; vmap did: give it back, in
+		 * every round alike. */
+		r->vmap_extra += r->analyse;
+		r->vaddr[i] = 0;
+		return vmap_free(r->s, a);
+	}
 	if (!r->analyse)
 		return 0;
-	if (e->a.failed) {
-		if (!rc) {	/* the kernel found no room; vmap did */
-			r->vmap_extra++;
-			r->vaddr[i] = 0;
-			return vmap_free(r->s, a);
-		}
-		return 0;
-	}
 	if (rc)
 		r->vmap_failed++;
 	else
@@ -445,7 +458,7 @@ static int do_free(struct replay *r, size_t i)
 }
 
 /* One round: a fresh space, the setup, every event. */
-static int round_(struct replay *r, double *ns)
+static int replay_round(struct replay *r, double *ns)
 {
 	struct trace *t = r->t;
 	struct timespec a, b;
@@ -485,7 +498,7 @@ static int round_(struct replay *r, double *ns)
 		}
 		if (r->analyse)
 			purges_after(r, i);
-		if (r->check && (i % 256 == 0 || i + 1 == t->nev) &&
+		if (r->check && r->analyse && (i % 256 == 0 || i + 1 == t->nev) &&
 		    vmap_check(r->s)) {
 			fprintf(stderr, "%s:%llu: replay (%s): vmap_check "
 				"failed\n", t->path,
@@ -535,31 +548,22 @@ static void leftovers(struct replay *r)
 	const struct trace *t = r->t;
 	double end = t->nev ? t->ev[t->nev - 1].ts_ns / 1e9 : 0;
 
-	for (size_t j = r->lazy_head; j < r->nlazy; j++) {
-		const struct ev *e = &t->ev[r->lazy[j]];
+	for (size_t q = r->lazy_head; q < r->nlazy; q++) {
+		size_t j = r->lazy[q];
 
-		fprintf(r->seg, "%.6f %.6f %.6f %llu %llu\n", e->ts_ns / 1e9,
-			r->free_ts[r->lazy[j]] / 1e9, end,
-			(unsigned long long)(r->vaddr_at_free[r->lazy[j]] -
-					     e->a.vstart),
-			(unsigned long long)e->a.size);
+		seg_line(r, j, r->free_ts[j] / 1e9, end, r->vaddr_at_free[j]);
 	}
 	for (size_t i = 0; i < t->nev; i++)
 		if (r->vaddr[i])
-			fprintf(r->seg, "%.6f %.6f %.6f %llu %llu\n",
-				t->ev[i].ts_ns / 1e9, end, end,
-				(unsigned long long)(r->vaddr[i] -
-						     t->ev[i].a.vstart),
-				(unsigned long long)t->ev[i].a.size);
+			seg_line(r, i, end, end, r->vaddr[i]);
 }
 
 /* The kernel's own placement and purges, for the picture: its addresses,
  * and each purge releasing the oldest lazy areas it counts. */
-static int kernel_segments(struct replay *r)
+static void kernel_segments(struct replay *r)
 {
 	const struct trace *t = r->t;
 
-	r->analyse = true;
 	for (size_t i = 0; i < t->nev; i++) {
 		const struct ev *e = &t->ev[i];
 
@@ -579,17 +583,12 @@ static int kernel_segments(struct replay *r)
 			     n && r->lazy_head < r->nlazy; n--) {
 				size_t j = r->lazy[r->lazy_head++];
 
-				fprintf(r->seg, "%.6f %.6f %.6f %llu %llu\n",
-					t->ev[j].ts_ns / 1e9,
-					r->free_ts[j] / 1e9, e->ts_ns / 1e9,
-					(unsigned long long)(r->vaddr_at_free[j] -
-							     t->ev[j].a.vstart),
-					(unsigned long long)t->ev[j].a.size);
+				seg_line(r, j, r->free_ts[j] / 1e9,
+					 e->ts_ns / 1e9, r->vaddr_at_free[j]);
 			}
 		}
 	}
 	leftovers(r);
-	return 0;
 }
 
 static int dcmp(const void *a, const void *b)
@@ -647,20 +646,26 @@ int replay_child_main(int argc, char **argv)
 		fprintf(stderr, "%s: replay: out of memory\n", path);
 		goto out;
 	}
+	if (!r.nspan) {
+		fprintf(stderr, "%s: nothing to replay: no allocation and no "
+			"snapshot\n", path);
+		goto out;
+	}
 	if (seg && !(r.seg = fopen(seg, "w"))) {
 		fprintf(stderr, "%s: %s\n", seg, strerror(errno));
 		goto out;
 	}
 	if (!strcmp(r.mode, "kernel")) {
-		rc = r.seg ? kernel_segments(&r) : 2;
+		if (r.seg)
+			kernel_segments(&r);
+		rc = r.seg ? 0 : 2;
 		goto out;
 	}
 	for (size_t i = 0; i < t.nev; i++)
 		ops += !(t.ev[i].flags & EVF_SKIP) && t.ev[i].kind != EV_PURGE;
 	/* The timed rounds: the replay and nothing else. */
 	for (int k = 0; k < rounds; k++) {
-		memset(r.snap_vaddr, 0, t.nsnap * sizeof(*r.snap_vaddr));
-		if (round_(&r, &ns[k]))
+		if (replay_round(&r, &ns[k]))
 			goto out;
 		vmap_space_destroy(r.s);
 		r.s = NULL;
@@ -676,8 +681,7 @@ int replay_child_main(int argc, char **argv)
 		if (t.snap[k].lazy)
 			kernel_freed(&r, t.snap[k].start,
 				     t.snap[k].end - t.snap[k].start);
-	memset(r.snap_vaddr, 0, t.nsnap * sizeof(*r.snap_vaddr));
-	if (round_(&r, &total) || conserved(&r))
+	if (replay_round(&r, &total) || conserved(&r))
 		goto out;
 	if (r.seg)
 		leftovers(&r);

@@ -32,7 +32,7 @@
 struct purge {
 	size_t at;		/* event index */
 	uint64_t n, lo, hi;
-	bool explicit_;
+	bool is_explicit;
 	size_t trigger;		/* the kernel's: the free that passed
 				   nr_lazy_max and queued its drain, or
 				   NO_TRIGGER */
@@ -144,6 +144,8 @@ static int run_child(const char *exe, const char *mode, const char *path,
 	}
 	close(fds[1]);
 	f = fdopen(fds[0], "r");
+	if (!f)
+		close(fds[0]);	/* the child then dies of SIGPIPE */
 	while (f && getline(&l, &cap, f) > 0) {
 		l[strcspn(l, "\n")] = '\0';
 		line_in(r, l);
@@ -202,66 +204,46 @@ static size_t matched(const struct result *k, bool all, size_t *idx)
 	size_t n = 0;
 
 	for (size_t i = 0; i < k->np; i++)
-		if (all || k->p[i].n || k->p[i].explicit_)
+		if (all || k->p[i].n || k->p[i].is_explicit)
 			idx[n++] = i;
 	return n;
 }
 
-static void table(const struct trace *t, const struct result *k0,
-		  const struct result *m, int nm, bool at_kernel)
+/* Within 1% of the kernel's count? */
+static bool within_1pct(uint64_t n, uint64_t kernel)
 {
-	struct result kk = *k0, *k = &kk;
-	size_t np, *idx = calloc(k0->np + 1, sizeof(*idx));
-	struct purge *kp = calloc(k0->np + 1, sizeof(*kp));
+	uint64_t d = n > kernel ? n - kernel : kernel - n;
 
-	if (!idx || !kp) {
-		free(idx);
-		free(kp);
-		return;
-	}
-	kk.np = matched(k0, at_kernel, idx);
-	for (size_t i = 0; i < kk.np; i++)
-		kp[i] = k0->p[idx[i]];
-	kk.p = kp;
-	np = k->np;
+	return (double)d * 100 <= (double)kernel;
+}
 
-	printf("%s: %zu allocations (%zu failed), %zu frees, %zu purges; "
-	       "kernel %s, ", t->path, t->nalloc, t->nfailed, t->nfree,
-	       t->npurge, t->kernel[0] ? t->kernel : "unknown");
-	if (t->cpus)
-		printf("%llu CPUs, ", (unsigned long long)t->cpus);
-	printf("nr_lazy_max %llu pages; %zu %s\n\n",
-	       (unsigned long long)t->nr_lazy_max, t->nsnap,
-	       t->raw ? "areas inferred older than the dump (a raw dump)"
-		      : "snapshot areas");
-	printf("purges %s; %zu empty re-runs of the kernel's drain not "
-	       "compared\n", at_kernel ? "at the kernel's moments "
-	       "(--purge-at kernel: vmap's threshold off)" :
-	       "by vmap's own threshold (lazy_max_pages = nr_lazy_max)",
-	       k0->np - k->np);
+/* One row per purge: areas (and the difference), then where and how wide;
+ * k holds only the kernel purges compared (matched()). */
+static void table_purges(const struct result *k, const struct result *m,
+			 int nm)
+{
+	size_t np = k->np;
+
 	printf("%-34s %16s", "purges, matched in order", "kernel");
-	for (int j = 0; j < nm; j++)
+	for (int j = 0; j < nm; j++) {
 		printf(" %18s", m[j].mode);
-	printf("\n");
-	for (int j = 0; j < nm; j++)
 		if (m[j].np > np)
 			np = m[j].np;
+	}
 	for (size_t i = 0; i < np; i++) {
 		char lab[64];
 
 		snprintf(lab, sizeof(lab), "  #%zu areas%s", i + 1,
-			 i < k->np && k->p[i].explicit_ ? " (explicit)" : "");
-		printf("%-34s", lab);
+			 i < k->np && k->p[i].is_explicit ? " (explicit)" : "");
+		printf("\n%-34s", lab);
 		if (i < k->np)
 			printf(" %16llu", (unsigned long long)k->p[i].n);
 		else
 			printf(" %16s", "-");
 		for (int j = 0; j < nm; j++) {
-			if (i >= m[j].np) {
+			if (i >= m[j].np)
 				printf(" %18s", "-");
-				continue;
-			}
-			if (i < k->np && k->p[i].n)
+			else if (i < k->np && k->p[i].n)
 				printf(" %9llu (%+5.1f%%)",
 				       (unsigned long long)m[j].p[i].n,
 				       pct((double)m[j].p[i].n -
@@ -283,44 +265,54 @@ static void table(const struct trace *t, const struct result *k0,
 				       mib(m[j].p[i].lo, m[j].p[i].hi));
 			else
 				printf(" %18s", "-");
-		printf("\n");
 	}
-	printf("%-34s %16s", "purges within 1% of the kernel's", "");
+	printf("\n%-34s %16s", "purges within 1% of the kernel's", "");
 	for (int j = 0; j < nm; j++) {
 		size_t ok = 0;
 
 		for (size_t i = 0; i < k->np && i < m[j].np; i++)
-			ok += 100 * (m[j].p[i].n > k->p[i].n
-					     ? m[j].p[i].n - k->p[i].n
-					     : k->p[i].n - m[j].p[i].n) <=
-			      k->p[i].n;
+			ok += within_1pct(m[j].p[i].n, k->p[i].n);
 		printf(" %11zu of %-3zu", ok, k->np);
 	}
-	/* Did vmap purge in the very free that made the kernel queue its
-	 * drain?  And how late did the kernel's drain run? */
-	{
-		size_t nt = 0, late_max = 0;
+}
 
-		for (size_t i = 0; i < k->np; i++)
-			if (k->p[i].trigger != NO_TRIGGER) {
-				nt++;
-				if (k->p[i].late > late_max)
-					late_max = k->p[i].late;
-			}
-		printf("\n%-34s %16s", "purged in the free that queued "
-		       "the", "");
-		printf("\n%-34s %10zu frees", "  kernel's drain (which ran up to",
-		       late_max);
-		for (int j = 0; j < nm; j++) {
-			size_t same = 0;
+/* Did vmap purge in the very free that made the kernel queue its drain,
+ * and how late did the kernel's drain run? */
+static void table_triggers(const struct result *k, const struct result *m,
+			   int nm)
+{
+	size_t queued = 0, late_max = 0;
 
-			for (size_t i = 0; i < k->np && i < m[j].np; i++)
-				same += k->p[i].trigger != NO_TRIGGER &&
-					m[j].p[i].at == k->p[i].trigger;
-			printf(" %11zu of %-3zu", same, nt);
+	for (size_t i = 0; i < k->np; i++)
+		if (k->p[i].trigger != NO_TRIGGER) {
+			queued++;
+			if (k->p[i].late > late_max)
+				late_max = k->p[i].late;
 		}
-		printf("\n%-34s", "  later)");
+	printf("\n%-34s %10zu frees", "kernel's drain ran after up to",
+	       late_max);
+	printf("\n%-34s %16s", "purged in the free that queued it", "");
+	for (int j = 0; j < nm; j++) {
+		size_t same = 0;
+
+		for (size_t i = 0; i < k->np && i < m[j].np; i++)
+			same += k->p[i].trigger != NO_TRIGGER &&
+				m[j].p[i].at == k->p[i].trigger;
+		printf(" %11zu of %-3zu", same, queued);
 	}
+}
+
+/* Where allocations landed against the kernel's address, and why not. */
+static void table_placement(const struct result *m, int nm)
+{
+	/* log2 buckets of pages: hist[][b] holds distances in
+	 * [2^(b-1), 2^b) */
+	static const struct { int lo, hi; const char *what; } bands[] = {
+		{ 0, 4, "< 16 pages" }, { 5, 8, "16-255 pages" },
+		{ 9, 12, "256-4095 pages" }, { 13, 16, "4096-65535 pages" },
+		{ 17, 65, ">= 65536 pages" },
+	};
+
 	printf("\n\n%-34s %16s", "placement", "");
 	for (int j = 0; j < nm; j++)
 		printf(" %18s", m[j].mode);
@@ -338,41 +330,39 @@ static void table(const struct trace *t, const struct result *k0,
 	printf("\n  %-32s %16s", "vmap failed, kernel did not", "");
 	for (int j = 0; j < nm; j++)
 		printf(" %18llu", (unsigned long long)m[j].failed);
-	/* How far from the kernel's address, when not at it: log2 buckets
-	 * of pages (hist[][b]: distances in [2^(b-1), 2^b)). */
-	static const struct { int lo, hi; const char *what; } bands[] = {
-		{ 0, 4, "< 16 pages" }, { 5, 8, "16-255 pages" },
-		{ 9, 12, "256-4095 pages" }, { 13, 16, "4096-65535 pages" },
-		{ 17, 65, ">= 65536 pages" },
-	};
 	printf("\n  %-32s", "distance, when not at it:");
-	for (size_t k = 0; k < sizeof(bands) / sizeof(bands[0]); k++) {
-		printf("\n    %-30s %16s", bands[k].what, "");
+	for (size_t b = 0; b < sizeof(bands) / sizeof(bands[0]); b++) {
+		printf("\n    %-30s %16s", bands[b].what, "");
 		for (int j = 0; j < nm; j++) {
 			uint64_t n = 0;
 
-			for (int x = bands[k].lo; x <= bands[k].hi; x++)
+			for (int x = bands[b].lo; x <= bands[b].hi; x++)
 				n += m[j].hist[0][x] + m[j].hist[1][x];
 			printf(" %7llu (%5.1f%%)", (unsigned long long)n,
 			       pct((double)n, (double)(m[j].placed -
 						       m[j].exact)));
 		}
 	}
-	/* In words: what explains most of the differences, per mode. */
+}
+
+/* In words: what explains most of the differences, per mode; and time. */
+static void table_summary(const struct result *m, int nm)
+{
+	static const char *const why[6] = {
+		"the kernel took back an area of the same size it had "
+		"freed: its per-CPU node pools, not a lowest-fit search",
+		"vmap's lowest fit found a lower range the kernel did not "
+		"take (held in its pools, or skipped by its size + align - 1 "
+		"search)",
+		"vmap placed higher (its own pools)",
+		"the kernel's range was still lazy in vmap: the two purged "
+		"at different moments",
+		"vmap had placed an earlier area there",
+		"outside vmap's spans",
+	};
+
 	printf("\n");
 	for (int j = 0; j < nm; j++) {
-		static const char *const why[6] = {
-			"the kernel took back an area of the same size it had "
-			"freed: its per-CPU node pools, not a lowest-fit search",
-			"vmap's lowest fit found a lower range the kernel did "
-			"not take (held in its pools, or skipped by its "
-			"size + align - 1 search)",
-			"vmap placed higher (its own pools)",
-			"the kernel's range was still lazy in vmap: the two "
-			"purged at different moments",
-			"vmap had placed an earlier area there",
-			"outside vmap's spans",
-		};
 		int top = 0;
 
 		for (int c = 1; c < 6; c++)
@@ -391,6 +381,43 @@ static void table(const struct trace *t, const struct result *k0,
 		else
 			printf(" %18s", "-");
 	printf("\n");
+}
+
+static void table(const struct trace *t, const struct result *kernel,
+		  const struct result *m, int nm, bool at_kernel)
+{
+	struct result compared = *kernel;
+	size_t *idx = calloc(kernel->np + 1, sizeof(*idx));
+	struct purge *kp = calloc(kernel->np + 1, sizeof(*kp));
+
+	if (!idx || !kp) {
+		fprintf(stderr, "vmap-trace replay: out of memory\n");
+		free(idx);
+		free(kp);
+		return;
+	}
+	compared.np = matched(kernel, at_kernel, idx);
+	for (size_t i = 0; i < compared.np; i++)
+		kp[i] = kernel->p[idx[i]];
+	compared.p = kp;
+	printf("%s: %zu allocations (%zu failed), %zu frees, %zu purges; "
+	       "kernel %s, ", t->path, t->nalloc, t->nfailed, t->nfree,
+	       t->npurge, t->kernel[0] ? t->kernel : "unknown");
+	if (t->cpus)
+		printf("%llu CPUs, ", (unsigned long long)t->cpus);
+	printf("nr_lazy_max %llu pages; %zu %s\n\n",
+	       (unsigned long long)t->nr_lazy_max, t->nsnap,
+	       t->raw ? "areas inferred older than the dump (a raw dump)"
+		      : "snapshot areas");
+	printf("purges %s; %zu empty re-runs of the kernel's drain not "
+	       "compared\n", at_kernel ? "at the kernel's moments "
+	       "(--purge-at kernel: vmap's threshold off)" :
+	       "by vmap's own threshold (lazy_max_pages = nr_lazy_max)",
+	       kernel->np - compared.np);
+	table_purges(&compared, m, nm);
+	table_triggers(&compared, m, nm);
+	table_placement(m, nm);
+	table_summary(m, nm);
 	free(idx);
 	free(kp);
 }
@@ -433,7 +460,7 @@ static void json_out(FILE *f, const struct trace *t, const struct result *k,
 			k->p[i].at, (unsigned long long)k->p[i].n,
 			(unsigned long long)k->p[i].lo,
 			(unsigned long long)k->p[i].hi,
-			k->p[i].explicit_ ? "true" : "false");
+			k->p[i].is_explicit ? "true" : "false");
 		if (k->p[i].trigger == NO_TRIGGER)
 			fprintf(f, "null}");
 		else
@@ -729,7 +756,7 @@ static int parse(int argc, char **argv, struct opts *o)
  * there (left out with a note when not asked for by name). */
 static int modes(struct opts *o, struct result *m, int *nm)
 {
-	char *tok, *save, exe[PATH_MAX];
+	char *tok, *save, exe[PATH_MAX] = "";
 
 	*nm = 0;
 	for (tok = strtok_r(o->modes, ",", &save); tok;
@@ -765,7 +792,7 @@ static int modes(struct opts *o, struct result *m, int *nm)
 	return *nm ? 0 : -1;
 }
 
-int replay_main(int argc, char **argv, const char *self)
+int replay_main(int argc, char **argv)
 {
 	struct opts o = { .modes = "seed,pool,legacy", .rounds = "5" };
 	char dir[] = "/tmp/vmap-trace.XXXXXX", seg[PATH_MAX + 64];
@@ -777,7 +804,6 @@ int replay_main(int argc, char **argv, const char *self)
 	struct result k = { .mode = "kernel" }, m[MAX_MODES] = { 0 };
 	struct outfile json = { 0 }, png = { 0 };
 
-	(void)self;
 	if (parse(argc, argv, &o) || modes(&o, m, &nm))
 		return 2;
 	if (o.png && !in_path("gnuplot")) {
@@ -786,10 +812,13 @@ int replay_main(int argc, char **argv, const char *self)
 		return 1;
 	}
 	/* Outputs first: a path that cannot be written fails now. */
-	if ((o.json && out_open(&json, o.json, 0644)) ||
-	    (o.png && out_open(&png, o.png, 0644))) {
-		fprintf(stderr, "vmap-trace replay: %s: %s\n",
-			json.path && !png.path ? o.json : o.png ? o.png : o.json,
+	if (o.json && out_open(&json, o.json, 0644)) {
+		fprintf(stderr, "vmap-trace replay: %s: %s\n", o.json,
+			strerror(errno));
+		goto out;
+	}
+	if (o.png && out_open(&png, o.png, 0644)) {
+		fprintf(stderr, "vmap-trace replay: %s: %s\n", o.png,
 			strerror(errno));
 		goto out;
 	}

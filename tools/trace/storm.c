@@ -11,7 +11,6 @@
  *                                   seccomp filter (a BPF program: vmalloc
  *                                   of its own) and exit, ROUNDS times
  */
-#include <errno.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <pthread.h>
@@ -34,11 +33,16 @@ static int threads(int n)
 
 	if (!t)
 		return -1;
-	for (; made < n; made++)
-		if (pthread_create(&t[made], NULL, nothing, NULL)) {
+	for (; made < n; made++) {
+		int e = pthread_create(&t[made], NULL, nothing, NULL);
+
+		if (e) {
+			fprintf(stderr, "vmap-storm: thread %d: %s\n", made,
+				strerror(e));
 			rc = -1;
 			break;
 		}
+	}
 	for (int i = 0; i < made; i++)
 		pthread_join(t[i], NULL);
 	free(t);
@@ -62,11 +66,14 @@ static int procs(int n, int seccomp)
 {
 	int rc = 0, status;
 
-	for (int i = 0; i < n; i++) {
+	for (int i = 0; i < n && !rc; i++) {
 		pid_t pid = fork();
 
-		if (pid < 0)
-			return -1;
+		if (pid < 0) {
+			perror("vmap-storm: fork");
+			rc = -1;	/* reap the ones made, then fail */
+			break;
+		}
 		if (pid == 0) {
 			if (seccomp)
 				filter();
@@ -74,8 +81,12 @@ static int procs(int n, int seccomp)
 		}
 	}
 	while (wait(&status) > 0)
-		if (!WIFEXITED(status) || WEXITSTATUS(status))
+		if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+			if (!rc)
+				fprintf(stderr, "vmap-storm: a child failed "
+					"(seccomp refused?)\n");
 			rc = -1;
+		}
 	return rc;
 }
 
@@ -96,10 +107,11 @@ int main(int argc, char **argv)
 			rc = procs(n, 0);
 		else if (!strcmp(argv[1], "seccomp"))
 			rc = procs(n, 1);
-		else
+		else {
+			fprintf(stderr, "vmap-storm: '%s': threads, procs or "
+				"seccomp\n", argv[1]);
 			return 2;
+		}
 	}
-	if (rc)
-		fprintf(stderr, "vmap-storm: %s\n", strerror(errno));
 	return rc ? 1 : 0;
 }

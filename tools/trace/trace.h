@@ -16,7 +16,10 @@
  *             pool or legacy), in a process of its own; prints its results
  *   report.c  `vmap-trace replay`: runs each mode's child, compares with the
  *             kernel, prints the table, --json, --plot
- *   memory.c  `vmap-trace replay --memory`: strace logs on a memory space
+ *   outfile.c result files, all or nothing
+ *   memory.c  `vmap-trace replay --memory`: strace logs on a memory space,
+ *             read by strace.c (lines, order) and mplan.c (the model)
+ *   storm.c   vmap-storm, work for the kernel's vmalloc (its own program)
  *
  * Every mode's replay runs in a child process (the legacy mode is another
  * executable, vmap-trace-legacy, built from these sources against the
@@ -31,6 +34,9 @@
 #include <stdio.h>
 
 #define TRACE_FORMAT_VERSION 1
+
+/* The kernel's names of its three vmalloc events, by enum ev_kind. */
+extern const char *const trace_events[3];
 
 enum ev_kind {
 	EV_ALLOC,	/* alloc_vmap_area */
@@ -125,6 +131,8 @@ int trace_read_as(const char *path, const char *name, struct trace *t);
 int trace_check(struct trace *t);
 void trace_free(struct trace *t);
 int trace_write(const struct trace *t, FILE *f);
+/* Append a snapshot area (an error naming line if out of memory). */
+int trace_push_snap(struct trace *t, const struct snap *s, uint64_t line);
 /* One line of a raw tracefs dump, appended to t (record.c reads trace_pipe
  * with it).  s is modified. */
 int trace_raw_line(struct trace *t, char *s, uint64_t line);
@@ -135,8 +143,9 @@ int trace_error(const struct trace *t, uint64_t line, const char *fmt, ...)
 
 /* A result file, all or nothing (outfile.c).  out_open makes the
  * temporary file at once (errors: errno set, -1); out_file is where to
- * write; out_commit puts it in place (-1 on any write error: nothing is
- * left); out_abort leaves nothing. */
+ * write; out_commit puts it in place (-1 on any write error: a regular
+ * file is then left as it was; what was written through a device, FIFO or
+ * symlink stays written); out_abort undoes what it can. */
 struct outfile {
 	const char *path;
 	char tmp[4096];
@@ -151,7 +160,7 @@ void out_abort(struct outfile *o);
 
 /* The subcommands. */
 int record_main(int argc, char **argv);
-int replay_main(int argc, char **argv, const char *self);
+int replay_main(int argc, char **argv);
 int replay_child_main(int argc, char **argv);
 int memory_main(int argc, char **argv);
 

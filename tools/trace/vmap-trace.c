@@ -57,7 +57,7 @@ static int check_main(int argc, char **argv)
 	else
 		printf("  snapshot: %zu areas; %zu events inside it "
 		       "reconciled\n", t.nsnap, t.skipped);
-	printf("  %zu purges put where the kernel took its lists (check.c); "
+	printf("  %zu purges put where the kernel took its lists; "
 	       "%zu areas purged beyond what was freed\n", t.reordered,
 	       t.purge_slack);
 out:
@@ -81,7 +81,7 @@ int main(int argc, char **argv)
 		for (int i = 2; i < argc; i++)
 			if (!strcmp(argv[i], "--memory"))
 				return memory_main(argc - 1, argv + 1);
-		return replay_main(argc - 1, argv + 1, argv[0]);
+		return replay_main(argc - 1, argv + 1);
 	}
 	fprintf(stderr, "vmap-trace: unknown command '%s'\n", argv[1]);
 	return usage(stderr, 2);
