@@ -37,6 +37,7 @@ struct purge {
 				   nr_lazy_max and queued its drain, or
 				   NO_TRIGGER */
 	size_t late;		/* ... frees between it and the purge */
+	size_t reruns;		/* the kernel's: re-runs folded into it */
 };
 
 #define NO_TRIGGER SIZE_MAX
@@ -86,7 +87,7 @@ static void line_in(struct result *r, char *l)
 	if (sscanf(l, "purge %llu %llu %llx %llx", &a, &b, &c, &d) == 4 &&
 	    a < r->nev)
 		push(r, (struct purge){ (size_t)a, b, c, d, false,
-					NO_TRIGGER, 0 });
+					NO_TRIGGER, 0, 0 });
 	else if (sscanf(l, "ns_per_op %lf", &r->ns_per_op) == 1 ||
 		 sscanf(l, "ns_per_op_min %lf", &r->ns_min) == 1)
 		;
@@ -168,12 +169,19 @@ static double mib(uint64_t lo, uint64_t hi)
 	return hi > lo ? (double)(hi - lo) / (1 << 20) : 0;
 }
 
-/* The kernel's purges, each with the free that triggered it: the first
+/*
+ * The kernel's purges, each with the free that triggered it: the first
  * since the last purge whose nr_lazy passed nr_lazy_max (the kernel then
- * queues its drain work, which purges when a worker runs it). */
+ * queues its drain work, which purges when a worker runs it).  After a
+ * purge, nr_lazy stays high until the purge has subtracted what it took, so
+ * a free then counts only once the pages freed since the purge pass the
+ * threshold too -- else the drain's re-run would look triggered.
+ */
 static void kernel_purges(const struct trace *t, struct result *k)
 {
 	size_t trigger = NO_TRIGGER, frees = 0;
+	uint64_t since = 0;	/* pages freed since the last purge */
+	bool purged = false;
 
 	for (size_t i = 0; i < t->nev; i++) {
 		const struct ev *e = &t->ev[i];
@@ -181,8 +189,10 @@ static void kernel_purges(const struct trace *t, struct result *k)
 		if (e->flags & EVF_SKIP)
 			continue;
 		if (e->kind == EV_FREE) {
+			since += e->size / t->page_size;
 			if (trigger == NO_TRIGGER &&
-			    e->f.nr_lazy > e->f.nr_lazy_max)
+			    e->f.nr_lazy > e->f.nr_lazy_max &&
+			    (!purged || since > e->f.nr_lazy_max))
 				trigger = i, frees = 0;
 			else if (trigger != NO_TRIGGER)
 				frees++;
@@ -191,22 +201,41 @@ static void kernel_purges(const struct trace *t, struct result *k)
 			continue;
 		push(k, (struct purge){ i, e->p.npurged, e->p.start, e->p.end,
 					e->flags & EVF_EXPLICIT, trigger,
-					frees });
+					frees, 0 });
 		trigger = NO_TRIGGER;
+		since = 0;
+		purged = true;
 	}
 }
 
-/* The kernel's purges vmap is compared with: all but the drain's empty
- * re-runs, which vmap has no reason to make (with --purge-at kernel, all:
- * the replay makes each). */
-static size_t matched(const struct result *k, bool all, size_t *idx)
+/*
+ * The kernel's purges vmap is compared with, into out; how many were
+ * folded.  A re-run of the kernel's drain (queued again by frees that came
+ * while it ran: no trigger of its own, not explicit) finishes the batch
+ * before it, which vmap takes in one purge: it is folded into that one.
+ * With --purge-at kernel the replay makes every purge: none is folded.
+ */
+static size_t matched(const struct result *k, bool all, struct purge *out,
+		      size_t *nout)
 {
 	size_t n = 0;
 
-	for (size_t i = 0; i < k->np; i++)
-		if (all || k->p[i].n || k->p[i].is_explicit)
-			idx[n++] = i;
-	return n;
+	for (size_t i = 0; i < k->np; i++) {
+		const struct purge *p = &k->p[i];
+
+		if (all || !n || p->is_explicit || p->trigger != NO_TRIGGER) {
+			out[n++] = *p;
+			continue;
+		}
+		out[n - 1].n += p->n;
+		out[n - 1].reruns++;
+		if (p->n && p->lo < out[n - 1].lo)
+			out[n - 1].lo = p->lo;
+		if (p->hi > out[n - 1].hi)
+			out[n - 1].hi = p->hi;
+	}
+	*nout = n;
+	return k->np - n;
 }
 
 /* Within 1% of the kernel's count? */
@@ -233,8 +262,9 @@ static void table_purges(const struct result *k, const struct result *m,
 	for (size_t i = 0; i < np; i++) {
 		char lab[64];
 
-		snprintf(lab, sizeof(lab), "  #%zu areas%s", i + 1,
-			 i < k->np && k->p[i].is_explicit ? " (explicit)" : "");
+		snprintf(lab, sizeof(lab), "  #%zu areas%s%s", i + 1,
+			 i < k->np && k->p[i].is_explicit ? " (explicit)" : "",
+			 i < k->np && k->p[i].reruns ? " (+)" : "");
 		printf("\n%-34s", lab);
 		if (i < k->np)
 			printf(" %16llu", (unsigned long long)k->p[i].n);
@@ -387,18 +417,14 @@ static void table(const struct trace *t, const struct result *kernel,
 		  const struct result *m, int nm, bool at_kernel)
 {
 	struct result compared = *kernel;
-	size_t *idx = calloc(kernel->np + 1, sizeof(*idx));
 	struct purge *kp = calloc(kernel->np + 1, sizeof(*kp));
+	size_t folded;
 
-	if (!idx || !kp) {
+	if (!kp) {
 		fprintf(stderr, "vmap-trace replay: out of memory\n");
-		free(idx);
-		free(kp);
 		return;
 	}
-	compared.np = matched(kernel, at_kernel, idx);
-	for (size_t i = 0; i < compared.np; i++)
-		kp[i] = kernel->p[idx[i]];
+	folded = matched(kernel, at_kernel, kp, &compared.np);
 	compared.p = kp;
 	printf("%s: %zu allocations (%zu failed), %zu frees, %zu purges; "
 	       "kernel %s, ", t->path, t->nalloc, t->nfailed, t->nfree,
@@ -409,16 +435,15 @@ static void table(const struct trace *t, const struct result *kernel,
 	       (unsigned long long)t->nr_lazy_max, t->nsnap,
 	       t->raw ? "areas inferred older than the dump (a raw dump)"
 		      : "snapshot areas");
-	printf("purges %s; %zu empty re-runs of the kernel's drain not "
-	       "compared\n", at_kernel ? "at the kernel's moments "
+	printf("purges %s; %zu re-runs of the kernel's drain folded into "
+	       "the purge before (+)\n", at_kernel ? "at the kernel's moments "
 	       "(--purge-at kernel: vmap's threshold off)" :
 	       "by vmap's own threshold (lazy_max_pages = nr_lazy_max)",
-	       kernel->np - compared.np);
+	       folded);
 	table_purges(&compared, m, nm);
 	table_triggers(&compared, m, nm);
 	table_placement(m, nm);
 	table_summary(m, nm);
-	free(idx);
 	free(kp);
 }
 
